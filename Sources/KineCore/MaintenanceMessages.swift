@@ -1,0 +1,97 @@
+/// Plain Swift values for the etcd Maintenance and Cluster services (the parts kine serves).
+
+public struct StatusResponse: Sendable, Hashable {
+    public var header: ResponseHeader
+    public var version: String
+    public var dbSize: Int64
+    public var leader: UInt64
+    public var raftIndex: UInt64
+    public var raftTerm: UInt64
+    public var raftAppliedIndex: UInt64
+    public var errors: [String]
+    public var dbSizeInUse: Int64
+    public var isLearner: Bool
+
+    public init(
+        header: ResponseHeader = .init(), version: String = "", dbSize: Int64 = 0, leader: UInt64 = 0,
+        raftIndex: UInt64 = 0, raftTerm: UInt64 = 0, raftAppliedIndex: UInt64 = 0, errors: [String] = [],
+        dbSizeInUse: Int64 = 0, isLearner: Bool = false
+    ) {
+        self.header = header
+        self.version = version
+        self.dbSize = dbSize
+        self.leader = leader
+        self.raftIndex = raftIndex
+        self.raftTerm = raftTerm
+        self.raftAppliedIndex = raftAppliedIndex
+        self.errors = errors
+        self.dbSizeInUse = dbSizeInUse
+        self.isLearner = isLearner
+    }
+}
+
+public struct AlarmRequest: Sendable, Hashable {
+    public enum Action: Int32, Sendable { case get = 0, activate = 1, deactivate = 2 }
+    public var action: Int32
+    public var memberID: UInt64
+    public var alarm: Int32
+    public init(action: Int32 = 0, memberID: UInt64 = 0, alarm: Int32 = 0) {
+        self.action = action
+        self.memberID = memberID
+        self.alarm = alarm
+    }
+}
+
+public struct AlarmMember: Sendable, Hashable {
+    public var memberID: UInt64
+    public var alarm: Int32
+    public init(memberID: UInt64, alarm: Int32) {
+        self.memberID = memberID
+        self.alarm = alarm
+    }
+}
+
+public struct AlarmResponse: Sendable, Hashable {
+    public var header: ResponseHeader
+    public var alarms: [AlarmMember]
+    public init(header: ResponseHeader = .init(), alarms: [AlarmMember] = []) {
+        self.header = header
+        self.alarms = alarms
+    }
+}
+
+public struct Member: Sendable, Hashable {
+    public var id: UInt64
+    public var name: String
+    public var peerURLs: [String]
+    public var clientURLs: [String]
+    public var isLearner: Bool
+    public init(id: UInt64, name: String, peerURLs: [String], clientURLs: [String], isLearner: Bool = false) {
+        self.id = id
+        self.name = name
+        self.peerURLs = peerURLs
+        self.clientURLs = clientURLs
+        self.isLearner = isLearner
+    }
+}
+
+public struct MemberListResponse: Sendable, Hashable {
+    public var header: ResponseHeader
+    public var members: [Member]
+    public init(header: ResponseHeader = .init(), members: [Member] = []) {
+        self.header = header
+        self.members = members
+    }
+}
+
+/// `HashKVResponse`: a stable hash of the keyspace up to a revision.
+public struct HashKVResponse: Sendable, Hashable {
+    public var header: ResponseHeader
+    public var hash: UInt32
+    public var compactRevision: Int64
+    public init(header: ResponseHeader = .init(), hash: UInt32 = 0, compactRevision: Int64 = 0) {
+        self.header = header
+        self.hash = hash
+        self.compactRevision = compactRevision
+    }
+}

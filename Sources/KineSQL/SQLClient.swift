@@ -1,0 +1,26 @@
+/// What the store needs from a database: run statements, and hold a session for a transaction.
+public protocol SQLClient: Sendable {
+    /// Runs the statements as one pipeline on some pooled connection, one round trip, and returns
+    /// one result per statement in order. Each statement runs in its own implicit transaction
+    /// unless the pipeline itself contains BEGIN/COMMIT. Fails with the first error.
+    func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
+
+    /// Runs `body` with a connection reserved for it, so a transaction may span several
+    /// pipelines. If `body` throws while a transaction is open, it is rolled back.
+    func withSession<T: Sendable>(
+        _ body: (any SQLSession) async throws -> T
+    ) async throws -> T
+}
+
+/// A connection reserved by `SQLClient.withSession`.
+public protocol SQLSession: Sendable {
+    func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
+}
+
+extension SQLClient {
+    /// Convenience: one statement.
+    public func query(_ sql: String, _ parameters: [SQLValue] = [], name: String? = nil) async throws(SQLError) -> SQLResult {
+        let results = try await pipeline([SQLStatement(sql, parameters, name: name)])
+        return results[0]
+    }
+}
