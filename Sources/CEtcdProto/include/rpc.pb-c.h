@@ -356,7 +356,7 @@ struct  Etcdserverpb__Compare
   Etcdserverpb__Compare__CompareTarget target;
   ProtobufCBinaryData key;
   /*
-   * Numbers 9..63 are reserved upstream for more target_union members.
+   * Field 64 because upstream keeps 9..63 free for future target_union members.
    */
   ProtobufCBinaryData range_end;
   Etcdserverpb__Compare__TargetUnionCase target_union_case;
