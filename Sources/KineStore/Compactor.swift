@@ -1,0 +1,48 @@
+import KineCore
+import KineSQL
+import Logging
+
+/// Physical compaction in batches of revisions, each its own short transaction, so writers are
+/// never held up for long. The compacted revision is recorded where Go kine keeps it: the
+/// `prev_revision` of the `compact_rev_key` row, advanced with every batch.
+struct Compactor: Sendable {
+    let client: any SQLClient
+    let batchSize: Int64
+    let logger: Logger
+
+    /// Deletes, for ids in `(low, high]`, every row superseded by such a row and every tombstone,
+    /// then moves the mark from `low` to `high` (Go kine's compaction SQL with a lower bound).
+    static let deleteBatch = """
+        DELETE FROM kine AS kv USING (SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' \
+        AND kp.prev_revision != 0 AND kp.id > $1 AND kp.id <= $2 UNION SELECT kd.id AS id FROM kine AS kd \
+        WHERE kd.deleted != 0 AND kd.id > $1 AND kd.id <= $2) AS ks WHERE kv.id = ks.id
+        """
+    static let moveMark = "UPDATE kine SET prev_revision = $2 WHERE name = 'compact_rev_key' AND prev_revision = $1"
+
+    /// Compacts from `from` (the current mark) up to `target`. Stops early, without error, if
+    /// another process moved the mark meanwhile.
+    func compact(from: Int64, to target: Int64) async throws(SQLError) {
+        var low = from
+        var deleted = 0
+        let started = ContinuousClock.now
+        while low < target {
+            let high = min(low + batchSize, target)
+            let results = try await client.withSessionPipeline([
+                StoreSQL.begin,
+                SQLStatement(Self.deleteBatch, [.int64(low), .int64(high)], name: "c_delete"),
+                SQLStatement(Self.moveMark, [.int64(low), .int64(high)], name: "c_mark"),
+                StoreSQL.commit,
+            ])
+            deleted += results[1].affectedRows
+            if results[2].affectedRows == 0 {
+                logger.info("compaction mark moved by another process; stopping", metadata: ["kine.revision": "\(low)"])
+                return
+            }
+            low = high
+        }
+        logger.info("compacted", metadata: [
+            "kine.from": "\(from)", "kine.to": "\(target)", "kine.deletedRows": "\(deleted)",
+            "kine.duration": "\(ContinuousClock.now - started)",
+        ])
+    }
+}

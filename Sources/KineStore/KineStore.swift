@@ -1,0 +1,98 @@
+public import KineCore
+public import KineSQL
+public import Logging
+
+/// MVCC over the kine table: the etcd KV semantics, backed by any `SQLClient`.
+public final class KineStore: Sendable {
+    public struct Configuration: Sendable {
+        /// Go kine's `KINE_SCHEMA_MIGRATION` level (0 = none).
+        public var schemaMigrationLevel: Int = 0
+        /// Revisions per compaction transaction (Go kine's `--compact-batch-size`).
+        public var compactBatchSize: Int64 = 1000
+        /// Most write requests in one group commit.
+        public var maxWriteBatch: Int = 1000
+        public var maxTxnOps: Int = RequestValidation.defaultMaxTxnOps
+
+        public init() {}
+    }
+
+    private let reader: Reader
+    private let writer: Writer
+    private let compactor: Compactor
+    private let configuration: Configuration
+    private let client: any SQLClient
+
+    /// Prepares the schema (creating or adopting the kine table) and returns a store whose
+    /// Writer starts with `run()`.
+    public static func open(
+        client: any SQLClient, configuration: Configuration = .init(), logger: Logger,
+        onCommit: @escaping @Sendable ([CommittedRow]) -> Void = { _ in }
+    ) async throws -> KineStore {
+        let legacy = try await Schema.prepare(client, migrationLevel: configuration.schemaMigrationLevel, logger: logger)
+        try await Schema.ensureBookkeepingRows(client)
+        return KineStore(client: client, sql: StoreSQL(legacyCollation: legacy), configuration: configuration, logger: logger, onCommit: onCommit)
+    }
+
+    private init(client: any SQLClient, sql: StoreSQL, configuration: Configuration, logger: Logger, onCommit: @escaping @Sendable ([CommittedRow]) -> Void) {
+        self.client = client
+        self.configuration = configuration
+        reader = Reader(client: client, sql: sql)
+        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, onCommit: onCommit)
+        compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
+    }
+
+    /// Runs the Writer until `stop()`.
+    public func run() async { await writer.run() }
+
+    /// Fails queued writes with "server stopped" and ends `run()`.
+    public func stop() { writer.stop() }
+
+    public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
+        try RequestValidation.validate(request)
+        return try await reader.range(request)
+    }
+
+    public func put(_ request: PutRequest) async throws(EtcdError) -> PutResponse {
+        try RequestValidation.validate(request)
+        guard case .put(let response) = try await writer.submit(.put(request)) else { throw Self.mismatch }
+        return response
+    }
+
+    public func deleteRange(_ request: DeleteRangeRequest) async throws(EtcdError) -> DeleteRangeResponse {
+        try RequestValidation.validate(request)
+        guard case .deleteRange(let response) = try await writer.submit(.deleteRange(request)) else { throw Self.mismatch }
+        return response
+    }
+
+    public func txn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
+        try RequestValidation.validate(request, maxOps: configuration.maxTxnOps)
+        guard case .txn(let response) = try await writer.submit(.txn(request)) else { throw Self.mismatch }
+        return response
+    }
+
+    /// etcd Compact: errors for an already compacted or a future revision, else compacts
+    /// physically before answering (whether or not `physical` was asked for).
+    public func compact(_ request: CompactionRequest) async throws(EtcdError) -> CompactionResponse {
+        let (current, compacted) = try await reader.revisions()
+        if request.revision <= compacted { throw .compacted }
+        if request.revision > current { throw .futureRevision }
+        do {
+            try await compactor.compact(from: compacted, to: request.revision)
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+        return CompactionResponse(header: ResponseHeader(revision: current))
+    }
+
+    public func revisions() async throws(EtcdError) -> (current: Int64, compact: Int64) {
+        try await reader.revisions()
+    }
+
+    /// Bytes the kine table uses on disk, indexes included (etcd Status `dbSize`).
+    public func databaseSize() async throws(EtcdError) -> Int64 {
+        let rows = try await reader.run([SQLStatement("SELECT pg_total_relation_size('kine')", name: "db_size")])
+        return rows[0].rows.first?.int64(0) ?? 0
+    }
+
+    private static let mismatch = EtcdError(.internal, "kine: writer answered with the wrong response kind")
+}

@@ -1,0 +1,87 @@
+import KineCore
+import KineSQL
+import Logging
+
+/// Creates or adopts the kine table.
+///
+/// The table, its sequence and its six indexes are Go kine's (v0.13+ DDL), so either program
+/// can open a database the other wrote. What etcd needs beyond kine's columns is added as
+/// nullable columns Go kine ignores: `kv_version` (the key's etcd version) and `kv_revision`
+/// (the etcd revision of a multi-row write, NULL when it equals `id`).
+enum Schema {
+    static let statements = [
+        """
+        CREATE TABLE IF NOT EXISTS kine (id BIGSERIAL PRIMARY KEY, name text COLLATE "C", created INTEGER, \
+        deleted INTEGER, create_revision BIGINT, prev_revision BIGINT, lease INTEGER, value bytea, old_value bytea)
+        """,
+        "CREATE INDEX IF NOT EXISTS kine_name_index ON kine (name)",
+        "CREATE INDEX IF NOT EXISTS kine_name_id_index ON kine (name,id)",
+        "CREATE INDEX IF NOT EXISTS kine_id_deleted_index ON kine (id,deleted)",
+        "CREATE INDEX IF NOT EXISTS kine_prev_revision_index ON kine (prev_revision)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision_uindex ON kine (name, prev_revision)",
+        "CREATE INDEX IF NOT EXISTS kine_list_query_index on kine(name, id DESC, deleted)",
+        "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_version BIGINT",
+        "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_revision BIGINT",
+    ]
+
+    /// Go kine's opt-in migrations (`KINE_SCHEMA_MIGRATION`): 1 → BIGINT ids, 2 → `text COLLATE "C"` names.
+    static let migrations = [
+        [
+            "ALTER TABLE kine ALTER COLUMN id SET DATA TYPE BIGINT, ALTER COLUMN create_revision SET DATA TYPE BIGINT, ALTER COLUMN prev_revision SET DATA TYPE BIGINT",
+            "ALTER SEQUENCE kine_id_seq AS BIGINT",
+        ],
+        [#"ALTER TABLE kine ALTER COLUMN name SET DATA TYPE TEXT COLLATE "C" USING name::TEXT COLLATE "C""#],
+    ]
+
+    /// Applies the DDL (idempotent) and returns whether `name` still has a non-byte collation.
+    static func prepare(_ client: any SQLClient, migrationLevel: Int, logger: Logger) async throws(SQLError) -> Bool {
+        // DDL under the writers' lock, so two processes starting together do not race.
+        var statements = [StoreSQL.begin, StoreSQL.lock] + Self.statements.map { SQLStatement($0) }
+        for (index, migration) in migrations.enumerated() where index < migrationLevel {
+            statements += migration.map { SQLStatement($0) }
+        }
+        statements.append(SQLStatement(
+            "SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_name = 'kine' AND column_name = 'name' AND table_schema = current_schema()"))
+        statements.append(StoreSQL.commit)
+        let results = try await client.withSessionPipeline(statements)
+        let collation = results[results.count - 2].rows.first?.text(0) ?? ""
+        let legacy = collation != "C" && collation != "POSIX"
+        if legacy {
+            logger.warning("kine.name does not use the C collation; queries add COLLATE \"C\" (slower). Set KINE_SCHEMA_MIGRATION=2 to migrate.")
+        }
+        return legacy
+    }
+
+    /// Go kine's bookkeeping rows: `compact_rev_key` (its `prev_revision` is the compacted
+    /// revision) and the `/registry/health` key kube-apiserver's health check reads.
+    static func ensureBookkeepingRows(_ client: any SQLClient) async throws(SQLError) {
+        _ = try await client.withSessionPipeline([
+            StoreSQL.begin, StoreSQL.lock,
+            SQLStatement("""
+                INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value) \
+                SELECT COALESCE(MAX(id), 0) + 1, 'compact_rev_key', 1, 0, 0, 0, 0, ''::bytea, NULL FROM kine \
+                HAVING NOT EXISTS (SELECT 1 FROM kine WHERE name = 'compact_rev_key')
+                """),
+            SQLStatement("""
+                INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version) \
+                SELECT COALESCE(MAX(id), 0) + 1, '/registry/health', 1, 0, 0, 0, 0, '{"health":"true"}'::bytea, NULL, 1 FROM kine \
+                HAVING NOT EXISTS (SELECT 1 FROM kine WHERE name = '/registry/health')
+                """),
+            SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))"),
+            StoreSQL.commit,
+        ])
+    }
+}
+
+extension SQLClient {
+    /// A pipeline that must run on one connection (it holds BEGIN…COMMIT).
+    func withSessionPipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
+        do {
+            return try await withSession { session in try await session.pipeline(statements) }
+        } catch let error as SQLError {
+            throw error
+        } catch {
+            throw SQLError(kind: .cancelled, message: "\(error)")
+        }
+    }
+}

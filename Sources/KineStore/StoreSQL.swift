@@ -1,0 +1,148 @@
+import KineCore
+import KineSQL
+
+/// The SQL the store runs, built once per process for the table's `name` column flavour.
+///
+/// Reads pin a revision: rows with `id <= R` never change once `R` is visible, because every
+/// writer commits in id order under one advisory lock (docs/design.md). So the header
+/// revision and the rows of one read come from one statement, and follow-up statements (count)
+/// reuse the pinned revision.
+struct StoreSQL: Sendable {
+    /// `name`, or `name COLLATE "C"` for a legacy (pre-v0.13 Go kine) VARCHAR column whose default
+    /// collation would not order by bytes.
+    let nameExpr: String
+
+    init(legacyCollation: Bool) {
+        nameExpr = legacyCollation ? "name COLLATE \"C\"" : "name"
+    }
+
+    static let internalCompactName = "compact_rev_key"
+    static let lockKey: Int64 = 0x6B69_6E65  // "kine": the one advisory lock every writer takes.
+
+    /// Columns decoded by `StoredRow`, read from a subquery aliased `kv`. For rows Go kine wrote
+    /// (no `kv_version`) the version is derived: 1 for a create row, else the number of rows of
+    /// the key since its create row.
+    static func rowColumns(keysOnly: Bool = false) -> String {
+        let value = keysOnly ? "CASE WHEN kv.name = 'compact_rev_key_apiserver' THEN kv.value END" : "kv.value"
+        return """
+            kv.id, kv.name, kv.created, kv.deleted, kv.create_revision, kv.prev_revision, \(value), \
+            COALESCE(kv.kv_version, CASE WHEN kv.deleted <> 0 THEN 0 WHEN kv.created <> 0 THEN 1 \
+            ELSE (SELECT COUNT(*) FROM kine AS v WHERE v.name = kv.name AND v.id >= kv.create_revision AND v.id <= kv.id) END), \
+            COALESCE(kv.kv_revision, kv.id)
+            """
+    }
+
+    static let innerColumns = "id, name, created, deleted, create_revision, prev_revision, value, kv_version, kv_revision"
+
+    static let headerCTE = """
+        WITH hdr AS (SELECT (SELECT COALESCE(MAX(id), 0) FROM kine) AS cur, \
+        (SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key') AS compact)
+        """
+
+    static let header = """
+        SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
+        (SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key')
+        """
+
+    /// The name predicate for a stored-name range and its parameters, numbered from `first`.
+    func predicate(_ range: KeyRange, first: Int) -> (sql: String, parameters: [SQLValue], shape: String) {
+        switch range {
+        case .single(let name):
+            return ("name = $\(first)", [.text(String(decoding: name, as: UTF8.self))], "s")
+        case .interval(let start, let end?):
+            return (
+                "\(nameExpr) >= $\(first) AND \(nameExpr) < $\(first + 1)",
+                [.text(String(decoding: start, as: UTF8.self)), .text(String(decoding: end, as: UTF8.self))], "b"
+            )
+        case .interval(let start, nil):
+            return ("\(nameExpr) >= $\(first)", [.text(String(decoding: start, as: UTF8.self))], "u")
+        }
+    }
+
+    /// Latest version of every key in `range` at `revision` (id bound expression `bound`), live
+    /// keys only unless `includeDeleted`, in key order.
+    func latestRows(_ predicate: String, bound: String, keysOnly: Bool, includeDeleted: Bool, single: Bool) -> String {
+        let liveFilter = includeDeleted ? "true" : "kv.deleted = 0"
+        if single {
+            return """
+                SELECT \(Self.rowColumns(keysOnly: keysOnly)) FROM (SELECT \(Self.innerColumns) FROM kine \
+                WHERE \(predicate) AND id <= \(bound) ORDER BY id DESC LIMIT 1) AS kv WHERE \(liveFilter)
+                """
+        }
+        return """
+            SELECT \(Self.rowColumns(keysOnly: keysOnly)) FROM (SELECT DISTINCT ON (\(nameExpr)) \(Self.innerColumns) \
+            FROM kine WHERE \(predicate) AND id <= \(bound) ORDER BY \(nameExpr), id DESC) AS kv \
+            WHERE \(liveFilter) AND kv.name <> 'compact_rev_key' ORDER BY kv.\(nameExpr)
+            """
+    }
+
+    /// Range read with its header in one statement: `hdr.cur, hdr.compact, row columns...`,
+    /// one row with NULL row columns when nothing matched.
+    func range(_ range: KeyRange, revision: Int64, limit: Int64?, keysOnly: Bool) -> SQLStatement {
+        let (pred, params, shape) = predicate(range, first: 3)
+        let single = shape == "s"
+        let rows = latestRows(pred, bound: "(CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE hdr.cur END)", keysOnly: keysOnly, includeDeleted: false, single: single)
+        let sql = "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, r.* FROM hdr LEFT JOIN LATERAL (\(rows) LIMIT $2::int8) AS r ON true"
+        return SQLStatement(sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
+    }
+
+    /// Number of live keys in `range` at a pinned revision.
+    func count(_ range: KeyRange, revision: Int64) -> SQLStatement {
+        let (pred, params, shape) = predicate(range, first: 2)
+        let sql = """
+            SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted FROM kine WHERE \(pred) AND id <= $1 \
+            ORDER BY \(nameExpr), id DESC) AS kv WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key'
+            """
+        return SQLStatement(sql, [.int64(revision)] + params, name: "count_\(shape)")
+    }
+
+    /// Count with its header in one statement: `hdr.cur, hdr.compact, count`.
+    func countWithHeader(_ range: KeyRange, revision: Int64) -> SQLStatement {
+        let (pred, params, shape) = predicate(range, first: 2)
+        let sql = """
+            \(Self.headerCTE) SELECT hdr.cur, hdr.compact, (SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted \
+            FROM kine WHERE \(pred) AND id <= (CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE hdr.cur END) ORDER BY \(nameExpr), id DESC) AS kv \
+            WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key') FROM hdr
+            """
+        return SQLStatement(sql, [.int64(revision)] + params, name: "count_hdr_\(shape)")
+    }
+
+    // MARK: Writer
+
+    static let begin = SQLStatement("BEGIN", name: "w_begin")
+    static let commit = SQLStatement("COMMIT", name: "w_commit")
+    static let rollback = SQLStatement("ROLLBACK")
+    static let lock = SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)], name: "w_lock")
+    static let writerHeader = SQLStatement(header, name: "w_header")
+
+    /// Latest row (tombstones included) of each named key.
+    func latestOfNames(_ names: [Bytes]) -> SQLStatement {
+        let sql = """
+            SELECT \(Self.rowColumns()) FROM (SELECT DISTINCT ON (name) \(Self.innerColumns) FROM kine \
+            WHERE name = ANY($1::text[]) ORDER BY name, id DESC) AS kv
+            """
+        return SQLStatement(sql, [.textArray(names.map { String(decoding: $0, as: UTF8.self) })], name: "w_names")
+    }
+
+    /// Live keys of a stored-name range, latest (revision 0) or at a revision.
+    func liveRows(_ range: KeyRange, revision: Int64) -> SQLStatement {
+        let (pred, params, shape) = predicate(range, first: 2)
+        let rows = latestRows(pred, bound: "(CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE 9223372036854775807 END)", keysOnly: false, includeDeleted: false, single: shape == "s")
+        return SQLStatement(rows, [.int64(revision)] + params, name: "w_live_\(shape)")
+    }
+
+    static let insertRows = """
+        INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision) \
+        SELECT t.i, t.n, t.c::integer, t.d::integer, t.cr, t.pr, 0, t.v, t.ov, t.ver, NULLIF(t.rev, t.i) \
+        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[], $8::bytea[], $9::int8[], $10::int8[]) \
+        AS t(i, n, c, d, cr, pr, v, ov, ver, rev)
+        """
+
+    static func setSequence(_ id: Int64) -> SQLStatement {
+        SQLStatement("SELECT setval('kine_id_seq', $1)", [.int64(id)], name: "w_setval")
+    }
+
+    static func notify(_ revision: Int64) -> SQLStatement {
+        SQLStatement("SELECT pg_notify('kine', $1)", [.text(String(revision))], name: "w_notify")
+    }
+}

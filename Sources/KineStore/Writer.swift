@@ -1,0 +1,216 @@
+public import KineCore
+import KineSQL
+import Logging
+import Synchronization
+
+/// The one Writer of this process: group commit under one database-wide advisory lock.
+///
+/// Each round takes every write waiting, and in one transaction: takes the lock, reads the current
+/// revision and every key the batch touches (one round trip), evaluates the requests in order in
+/// Swift, inserts all rows with consecutive explicit ids, advances `kine_id_seq`, notifies and
+/// commits (second round trip). Because every writer, in any process, holds the same lock until
+/// commit, ids become visible in order: readers never see a hole that fills later.
+final class Writer: Sendable {
+    private struct Pending: Sendable {
+        var request: WriteRequest
+        var continuation: CheckedContinuation<Result<WriteResponse, EtcdError>, Never>
+    }
+
+    private struct State: Sendable {
+        var queue: [Pending] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var stopped = false
+    }
+
+    private let client: any SQLClient
+    private let sql: StoreSQL
+    private let logger: Logger
+    private let maxBatch: Int
+    private let state = Mutex(State())
+    /// Called after each commit with the rows written, in id order (the WatchHub hooks in here).
+    private let onCommit: @Sendable ([CommittedRow]) -> Void
+
+    init(client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, onCommit: @escaping @Sendable ([CommittedRow]) -> Void) {
+        self.client = client
+        self.sql = sql
+        self.logger = logger
+        self.maxBatch = maxBatch
+        self.onCommit = onCommit
+    }
+
+    func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<WriteResponse, EtcdError>, Never>) in
+            let (waiter, stopped): (CheckedContinuation<Void, Never>?, Bool) = state.withLock { state in
+                if state.stopped { return (nil, true) }
+                state.queue.append(Pending(request: request, continuation: continuation))
+                defer { state.waiter = nil }
+                return (state.waiter, false)
+            }
+            if stopped { continuation.resume(returning: .failure(.serverStopped)) }
+            waiter?.resume()
+        }
+        return try result.get()
+    }
+
+    /// Processes batches until `stop()`; reconnects with backoff when the session breaks.
+    func run() async {
+        var backoff: Duration = .milliseconds(50)
+        while !isStopped {
+            do {
+                try await client.withSession { session in
+                    backoff = .milliseconds(50)
+                    while let batch = await self.nextBatch() {
+                        try await self.process(batch, session: session)
+                    }
+                }
+                return
+            } catch {
+                logger.warning("writer session failed, reconnecting", metadata: ["kine.error": "\(error)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// Fails everything queued and makes `run()` return.
+    func stop() {
+        let (pending, waiter) = state.withLock { state in
+            state.stopped = true
+            defer {
+                state.queue = []
+                state.waiter = nil
+            }
+            return (state.queue, state.waiter)
+        }
+        for item in pending { item.continuation.resume(returning: .failure(.serverStopped)) }
+        waiter?.resume()
+    }
+
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Waits for work; nil once stopped.
+    private func nextBatch() async -> [Pending]? {
+        while true {
+            let batch: [Pending]? = state.withLock { state in
+                if state.stopped { return [] }
+                guard !state.queue.isEmpty else { return nil }
+                let count = min(state.queue.count, maxBatch)
+                defer { state.queue.removeFirst(count) }
+                return Array(state.queue.prefix(count))
+            }
+            if let batch { return batch.isEmpty ? nil : batch }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    if state.stopped || !state.queue.isEmpty { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    /// One group commit. Throws only when the session is broken (after failing the batch).
+    private func process(_ batch: [Pending], session: any SQLSession) async throws(SQLError) {
+        let plan = PrefetchPlan(batch.map(\.request))
+        let (loads, ranges, historic) = plan.statements(sql)
+        let loaded: [SQLResult]
+        do {
+            loaded = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.writerHeader] + loads)
+        } catch {
+            try await abort(batch, error: error, session: session)
+            return
+        }
+
+        let header = loaded[2].rows.first
+        var space = KeySpace(currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0)
+        var resultIndex = 3
+        if !plan.keys.isEmpty {
+            for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) {
+                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: row.deleted)
+            }
+            resultIndex += 1
+        }
+        for _ in ranges {
+            for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) where space.states[row.keyValue.key] == nil {
+                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: false)
+            }
+            resultIndex += 1
+        }
+        for item in historic {
+            space.historic[item] = loaded[resultIndex].rows.compactMap { StoredRow($0)?.keyValue }
+            resultIndex += 1
+        }
+
+        var outcomes: [Result<WriteResponse, EtcdError>] = []
+        outcomes.reserveCapacity(batch.count)
+        var rows: [PendingRow] = []
+        for item in batch {
+            do {
+                let (response, newRows) = try TxnExecutor.run(
+                    item.request, space: &space, firstRowID: space.currentRevision + 1, leaseExists: { _ in false })
+                rows.append(contentsOf: newRows)
+                outcomes.append(.success(response))
+            } catch {
+                outcomes.append(.failure(error))
+            }
+        }
+
+        do {
+            if rows.isEmpty {
+                _ = try await session.pipeline([StoreSQL.commit])
+            } else {
+                _ = try await session.pipeline([
+                    insertStatement(rows), StoreSQL.setSequence(space.currentRevision),
+                    StoreSQL.notify(space.currentRevision), StoreSQL.commit,
+                ])
+            }
+        } catch {
+            try await abort(batch, error: error, session: session)
+            return
+        }
+        for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+        if !rows.isEmpty { onCommit(rows.map(CommittedRow.init)) }
+    }
+
+    /// Fails the batch, rolls back, and rethrows if the connection itself is gone.
+    private func abort(_ batch: [Pending], error: SQLError, session: any SQLSession) async throws(SQLError) {
+        logger.warning("write batch failed", metadata: ["kine.error": "\(error)", "kine.batch": "\(batch.count)"])
+        let etcdError = StoreError.etcdError(for: error)
+        for item in batch { item.continuation.resume(returning: .failure(etcdError)) }
+        if error.kind == .connection { throw error }
+        _ = try? await session.pipeline([StoreSQL.rollback])
+    }
+
+    private func insertStatement(_ rows: [PendingRow]) -> SQLStatement {
+        SQLStatement(
+            StoreSQL.insertRows,
+            [
+                .int64Array(rows.map(\.id)),
+                .textArray(rows.map { String(decoding: $0.name, as: UTF8.self) }),
+                .int64Array(rows.map { $0.created ? 1 : 0 }),
+                .int64Array(rows.map { $0.deleted ? 1 : 0 }),
+                .int64Array(rows.map(\.createRevision)),
+                .int64Array(rows.map(\.prevRevision)),
+                .bytesArray(rows.map(\.value)),
+                .bytesArray(rows.map(\.oldValue)),
+                .int64Array(rows.map(\.version)),
+                .int64Array(rows.map(\.revision)),
+            ], name: "w_insert")
+    }
+}
+
+/// A row as committed, for watchers.
+public struct CommittedRow: Sendable {
+    public var id: Int64
+    public var revision: Int64
+    public var key: Bytes
+    public var deleted: Bool
+
+    init(_ row: PendingRow) {
+        id = row.id
+        revision = row.revision
+        key = KeyMapping.clientKey(forName: row.name)
+        deleted = row.deleted
+    }
+}
