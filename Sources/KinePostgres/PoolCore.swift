@@ -1,0 +1,255 @@
+import Dispatch
+import Foundation
+import KineSQL
+import Logging
+import Synchronization
+
+/// The pool behind `PostgresClient`: shared state under one lock, and one dedicated thread per
+/// connection. libpq calls happen only on those threads, never on the Swift cooperative pool
+/// or a NIO event loop.
+final class PoolCore: Sendable {
+    let state: Mutex<PoolState>
+    let options: PostgresClient.Options
+    let logger: Logger
+    /// One counting semaphore per worker. A worker only blocks on its own semaphore after
+    /// registering as waiting under the lock, so no wake-up is lost; extra signals only cause a
+    /// spurious loop iteration.
+    private let wakers: [DispatchSemaphore]
+    private let exited = DispatchGroup()
+
+    init(configuration: PostgresConfiguration, options: PostgresClient.Options, logger: Logger) {
+        self.state = Mutex(PoolState(configuration: configuration))
+        self.options = options
+        self.logger = logger
+        self.wakers = (0..<max(1, options.poolSize)).map { _ in DispatchSemaphore(value: 0) }
+    }
+
+    func start() {
+        for index in wakers.indices {
+            exited.enter()
+            let thread = Thread { [self] in
+                self.workerMain(index)
+                self.exited.leave()
+            }
+            thread.name = "kine-pg-\(index)"
+            thread.start()
+        }
+    }
+
+    func wake(_ worker: Int?) {
+        if let worker { wakers[worker].signal() }
+    }
+
+    // MARK: - Submitting work
+
+    func submit(_ statements: [SQLStatement], session: UInt64?, queueTimeout: Duration? = nil) async -> JobOutcome {
+        let timeout = queueTimeout ?? options.queueTimeout
+        let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + timeout) }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<JobOutcome, Never>) in
+                let job = PipelineJob(id: id, statements: statements, deadline: deadline, completion: Completion(continuation))
+                let (worker, rejected) = state.withLock { state in
+                    if let session {
+                        state.enqueue(.pipeline(job), session: session)
+                    } else {
+                        state.enqueue(.pipeline(job))
+                    }
+                }
+                if rejected {
+                    let message = session == nil ? "client is shut down" : "session is closed"
+                    job.completion.complete(.failure(SQLError(kind: .cancelled, message: message)))
+                }
+                wake(worker)
+                if Task.isCancelled { cancelQueued(id: id) }
+            }
+        } onCancel: {
+            cancelQueued(id: id)
+        }
+    }
+
+    /// Cancellation: a job still in the shared queue is removed and fails with `.cancelled`; a
+    /// job already taken by a worker runs to completion (its effects are reported).
+    private func cancelQueued(id: UInt64) {
+        let removed: PoolRequest? = state.withLock { state in
+            guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.queue.remove(at: index)
+        }
+        removed?.fail(SQLError(kind: .cancelled, message: "cancelled while waiting for a connection"))
+    }
+
+    func openSession() async -> Result<UInt64, SQLError> {
+        let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + options.queueTimeout) }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UInt64, SQLError>, Never>) in
+                let job = SessionOpenJob(id: id, deadline: deadline, completion: Completion(continuation))
+                let (worker, rejected) = state.withLock { $0.enqueue(.openSession(job)) }
+                if rejected { job.completion.complete(.failure(SQLError(kind: .cancelled, message: "client is shut down"))) }
+                wake(worker)
+                if Task.isCancelled { cancelQueued(id: id) }
+            }
+        } onCancel: {
+            cancelQueued(id: id)
+        }
+    }
+
+    func closeSession(_ id: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let completion = Completion(continuation)
+            let (worker, rejected) = state.withLock { $0.enqueue(.close(completion), session: id) }
+            if rejected { completion.complete(()) }
+            wake(worker)
+        }
+    }
+
+    // MARK: - Control
+
+    func repoint(to configuration: PostgresConfiguration) {
+        let workers: [Int] = state.withLock { state in
+            state.configuration = configuration
+            state.generation += 1
+            let idle = state.idleWorkers
+            state.idleWorkers.removeAll()
+            var waiting: [Int] = []
+            for (id, session) in state.sessions where session.waiting {
+                state.sessions[id]?.waiting = false
+                waiting.append(session.worker)
+            }
+            return idle + waiting
+        }
+        logger.info("re-pointing pool", metadata: .init([.target: "\(configuration)"]))
+        for worker in workers { wake(worker) }
+    }
+
+    func beginShutdown() -> [PoolRequest] {
+        let pending: [PoolRequest] = state.withLock { state in
+            guard !state.isShutdown else { return [] }
+            state.isShutdown = true
+            defer { state.queue.removeAll() }
+            return state.queue
+        }
+        for request in pending { request.fail(SQLError(kind: .cancelled, message: "client is shut down")) }
+        for waker in wakers { waker.signal() }
+        return pending
+    }
+
+    func waitForWorkers() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            exited.notify(queue: .global()) { continuation.resume() }
+        }
+    }
+
+    // MARK: - Worker thread
+
+    private func workerMain(_ index: Int) {
+        var logger = self.logger
+        logger[metadataKey: PostgresMetadataKey.connection.rawValue] = "\(index)"
+        var connection: PGConnection?
+        var backoff = options.reconnectBackoffInitial
+        defer { connection?.close() }
+
+        while true {
+            let (generation, configuration, shutdown, session) = state.withLock {
+                ($0.generation, $0.configuration, $0.isShutdown, $0.workerSession[index])
+            }
+            if shutdown { return }
+
+            if session == nil {
+                // Outside a session the worker keeps one healthy connection to the current target.
+                if let current = connection, current.generation != generation || !current.checkAlive() {
+                    current.close()
+                    connection = nil
+                }
+                if connection == nil {
+                    switch PGConnection.open(configuration, generation: generation, pipelined: true, logger: logger) {
+                    case .success(let opened):
+                        connection = opened
+                        backoff = options.reconnectBackoffInitial
+                        state.withLock { $0.lastConnectError[index] = nil }
+                        logger.debug("connected", metadata: .init([.target: "\(configuration)", .backendPID: "\(opened.backendPID)"]))
+                    case .failure(let error):
+                        logger.debug(
+                            "connect failed",
+                            metadata: .init([.target: "\(configuration)", .error: "\(error.message)", .backoff: "\(backoff.milliseconds)"])
+                        )
+                        let expired = state.withLock { state in
+                            state.lastConnectError[index] = error
+                            return state.takeExpired(now: .now)
+                        }
+                        for request in expired {
+                            request.fail(SQLError(kind: .connection, message: "no connection to \(configuration): \(error.message)"))
+                        }
+                        _ = wakers[index].wait(timeout: .now() + .milliseconds(Int(backoff.milliseconds)))
+                        backoff = min(backoff * 2, options.reconnectBackoffMax)
+                        continue
+                    }
+                }
+            } else if let current = connection, current.generation != generation {
+                // Re-pointed while reserved: the session's connection goes to the old target.
+                current.close()
+                connection = nil
+            }
+
+            let action = state.withLock { $0.nextAction(worker: index, maxBatch: options.maxBatchSize) }
+            switch action {
+            case .exit:
+                return
+            case .wait:
+                wakers[index].wait()
+            case .openSession(let job, let id):
+                job.completion.complete(.success(id))
+            case .run(let jobs):
+                if !run(jobs, on: &connection, logger: logger) { continue }
+                // A pipeline must never leave a transaction open on a shared connection.
+                if let current = connection, current.transactionState != .idle {
+                    let cleaned = current.run([[SQLStatement("ROLLBACK")]]) { _, _ in }
+                    if !cleaned || current.transactionState != .idle {
+                        current.close()
+                        connection = nil
+                    }
+                }
+            case .runSession(let jobs, _):
+                guard connection != nil else {
+                    for job in jobs {
+                        job.completion.complete(.failure(SQLError(kind: .connection, message: "session connection lost")))
+                    }
+                    continue
+                }
+                _ = run(jobs, on: &connection, logger: logger)
+            case .closeSession(let completion, let id):
+                if let current = connection, current.transactionState != .idle {
+                    logger.debug("rolling back session", metadata: .init([.session: "\(id)"]))
+                    let cleaned = current.run([[SQLStatement("ROLLBACK")]]) { _, _ in }
+                    if !cleaned || current.transactionState != .idle {
+                        current.close()
+                        connection = nil
+                    }
+                }
+                state.withLock { $0.endSession(id) }
+                completion.complete(())
+            }
+        }
+    }
+
+    /// Runs a batch; false if the connection broke (it is then dropped).
+    private func run(_ jobs: [PipelineJob], on connection: inout PGConnection?, logger: Logger) -> Bool {
+        guard let current = connection else {
+            for job in jobs { job.completion.complete(.failure(SQLError(kind: .connection, message: "no connection"))) }
+            return false
+        }
+        if logger.logLevel <= .trace {
+            logger.trace("pipeline", metadata: .init([.jobs: "\(jobs.count)", .statements: "\(jobs.reduce(0) { $0 + $1.statements.count })"]))
+        }
+        let healthy = current.run(jobs.map(\.statements)) { index, outcome in
+            jobs[index].completion.complete(outcome)
+        }
+        if !healthy { connection = nil }
+        return healthy
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
