@@ -1,0 +1,88 @@
+import Foundation
+import KineCore
+public import KineHTTP2
+import KinePostgres
+import KineStore
+public import Logging
+public import ServiceLifecycle
+
+/// The whole server as one `Service`: database pool, store (Writer) and gRPC transport.
+public final class KineApplication: Service, Sendable {
+    public let configuration: KineConfiguration
+    private let logger: Logger
+
+    public init(configuration: KineConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Starts everything, calls `onListening` with the bound address, and runs until graceful
+    /// shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
+    public func run() async throws {
+        try await run(onListening: { _ in })
+    }
+
+    public func run(onListening: @Sendable (GRPCListenTarget) -> Void) async throws {
+        let database = try PostgresConfiguration(endpoint: configuration.endpoint)
+        _ = await PostgresClient.ensureDatabaseExists(database, logger: logger)
+        var options = PostgresClient.Options()
+        options.poolSize = configuration.readConnections + 1
+        let client = try await PostgresClient.connect(configuration: database, options: options, logger: logger)
+
+        var storeConfiguration = KineStore.Configuration()
+        storeConfiguration.schemaMigrationLevel = configuration.schemaMigrationLevel
+        storeConfiguration.compactBatchSize = configuration.compactBatchSize
+        let store: KineStore
+        do {
+            store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+
+        let identity = ServerIdentity(
+            clusterID: ServerIdentity.stableID("cluster:\(database.host ?? "local"):\(database.port ?? 5432)/\(database.database)"),
+            memberID: ServerIdentity.stableID("member:\(ProcessInfo.processInfo.hostName):\(configuration.listen)"),
+            name: configuration.memberName, version: configuration.emulatedEtcdVersion,
+            clientURL: Self.clientURL(configuration.listen))
+        let router = EtcdRouter([
+            KVService(store: store, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
+            MaintenanceService(store: store, identity: identity).methods(),
+        ])
+        let endpoints = HTTPEndpoints(store: store, identity: identity)
+        let server = GRPCServer(
+            configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
+            router: router, logger: logger)
+
+        let startError: (any Error)? = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await store.run() }
+            var startError: (any Error)?
+            do {
+                let bound = try await server.start()
+                onListening(bound)
+                logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\(database)"])
+                // Returns on graceful shutdown or cancellation.
+                try? await gracefulShutdown()
+            } catch {
+                logger.error("cannot listen", metadata: ["kine.listen": "\(configuration.listen)", "kine.error": "\(error)"])
+                startError = error
+            }
+            await server.shutdown()
+            store.stop()
+            await group.waitForAll()
+            return startError
+        }
+        await client.shutdown()
+        if let startError { throw startError }
+    }
+
+    static func clientURL(_ target: GRPCListenTarget) -> String {
+        switch target {
+        case .tcp(let host, let port):
+            let reachable = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+            return reachable.contains(":") ? "http://[\(reachable)]:\(port)" : "http://\(reachable):\(port)"
+        case .unixSocket(let path):
+            return "unix://\(path)"
+        }
+    }
+}

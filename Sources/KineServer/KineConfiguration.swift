@@ -1,0 +1,46 @@
+public import KineHTTP2
+
+/// Everything `kine` is started with, independent of how it was parsed.
+public struct KineConfiguration: Sendable {
+    /// Where etcd clients connect.
+    public var listen: GRPCListenTarget
+    /// `postgres://user:password@host:port/database?params` (Go kine's `--endpoint`).
+    public var endpoint: String
+    public var emulatedEtcdVersion: String = "3.5.13"
+    /// Connections in the read pool (the Writer has its own).
+    public var readConnections: Int = 4
+    /// Go kine's `KINE_SCHEMA_MIGRATION`.
+    public var schemaMigrationLevel: Int = 0
+    public var compactBatchSize: Int64 = 1000
+    /// etcd's `--max-request-bytes` (1.5 MiB).
+    public var maxRequestBytes: Int = 1_572_864
+    public var memberName: String = "kine"
+
+    public init(listen: GRPCListenTarget, endpoint: String) {
+        self.listen = listen
+        self.endpoint = endpoint
+    }
+
+    /// Parses Go kine's `--listen-address`: `host:port`, `tcp://host:port`, `http://host:port`,
+    /// `[v6]:port` or `unix://path`.
+    public static func parseListenAddress(_ text: String) throws(ConfigurationError) -> GRPCListenTarget {
+        if text.hasPrefix("unix://") {
+            let path = String(text.dropFirst("unix://".count))
+            guard !path.isEmpty else { throw ConfigurationError("empty unix socket path in \(text)") }
+            return .unixSocket(path: path)
+        }
+        var rest = Substring(text)
+        for scheme in ["tcp://", "http://"] where rest.hasPrefix(scheme) { rest = rest.dropFirst(scheme.count) }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigurationError("listen address \(text) needs host:port")
+        }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .tcp(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,65 @@
+import KineCore
+import KineHTTP2
+import KineProto
+import KineStore
+
+/// `/etcdserverpb.Maintenance/*`, `/etcdserverpb.Cluster/MemberList` and `grpc.health.v1`:
+/// what a single always-leader member answers.
+struct MaintenanceService: Sendable {
+    let store: KineStore
+    let identity: ServerIdentity
+
+    func methods() -> [String: GRPCMethod] {
+        [
+            "/etcdserverpb.Maintenance/Status": .unary { bytes, _ throws(GRPCStatus) in try await status(bytes) },
+            "/etcdserverpb.Maintenance/Alarm": .unary { bytes, _ throws(GRPCStatus) in try await alarm(bytes) },
+            "/etcdserverpb.Maintenance/Defragment": .unary { bytes, _ throws(GRPCStatus) in try await defragment(bytes) },
+            "/etcdserverpb.Cluster/MemberList": .unary { bytes, context throws(GRPCStatus) in try await memberList(bytes, context) },
+            "/grpc.health.v1.Health/Check": .unary { bytes, _ throws(GRPCStatus) in try healthCheck(bytes) },
+        ]
+    }
+
+    func status(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+        try StatusMapping.decode(bytes, ProtoDecode.statusRequest)
+        let (revision, size) = try await StatusMapping.run { () async throws(EtcdError) in
+            (try await store.revisions().current, try await store.databaseSize())
+        }
+        let response = StatusResponse(
+            header: identity.header(revision: revision), version: identity.version, dbSize: size,
+            leader: identity.memberID, raftIndex: UInt64(max(revision, 0)), raftTerm: identity.raftTerm,
+            raftAppliedIndex: UInt64(max(revision, 0)), dbSizeInUse: size)
+        return ProtoEncode.statusResponse(response)
+    }
+
+    /// No quota alarms exist: the database, not a bbolt file, holds the data.
+    func alarm(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+        _ = try StatusMapping.decode(bytes, ProtoDecode.alarmRequest)
+        let revision = try await currentRevision()
+        return ProtoEncode.alarmResponse(AlarmResponse(header: identity.header(revision: revision)))
+    }
+
+    /// PostgreSQL's autovacuum does what defragmentation does for bbolt; answer success.
+    func defragment(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+        try StatusMapping.decode(bytes, ProtoDecode.defragmentRequest)
+        let revision = try await currentRevision()
+        return ProtoEncode.defragmentResponse(header: identity.header(revision: revision))
+    }
+
+    /// This member alone, advertising the URL the client reached it by (as Go kine does).
+    func memberList(_ bytes: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8] {
+        _ = try StatusMapping.decode(bytes, ProtoDecode.memberListRequest)
+        let revision = try await currentRevision()
+        let url = context.authority.isEmpty ? identity.clientURL : "http://\(context.authority)"
+        let member = Member(id: identity.memberID, name: identity.name, peerURLs: [url], clientURLs: [url])
+        return ProtoEncode.memberListResponse(MemberListResponse(header: identity.header(revision: revision), members: [member]))
+    }
+
+    func healthCheck(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
+        _ = try StatusMapping.decode(bytes, ProtoDecode.healthCheckRequest)
+        return ProtoEncode.healthCheckResponse(.serving)
+    }
+
+    private func currentRevision() async throws(GRPCStatus) -> Int64 {
+        try await StatusMapping.run { () async throws(EtcdError) in try await store.revisions().current }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import KineServer
+import Logging
+import ServiceLifecycle
+
+/// `kine`: an etcd v3 server that keeps its data in PostgreSQL, flag-compatible with Go kine.
+/// Every flag can also be given as `KINE_<FLAG_IN_UPPER_SNAKE_CASE>`; the flag wins.
+@main
+struct KineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kine",
+        abstract: "etcd v3 API server backed by PostgreSQL (a Swift Kine).")
+
+    @Option(help: "Address to serve etcd clients on: host:port, tcp://host:port or unix://path (KINE_LISTEN_ADDRESS). Default 0.0.0.0:2379.")
+    var listenAddress: String?
+
+    @Option(help: "PostgreSQL to store data in: postgres://user:password@host:port/database (KINE_ENDPOINT). Default postgres://postgres:postgres@localhost/ (database kubernetes).")
+    var endpoint: String?
+
+    @Option(help: "etcd version reported to clients (KINE_EMULATED_ETCD_VERSION). Default 3.5.13.")
+    var emulatedEtcdVersion: String?
+
+    @Option(help: "PostgreSQL connections for reads (KINE_DATASTORE_MAX_OPEN_CONNECTIONS). Default 4.")
+    var datastoreMaxOpenConnections: Int?
+
+    @Option(help: "Revisions per compaction transaction (KINE_COMPACT_BATCH_SIZE). Default 1000.")
+    var compactBatchSize: Int?
+
+    @Flag(help: "Log at debug level (KINE_DEBUG).")
+    var debug = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ value: String?, _ name: String) -> String? { value ?? environment["KINE_\(name)"] }
+
+        let listen = try KineConfiguration.parseListenAddress(setting(listenAddress, "LISTEN_ADDRESS") ?? "0.0.0.0:2379")
+        var configuration = KineConfiguration(listen: listen, endpoint: setting(endpoint, "ENDPOINT") ?? "")
+        if let version = setting(emulatedEtcdVersion, "EMULATED_ETCD_VERSION") { configuration.emulatedEtcdVersion = version }
+        if let connections = datastoreMaxOpenConnections ?? environment["KINE_DATASTORE_MAX_OPEN_CONNECTIONS"].flatMap(Int.init), connections > 0 {
+            configuration.readConnections = connections
+        }
+        if let batch = compactBatchSize ?? environment["KINE_COMPACT_BATCH_SIZE"].flatMap(Int.init) {
+            guard batch >= 100 else { throw ValidationError("--compact-batch-size must be at least 100") }
+            configuration.compactBatchSize = Int64(batch)
+        }
+        configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
+
+        let verbose = debug || ["1", "true"].contains(environment["KINE_DEBUG"]?.lowercased() ?? "")
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = verbose ? .debug : .info
+            return handler
+        }
+        let logger = Logger(label: "kine")
+        let application = KineApplication(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
