@@ -88,10 +88,26 @@ final class PGConnection {
 
     /// Reads whatever the server sent while idle (an admin shutdown, EOF) without blocking and
     /// reports whether the connection is still usable.
+    ///
+    /// An idle connection should have nothing to read. A terminated backend sends an error and
+    /// then closes the socket; the socket stays readable until libpq has seen the EOF, so input
+    /// is consumed while the socket is readable (a few rounds at most).
     func checkAlive() -> Bool {
         guard let conn, PQstatus(conn) == CONNECTION_OK else { return false }
-        guard PQconsumeInput(conn) == 1 else { return false }
-        return PQstatus(conn) == CONNECTION_OK
+        let socket = PQsocket(conn)
+        guard socket >= 0 else { return false }
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 0)
+            if ready == 0 { return true }
+            if ready < 0 { return errno == EINTR }
+            if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && descriptor.revents & Int16(POLLIN) == 0 {
+                return false
+            }
+            guard PQconsumeInput(conn) == 1, PQstatus(conn) == CONNECTION_OK else { return false }
+        }
+        // Still readable after several reads while idle: something unexpected is arriving.
+        return false
     }
 
     var transactionState: TransactionState {

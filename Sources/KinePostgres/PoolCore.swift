@@ -189,10 +189,15 @@ final class PoolCore: Sendable {
                 connection = nil
             }
 
-            let action = state.withLock { $0.nextAction(worker: index, maxBatch: options.maxBatchSize) }
+            let connectionGeneration = connection?.generation
+            let action = state.withLock {
+                $0.nextAction(worker: index, connectionGeneration: connectionGeneration, maxBatch: options.maxBatchSize)
+            }
             switch action {
             case .exit:
                 return
+            case .refresh:
+                continue
             case .wait:
                 wakers[index].wait()
             case .openSession(let job, let id):

@@ -14,6 +14,8 @@ struct PoolState {
     enum WorkerAction {
         case exit
         case wait
+        /// The worker's connection is for an older target: replace it before taking work.
+        case refresh
         case run([PipelineJob])
         case openSession(SessionOpenJob, UInt64)
         case runSession([PipelineJob], UInt64)
@@ -74,7 +76,7 @@ struct PoolState {
         return expired
     }
 
-    mutating func nextAction(worker: Int, maxBatch: Int) -> WorkerAction {
+    mutating func nextAction(worker: Int, connectionGeneration: Int?, maxBatch: Int) -> WorkerAction {
         if isShutdown { return .exit }
         if let id = workerSession[worker], var session = sessions[id] {
             defer { sessions[id] = session }
@@ -93,6 +95,8 @@ struct PoolState {
             }
             return .runSession(jobs, id)
         }
+        // Checked under the lock, so no job taken after a `repoint` goes to the old target.
+        if connectionGeneration != generation { return .refresh }
         guard let first = queue.first else {
             if !idleWorkers.contains(worker) { idleWorkers.append(worker) }
             return .wait
