@@ -8,7 +8,9 @@ difference between an absent and an empty sub-message, so two servers can be com
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +37,7 @@ def modules():
     import grpc_tools
 
     out = Path(tempfile.mkdtemp(prefix="kine-e2e-pystubs-"))
+    atexit.register(shutil.rmtree, out, True)
     missing = [p for p in PROTO_FILES if not (PROTOS / p).exists()]
     if missing:
         raise RuntimeError(f"missing protos under {PROTOS}: {missing}")

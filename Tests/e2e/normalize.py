@@ -15,12 +15,17 @@ import json
 import re
 
 ID_FIELDS = {"cluster_id", "member_id", "raft_term"}
-REV_FIELDS = {"revision", "create_revision", "mod_revision", "compact_revision"}
+REV_FIELDS = {
+    "revision", "create_revision", "mod_revision", "compact_revision",
+    # request fields (RangeRequest filters) hold absolute revisions too
+    "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision",
+}
 
 
 def rel(value: int, base: int) -> object:
-    """0 stays 0 (etcd's "none"); anything else becomes "base+N" / "base-N"."""
-    if not isinstance(value, int) or value == 0:
+    """0 and negative values stay as they are (etcd's "none"/"invalid"); a positive revision
+    becomes "base+N" / "base-N"."""
+    if not isinstance(value, int) or value <= 0:
         return value
     d = value - base
     return f"base{d:+d}"
