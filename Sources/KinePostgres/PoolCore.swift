@@ -121,13 +121,23 @@ final class PoolCore: Sendable {
     }
 
     func beginShutdown() -> [PoolRequest] {
-        let pending: [PoolRequest] = state.withLock { state in
-            guard !state.isShutdown else { return [] }
+        let (pending, sessionPending): ([PoolRequest], [SessionRequest]) = state.withLock { state in
+            guard !state.isShutdown else { return ([], []) }
             state.isShutdown = true
-            defer { state.queue.removeAll() }
-            return state.queue
+            defer {
+                state.queue.removeAll()
+                for id in state.sessions.keys { state.sessions[id]?.queue.removeAll() }
+            }
+            return (state.queue, state.sessions.values.flatMap(\.queue))
         }
-        for request in pending { request.fail(SQLError(kind: .cancelled, message: "client is shut down")) }
+        let error = SQLError(kind: .cancelled, message: "client is shut down")
+        for request in pending { request.fail(error) }
+        for request in sessionPending {
+            switch request {
+            case .pipeline(let job): job.completion.complete(.failure(error))
+            case .close(let completion): completion.complete(())
+            }
+        }
         for waker in wakers { waker.signal() }
         return pending
     }
@@ -145,6 +155,7 @@ final class PoolCore: Sendable {
         logger[metadataKey: PostgresMetadataKey.connection.rawValue] = "\(index)"
         var connection: PGConnection?
         var backoff = options.reconnectBackoffInitial
+        var failing = false
         defer { connection?.close() }
 
         while true {
@@ -164,17 +175,17 @@ final class PoolCore: Sendable {
                     case .success(let opened):
                         connection = opened
                         backoff = options.reconnectBackoffInitial
-                        state.withLock { $0.lastConnectError[index] = nil }
-                        logger.debug("connected", metadata: .init([.target: "\(configuration)", .backendPID: "\(opened.backendPID)"]))
+                        let metadata = Logger.Metadata([.target: "\(configuration)", .backendPID: "\(opened.backendPID)"])
+                        if failing { logger.info("reconnected", metadata: metadata) } else { logger.debug("connected", metadata: metadata) }
+                        failing = false
                     case .failure(let error):
-                        logger.debug(
-                            "connect failed",
-                            metadata: .init([.target: "\(configuration)", .error: "\(error.message)", .backoff: "\(backoff.milliseconds)"])
-                        )
-                        let expired = state.withLock { state in
-                            state.lastConnectError[index] = error
-                            return state.takeExpired(now: .now)
-                        }
+                        let metadata = Logger.Metadata([
+                            .target: "\(configuration)", .error: "\(error.message)", .backoff: "\(backoff.milliseconds)",
+                        ])
+                        // Once per outage at info, then at debug while it lasts.
+                        if failing { logger.debug("connect failed", metadata: metadata) } else { logger.info("connect failed", metadata: metadata) }
+                        failing = true
+                        let expired = state.withLock { $0.takeExpired(now: .now) }
                         for request in expired {
                             request.fail(SQLError(kind: .connection, message: "no connection to \(configuration): \(error.message)"))
                         }

@@ -31,8 +31,6 @@ struct PoolState {
     var sessions: [UInt64: Session] = [:]
     var workerSession: [Int: UInt64] = [:]
     var nextID: UInt64 = 1
-    /// Last connection error per worker, reported when queued jobs expire.
-    var lastConnectError: [Int: SQLError] = [:]
 
     init(configuration: PostgresConfiguration) {
         self.configuration = configuration
@@ -53,7 +51,7 @@ struct PoolState {
 
     /// Queues a request on a session; returns the worker to wake if it is waiting.
     mutating func enqueue(_ request: SessionRequest, session id: UInt64) -> (wake: Int?, rejected: Bool) {
-        guard var session = sessions[id] else { return (nil, true) }
+        guard !isShutdown, var session = sessions[id] else { return (nil, true) }
         session.queue.append(request)
         let wake = session.waiting ? session.worker : nil
         session.waiting = false

@@ -50,8 +50,13 @@ final class PostgresListener: Sendable {
     }
 
     deinit {
-        if wakeFDs.read >= 0 { _ = Glibc.close(wakeFDs.read) }
-        if wakeFDs.write >= 0 { _ = Glibc.close(wakeFDs.write) }
+        for fd in [wakeFDs.read, wakeFDs.write] where fd >= 0 {
+            #if canImport(Glibc)
+            _ = Glibc.close(fd)
+            #elseif canImport(Darwin)
+            _ = Darwin.close(fd)
+            #endif
+        }
     }
 
     private func wake() {

@@ -357,3 +357,92 @@ struct PostgresClientTests {
         }
     }
 }
+
+@Suite("PostgresClient sessions", .enabled(if: TestDB.enabled, "set KINE_TEST_POSTGRES_URL"))
+struct PostgresSessionTests {
+    @Test("a session whose backend dies fails with .connection until it ends; the pool recovers")
+    func sessionBackendKilled() async throws {
+        try await TestDB.withClient { admin in
+            try await TestDB.withClient(options: .init(poolSize: 1)) { client in
+                let kinds = try await client.withSession { session -> [SQLError.Kind] in
+                    let pid = try await session.pipeline([SQLStatement("BEGIN"), SQLStatement("SELECT pg_backend_pid()")])[1].rows[0].int64(0)
+                    _ = try await admin.query("SELECT pg_terminate_backend($1::int4, 5000)", [.int64(pid)])
+                    var kinds: [SQLError.Kind] = []
+                    for _ in 0..<2 {
+                        do throws(SQLError) {
+                            _ = try await session.pipeline([SQLStatement("SELECT 1")])
+                        } catch {
+                            kinds.append(error.kind)
+                        }
+                    }
+                    return kinds
+                }
+                #expect(kinds == [.connection, .connection])
+                #expect(try await client.query("SELECT 7").rows[0].int64(0) == 7)
+            }
+        }
+    }
+
+    @Test("repoint while a session is reserved: the session loses its connection, the pool moves")
+    func sessionRepoint() async throws {
+        try await TestDB.withDatabase { other in
+            try await TestDB.withClient(options: .init(poolSize: 2)) { client in
+                let kind = try await client.withSession { session -> SQLError.Kind? in
+                    _ = try await session.pipeline([SQLStatement("SELECT 1")])
+                    client.repoint(to: other)
+                    do throws(SQLError) {
+                        _ = try await session.pipeline([SQLStatement("SELECT 1")])
+                        return nil
+                    } catch {
+                        return error.kind
+                    }
+                }
+                #expect(kind == .connection)
+                let names = try await withThrowingTaskGroup(of: String.self) { group in
+                    for _ in 0..<10 { group.addTask { try await client.query("SELECT current_database()").rows[0].text(0) } }
+                    var names = Set<String>()
+                    for try await name in group { names.insert(name) }
+                    return names
+                }
+                #expect(names == [other.database])
+            }
+        }
+    }
+
+    @Test("shutdown while a session is open does not hang; later calls fail with .cancelled")
+    func shutdownWithSession() async throws {
+        let client = try await PostgresClient.connect(configuration: TestDB.configuration(), options: .init(poolSize: 1), logger: TestDB.logger)
+        let kind = try await client.withSession { session -> SQLError.Kind? in
+            _ = try await session.pipeline([SQLStatement("BEGIN")])
+            await client.shutdown()
+            do throws(SQLError) {
+                _ = try await session.pipeline([SQLStatement("SELECT 1")])
+                return nil
+            } catch {
+                return error.kind
+            }
+        }
+        #expect(kind == .cancelled)
+    }
+
+    @Test("a cancelled task's queued job is removed and fails with .cancelled")
+    func cancellation() async throws {
+        try await TestDB.withClient(options: .init(poolSize: 1)) { client in
+            // Occupy the only connection, then queue a job and cancel it.
+            async let busy = client.query("SELECT pg_sleep(0.5)")
+            try await Task.sleep(for: .milliseconds(100))
+            let queued = Task { () -> SQLError.Kind? in
+                do throws(SQLError) {
+                    _ = try await client.query("SELECT 1")
+                    return nil
+                } catch {
+                    return error.kind
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            queued.cancel()
+            #expect(await queued.value == .cancelled)
+            _ = try await busy
+        }
+    }
+}
