@@ -12,10 +12,12 @@ struct Compactor: Sendable {
 
     /// Deletes, for ids in `(low, high]`, every row superseded by such a row and every tombstone,
     /// then moves the mark from `low` to `high` (Go kine's compaction SQL with a lower bound).
+    /// The newest row always stays, even a tombstone: `MAX(id)` is the current revision and must
+    /// never go backwards.
     static let deleteBatch = """
         DELETE FROM kine AS kv USING (SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' \
         AND kp.prev_revision != 0 AND kp.id > $1 AND kp.id <= $2 UNION SELECT kd.id AS id FROM kine AS kd \
-        WHERE kd.deleted != 0 AND kd.id > $1 AND kd.id <= $2) AS ks WHERE kv.id = ks.id
+        WHERE kd.deleted != 0 AND kd.id > $1 AND kd.id <= $2 AND kd.id < (SELECT MAX(id) FROM kine)) AS ks WHERE kv.id = ks.id
         """
     static let moveMark = "UPDATE kine SET prev_revision = $2 WHERE name = 'compact_rev_key' AND prev_revision = $1"
 
