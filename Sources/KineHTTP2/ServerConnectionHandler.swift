@@ -32,6 +32,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var flushScheduled = false
     private var draining = false
     private var forceCloseTimer: Scheduled<Void>?
+    /// Closes connections that never finish their preface / HTTP/1.1 request head.
+    private var detectionTimer: Scheduled<Void>?
+    static let detectionTimeout = TimeAmount.seconds(10)
 
     init(configuration: GRPCServerConfiguration, router: any GRPCRouter, logger: Logger, registry: ConnectionRegistry?) {
         self.configuration = configuration
@@ -71,6 +74,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             // Server is shutting down.
             mode = .closed
             context.close(promise: nil)
+            return
+        }
+        detectionTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.detectionTimeout) { [weak self] in
+            guard let self else { return }
+            switch self.mode {
+            case .detecting, .http1:
+                self.logger.debug("no complete request in time")
+                self.closeConnection()
+            case .http2, .closed:
+                break
+            }
         }
     }
 
@@ -179,6 +193,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func startHTTP2() {
         mode = .http2
+        detectionTimer?.cancel()
+        detectionTimer = nil
         guard let session = NGHTTP2Session(role: .server, delegate: self) else {
             logger.error("cannot create nghttp2 session")
             closeConnection()
@@ -247,6 +263,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         mode = .closed
         forceCloseTimer?.cancel()
         forceCloseTimer = nil
+        detectionTimer?.cancel()
+        detectionTimer = nil
         let open = streams
         streams = [:]
         for stream in open.values { abandon(stream, GRPCStatus(.unavailable, "connection closed")) }
