@@ -227,6 +227,16 @@ struct IntegrationTests {
         }
     }
 
+    @Test("unix domain socket listener")
+    func unixSocket() async throws {
+        let path = "/tmp/kine-http2-test-\(UInt32.random(in: 0...UInt32.max)).sock"
+        try await withServer(configure: { $0.target = .unixSocket(path: path) }) { _, _, _ in
+            let client = try await GRPCClientConnection.connect(unixSocketPath: path)
+            #expect(try await client.unary(path: "/test.Echo/Unary", request: [1, 1]) == [1, 1])
+            await client.close()
+        }
+    }
+
     @Test("server sends SETTINGS first")
     func settingsFirst() async throws {
         try await withServer { _, port, _ in
