@@ -38,11 +38,12 @@ struct MaintenanceService: Sendable {
         return ProtoEncode.alarmResponse(AlarmResponse(header: identity.header(revision: revision)))
     }
 
-    /// PostgreSQL's autovacuum does what defragmentation does for bbolt; answer success.
+    /// PostgreSQL's autovacuum does what defragmentation does for bbolt; answer success. etcd's
+    /// DefragmentResponse carries no header: the empty message.
     func defragment(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
         try StatusMapping.decode(bytes, ProtoDecode.defragmentRequest)
-        let revision = try await currentRevision()
-        return ProtoEncode.defragmentResponse(header: identity.header(revision: revision))
+        _ = try await currentRevision()
+        return []
     }
 
     /// This member alone, advertising the URL the client reached it by (as Go kine does).

@@ -10,14 +10,16 @@ struct Compactor: Sendable {
     let batchSize: Int64
     let logger: Logger
 
-    /// Deletes, for ids in `(low, high]`, every row superseded by such a row and every tombstone,
+    /// Deletes, for the rows of revisions `(low, high]`, every row they supersede and every tombstone,
     /// then moves the mark from `low` to `high` (Go kine's compaction SQL with a lower bound).
     /// The newest row always stays, even a tombstone: `MAX(id)` is the current revision and must
     /// never go backwards.
     static let deleteBatch = """
-        DELETE FROM kine AS kv USING (SELECT kp.prev_revision AS id FROM kine AS kp WHERE kp.name != 'compact_rev_key' \
-        AND kp.prev_revision != 0 AND kp.id > $1 AND kp.id <= $2 UNION SELECT kd.id AS id FROM kine AS kd \
-        WHERE kd.deleted != 0 AND kd.id > $1 AND kd.id <= $2 AND kd.id < (SELECT MAX(id) FROM kine)) AS ks WHERE kv.id = ks.id
+        WITH b AS (SELECT \(StoreSQL.idBound("$1::int8")) AS low, \(StoreSQL.idBound("$2::int8")) AS high, \
+        (SELECT MAX(id) FROM kine) AS newest) \
+        DELETE FROM kine AS kv USING (SELECT kp.prev_revision AS id FROM kine AS kp, b WHERE kp.name != 'compact_rev_key' \
+        AND kp.prev_revision != 0 AND kp.id > b.low AND kp.id <= b.high UNION SELECT kd.id AS id FROM kine AS kd, b \
+        WHERE kd.deleted != 0 AND kd.id > b.low AND kd.id <= b.high AND kd.id < b.newest) AS ks WHERE kv.id = ks.id
         """
     static let moveMark = "UPDATE kine SET prev_revision = $2 WHERE name = 'compact_rev_key' AND prev_revision = $1"
 

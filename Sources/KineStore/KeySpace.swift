@@ -31,10 +31,14 @@ struct KeySpace: Sendable {
     var historic: [HistoricRange: [KeyValue]] = [:]
     var currentRevision: Int64
     var compactRevision: Int64
+    /// The id the next row gets. Ids and revisions both grow, but a write that changes several
+    /// keys uses one revision and several ids.
+    var nextRowID: Int64
 
-    init(currentRevision: Int64, compactRevision: Int64) {
+    init(currentRevision: Int64, compactRevision: Int64, nextRowID: Int64? = nil) {
         self.currentRevision = currentRevision
         self.compactRevision = compactRevision
+        self.nextRowID = nextRowID ?? currentRevision + 1
     }
 
     func live(_ key: Bytes) -> KeyValue? {

@@ -25,14 +25,14 @@ struct Reader: Sendable {
         let result = try await run([sql.range(nameRange, revision: request.revision, limit: fetchLimit, keysOnly: request.keysOnly)])[0]
         let current = result.rows.first?.int64(0) ?? 0
         let compact = result.rows.first?.int64(1) ?? 0
+        let idBound = result.rows.first?.int64(2) ?? 0
         try Self.check(request.revision, current: current, compact: compact)
-        let kvs = result.rows.compactMap { StoredRow($0, offset: 2)?.keyValue }
+        let kvs = result.rows.compactMap { StoredRow($0, offset: 3)?.keyValue }
 
         var count = Int64(kvs.count)
         if let fetchLimit, Int64(kvs.count) >= fetchLimit {
-            // More keys than the page: count the whole range at the same revision.
-            let pinned = request.revision > 0 ? request.revision : current
-            count = try await run([sql.count(nameRange, revision: pinned)])[0].rows.first?.int64(0) ?? count
+            // More keys than the page: count the whole range over the same rows.
+            count = try await run([sql.count(nameRange, idBound: idBound)])[0].rows.first?.int64(0) ?? count
         }
         return RangeSelection.apply(request, kvs: kvs, count: count, header: ResponseHeader(revision: current))
     }

@@ -7,7 +7,8 @@ import Logging
 /// The table, its sequence and its six indexes are Go kine's (v0.13+ DDL), so either program
 /// can open a database the other wrote. What etcd needs beyond kine's columns is added as
 /// nullable columns Go kine ignores: `kv_version` (the key's etcd version) and `kv_revision`
-/// (the etcd revision of a multi-row write, NULL when it equals `id`).
+/// (the row's etcd revision, NULL when it equals `id`; a write that changes several keys has
+/// one revision but one row, with its own id, per key), and an index to map revisions to ids.
 enum Schema {
     static let statements = [
         """
@@ -22,6 +23,7 @@ enum Schema {
         "CREATE INDEX IF NOT EXISTS kine_list_query_index on kine(name, id DESC, deleted)",
         "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_version BIGINT",
         "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_revision BIGINT",
+        "CREATE INDEX IF NOT EXISTS kine_revision_id_index ON kine ((COALESCE(kv_revision, id)), id)",
     ]
 
     /// Go kine's opt-in migrations (`KINE_SCHEMA_MIGRATION`): 1 → BIGINT ids, 2 → `text COLLATE "C"` names.
@@ -57,20 +59,22 @@ enum Schema {
     static func ensureBookkeepingRows(_ client: any SQLClient) async throws(SQLError) {
         _ = try await client.withSessionPipeline([
             StoreSQL.begin, StoreSQL.lock,
-            SQLStatement("""
-                INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value) \
-                SELECT COALESCE(MAX(id), 0) + 1, 'compact_rev_key', 1, 0, 0, 0, 0, ''::bytea, NULL FROM kine \
-                HAVING NOT EXISTS (SELECT 1 FROM kine WHERE name = 'compact_rev_key')
-                """),
-            SQLStatement("""
-                INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version) \
-                SELECT COALESCE(MAX(id), 0) + 1, '/registry/health', 1, 0, 0, 0, 0, '{"health":"true"}'::bytea, NULL, 1 FROM kine \
-                HAVING NOT EXISTS (SELECT 1 FROM kine WHERE name = '/registry/health')
-                """),
+            SQLStatement(insertIfMissing(name: "compact_rev_key", value: "''")),
+            SQLStatement(insertIfMissing(name: "/registry/health", value: #"'{"health":"true"}'"#)),
             SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))"),
             StoreSQL.commit,
         ])
     }
+}
+
+/// A create row for `name` at the next revision, unless a row of that name exists.
+private func insertIfMissing(name: String, value: String) -> String {
+    """
+    INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision) \
+    SELECT m.id + 1, '\(name)', 1, 0, m.rev + 1, 0, 0, \(value)::bytea, NULL, 1, NULLIF(m.rev + 1, m.id + 1) \
+    FROM (SELECT COALESCE(MAX(id), 0) AS id, \(StoreSQL.currentRevision) AS rev FROM kine) AS m \
+    WHERE NOT EXISTS (SELECT 1 FROM kine WHERE name = '\(name)')
+    """
 }
 
 extension SQLClient {

@@ -34,15 +34,25 @@ struct StoreSQL: Sendable {
 
     static let innerColumns = "id, name, created, deleted, create_revision, prev_revision, value, kv_version, kv_revision"
 
+    /// The current etcd revision: the revision of the newest row.
+    static let currentRevision = "COALESCE((SELECT COALESCE(kv_revision, id) FROM kine ORDER BY id DESC LIMIT 1), 0)"
+    static let compactRevision = "(SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key')"
+
+    /// The id of the last row of revision `parameter` or before: reads at a revision read rows up
+    /// to this id. Served by `kine_revision_id_index`.
+    static func idBound(_ parameter: String) -> String {
+        "COALESCE((SELECT id FROM kine WHERE COALESCE(kv_revision, id) <= \(parameter) ORDER BY COALESCE(kv_revision, id) DESC, id DESC LIMIT 1), 0)"
+    }
+
+    /// Header of a read at revision `$1` (0 = current): current revision, compacted revision and
+    /// the id bound of the read, from one snapshot.
     static let headerCTE = """
-        WITH hdr AS (SELECT (SELECT COALESCE(MAX(id), 0) FROM kine) AS cur, \
-        (SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key') AS compact)
+        WITH cur AS (SELECT \(currentRevision) AS rev, (SELECT COALESCE(MAX(id), 0) FROM kine) AS maxid), \
+        hdr AS (SELECT cur.rev AS cur, \(compactRevision) AS compact, \
+        CASE WHEN $1::int8 > 0 THEN \(idBound("$1::int8")) ELSE cur.maxid END AS bound FROM cur)
         """
 
-    static let header = """
-        SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
-        (SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key')
-        """
+    static let header = "SELECT \(currentRevision), \(compactRevision), (SELECT COALESCE(MAX(id), 0) FROM kine)"
 
     /// The name predicate for a stored-name range and its parameters, numbered from `first`.
     func predicate(_ range: KeyRange, first: Int) -> (sql: String, parameters: [SQLValue], shape: String) {
@@ -76,24 +86,24 @@ struct StoreSQL: Sendable {
             """
     }
 
-    /// Range read with its header in one statement: `hdr.cur, hdr.compact, row columns...`,
+    /// Range read with its header in one statement: `hdr.cur, hdr.compact, hdr.bound, row columns...`,
     /// one row with NULL row columns when nothing matched.
     func range(_ range: KeyRange, revision: Int64, limit: Int64?, keysOnly: Bool) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 3)
         let single = shape == "s"
-        let rows = latestRows(pred, bound: "(CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE hdr.cur END)", keysOnly: keysOnly, includeDeleted: false, single: single)
-        let sql = "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, r.* FROM hdr LEFT JOIN LATERAL (\(rows) LIMIT $2::int8) AS r ON true"
+        let rows = latestRows(pred, bound: "hdr.bound", keysOnly: keysOnly, includeDeleted: false, single: single)
+        let sql = "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, hdr.bound, r.* FROM hdr LEFT JOIN LATERAL (\(rows) LIMIT $2::int8) AS r ON true"
         return SQLStatement(sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
     }
 
-    /// Number of live keys in `range` at a pinned revision.
-    func count(_ range: KeyRange, revision: Int64) -> SQLStatement {
+    /// Number of live keys in `range` among rows up to id `idBound`.
+    func count(_ range: KeyRange, idBound: Int64) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 2)
         let sql = """
             SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted FROM kine WHERE \(pred) AND id <= $1 \
             ORDER BY \(nameExpr), id DESC) AS kv WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key'
             """
-        return SQLStatement(sql, [.int64(revision)] + params, name: "count_\(shape)")
+        return SQLStatement(sql, [.int64(idBound)] + params, name: "count_\(shape)")
     }
 
     /// Count with its header in one statement: `hdr.cur, hdr.compact, count`.
@@ -101,7 +111,7 @@ struct StoreSQL: Sendable {
         let (pred, params, shape) = predicate(range, first: 2)
         let sql = """
             \(Self.headerCTE) SELECT hdr.cur, hdr.compact, (SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted \
-            FROM kine WHERE \(pred) AND id <= (CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE hdr.cur END) ORDER BY \(nameExpr), id DESC) AS kv \
+            FROM kine WHERE \(pred) AND id <= hdr.bound ORDER BY \(nameExpr), id DESC) AS kv \
             WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key') FROM hdr
             """
         return SQLStatement(sql, [.int64(revision)] + params, name: "count_hdr_\(shape)")
@@ -127,7 +137,8 @@ struct StoreSQL: Sendable {
     /// Live keys of a stored-name range, latest (revision 0) or at a revision.
     func liveRows(_ range: KeyRange, revision: Int64) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 2)
-        let rows = latestRows(pred, bound: "(CASE WHEN $1::int8 > 0 THEN $1::int8 ELSE 9223372036854775807 END)", keysOnly: false, includeDeleted: false, single: shape == "s")
+        let bound = "(CASE WHEN $1::int8 > 0 THEN \(Self.idBound("$1::int8")) ELSE 9223372036854775807 END)"
+        let rows = latestRows(pred, bound: bound, keysOnly: false, includeDeleted: false, single: shape == "s")
         return SQLStatement(rows, [.int64(revision)] + params, name: "w_live_\(shape)")
     }
 

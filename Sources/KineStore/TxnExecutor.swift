@@ -3,37 +3,31 @@ import KineCore
 /// Executes one write request against a `KeySpace` with etcd 3.5's semantics (`applyTxn`,
 /// `Put`, `DeleteRange`), producing the response and the kine rows to insert. Pure: no I/O.
 ///
-/// A request that changes anything gets one etcd revision. Its rows get consecutive ids
-/// `firstRowID...newRevision`, so the revision is the id of its last row and `id <= R` reads
-/// see either all of a request's rows or none (docs/design.md, "multi-key writes").
+/// A request that changes anything gets the next etcd revision; each key it changes gets a row
+/// with its own consecutive id, all carrying that revision (docs/design.md, "multi-key writes").
 struct TxnExecutor {
     private(set) var space: KeySpace
     private let newRevision: Int64
-    private let firstRowID: Int64
     private let leaseExists: (Int64) -> Bool
     private(set) var rows: [PendingRow] = []
 
-    private init(space: KeySpace, newRevision: Int64, firstRowID: Int64, leaseExists: @escaping (Int64) -> Bool) {
+    private init(space: KeySpace, leaseExists: @escaping (Int64) -> Bool) {
         self.space = space
-        self.newRevision = newRevision
-        self.firstRowID = firstRowID
+        self.newRevision = space.currentRevision + 1
         self.leaseExists = leaseExists
     }
 
-    /// Runs `request` on `space`; on success `space` reflects its writes. Rows take ids from
-    /// `firstRowID` on. Errors leave `space` untouched.
+    /// Runs `request` on `space`; on success `space` reflects its writes. Errors leave `space`
+    /// untouched.
     static func run(
-        _ request: WriteRequest, space: inout KeySpace, firstRowID: Int64, leaseExists: @escaping (Int64) -> Bool
+        _ request: WriteRequest, space: inout KeySpace, leaseExists: @escaping (Int64) -> Bool
     ) throws(EtcdError) -> (response: WriteResponse, rows: [PendingRow]) {
-        // First pass counts the rows, which fixes the revision; the second pass writes them.
-        var dryRun = TxnExecutor(space: space, newRevision: firstRowID, firstRowID: firstRowID, leaseExists: leaseExists)
-        let dryResponse = try dryRun.execute(request)
-        if dryRun.rows.isEmpty { return (dryResponse, []) }
-        let revision = firstRowID + Int64(dryRun.rows.count) - 1
-        var executor = TxnExecutor(space: space, newRevision: revision, firstRowID: firstRowID, leaseExists: leaseExists)
+        var executor = TxnExecutor(space: space, leaseExists: leaseExists)
         let response = try executor.execute(request)
+        if executor.rows.isEmpty { return (response, []) }
         space = executor.space
-        space.currentRevision = revision
+        space.currentRevision = executor.newRevision
+        space.nextRowID += Int64(executor.rows.count)
         return (response, executor.rows)
     }
 
@@ -185,7 +179,7 @@ struct TxnExecutor {
 
     private mutating func appendRow(_ row: PendingRow, state: KeyValue, deleted: Bool) {
         var row = row
-        row.id = firstRowID + Int64(rows.count)
+        row.id = space.nextRowID + Int64(rows.count)
         row.revision = newRevision
         rows.append(row)
         space.states[state.key] = KeyState(kv: state, rowID: row.id, deleted: deleted)

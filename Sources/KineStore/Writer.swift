@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// Each round takes every write waiting, and in one transaction: takes the lock, reads the current
 /// revision and every key the batch touches (one round trip), evaluates the requests in order in
-/// Swift, inserts all rows with consecutive explicit ids, advances `kine_id_seq`, notifies and
+/// Swift, inserts all rows with consecutive explicit ids (one revision per request, one row per
+/// changed key), advances `kine_id_seq`, notifies and
 /// commits (second round trip). Because every writer, in any process, holds the same lock until
 /// commit, ids become visible in order: readers never see a hole that fills later.
 final class Writer: Sendable {
@@ -123,7 +124,8 @@ final class Writer: Sendable {
         }
 
         let header = loaded[2].rows.first
-        var space = KeySpace(currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0)
+        var space = KeySpace(
+            currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0, nextRowID: (header?.int64(2) ?? 0) + 1)
         var resultIndex = 3
         if !plan.keys.isEmpty {
             for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) {
@@ -147,8 +149,7 @@ final class Writer: Sendable {
         var rows: [PendingRow] = []
         for item in batch {
             do {
-                let (response, newRows) = try TxnExecutor.run(
-                    item.request, space: &space, firstRowID: space.currentRevision + 1, leaseExists: { _ in false })
+                let (response, newRows) = try TxnExecutor.run(item.request, space: &space, leaseExists: { _ in false })
                 rows.append(contentsOf: newRows)
                 outcomes.append(.success(response))
             } catch {
@@ -161,7 +162,7 @@ final class Writer: Sendable {
                 _ = try await session.pipeline([StoreSQL.commit])
             } else {
                 _ = try await session.pipeline([
-                    insertStatement(rows), StoreSQL.setSequence(space.currentRevision),
+                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1),
                     StoreSQL.notify(space.currentRevision), StoreSQL.commit,
                 ])
             }

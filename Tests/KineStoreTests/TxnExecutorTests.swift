@@ -11,7 +11,7 @@ struct TxnExecutorTests {
     private func run(_ requests: [WriteRequest], space: inout KeySpace) throws(EtcdError) -> [(WriteResponse, [PendingRow])] {
         var results: [(WriteResponse, [PendingRow])] = []
         for request in requests {
-            results.append(try TxnExecutor.run(request, space: &space, firstRowID: space.currentRevision + 1, leaseExists: { _ in false }))
+            results.append(try TxnExecutor.run(request, space: &space, leaseExists: { _ in false }))
         }
         return results
     }
@@ -51,19 +51,20 @@ struct TxnExecutorTests {
         #expect(response.deleted == 0 && response.header.revision == 7 && results[0].1.isEmpty)
     }
 
-    @Test("A multi-key write is one revision: rows get consecutive ids ending at the revision")
+    @Test("A multi-key write is one revision: one row per key, consecutive ids, the same revision")
     func multiRowRevision() throws {
         var space = KeySpace(currentRevision: 0, compactRevision: 0)
         _ = try run([.put(PutRequest(key: b("a"), value: b("1"))), .put(PutRequest(key: b("b"), value: b("1")))], space: &space)
         let results = try run([.deleteRange(DeleteRangeRequest(key: b("a"), rangeEnd: b("c")))], space: &space)
         #expect(results[0].1.map(\.id) == [3, 4])
-        #expect(results[0].1.allSatisfy { $0.revision == 4 })
-        #expect(space.currentRevision == 4)
+        #expect(results[0].1.allSatisfy { $0.revision == 3 })
+        #expect(space.currentRevision == 3 && space.nextRowID == 5)
         let txn = TxnRequest(success: [.put(PutRequest(key: b("x"), value: b("1"))), .put(PutRequest(key: b("y"), value: b("1")))])
         let txnResult = try run([.txn(txn)], space: &space)
         guard case .txn(let response) = txnResult[0].0 else { Issue.record("wrong response"); return }
-        #expect(response.header.revision == 6)
-        #expect(space.live(b("x"))?.modRevision == 6 && space.live(b("y"))?.modRevision == 6)
+        #expect(response.header.revision == 4)
+        #expect(txnResult[0].1.map(\.id) == [5, 6])
+        #expect(space.live(b("x"))?.modRevision == 4 && space.live(b("y"))?.modRevision == 4)
     }
 
     @Test("Later ops in a txn see earlier writes; compares see the state before the txn")
