@@ -141,7 +141,7 @@ if [ "$E2E_TARGET" = kine ] && [ $BUILD_OK = 0 ]; then
   STEPS+=("e2e (pytest, target=kine)"); RESULTS+=("FAIL  (not run: swift build failed)")
 else
   if [ "$E2E_TARGET" = kine ] && [ -z "${KINE_BIN:-}" ]; then export KINE_BIN="$ROOT/.build/debug/kine"; fi
-  run_step "e2e (pytest, target=$E2E_TARGET)" "$PY" -m pytest "$ROOT/Tests/e2e" -v -ra \
+  run_step "e2e (pytest, target=$E2E_TARGET)" "$PY" -m pytest "$ROOT/Tests/e2e" -o verbosity_test_cases=2 -rfEs \
     -p no:cacheprovider --junitxml="$LOGDIR/e2e.xml" "${PYTEST_EXTRA[@]}"
 fi
 

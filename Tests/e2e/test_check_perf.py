@@ -14,13 +14,14 @@ import harness
 
 
 @pytest.mark.slow
-def test_check_perf_load_s(target):
+def test_check_perf_load_s(target, capsys):
     r = harness.etcdctl(target, "check", "perf", "--load=s", timeout=240, command_timeout="30s")
     out = r.stdout + r.stderr
     lines = [l for l in out.splitlines() if "PASS" in l or "FAIL" in l]
-    print(f"\ncheck perf --load=s against {target.name} ({target.kind}):", file=sys.stderr)
-    for l in lines:
-        print("  " + l, file=sys.stderr)
+    with capsys.disabled():  # shown even when the test passes
+        print(f"\ncheck perf --load=s against {target.name} ({target.kind}):", file=sys.stderr)
+        for l in lines:
+            print("  " + l, file=sys.stderr)
     assert r.returncode == 0 and not any("FAIL" in l for l in lines), f"check perf failed (exit {r.returncode}):\n{out[-4000:]}"
     assert any("Throughput" in l for l in lines), out[-2000:]
     # The prefix must be empty again afterwards (check perf deletes it).
