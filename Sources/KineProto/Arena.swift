@@ -26,6 +26,9 @@ struct Arena: ~Copyable {
         used = 0
     }
 
+    /// Blocks allocated so far; 1 means the capacity estimate was good enough.
+    var blockCount: Int { retired.count + 1 }
+
     deinit {
         block.deallocate()
         for old in retired { old.deallocate() }
