@@ -48,6 +48,7 @@ public final class KineApplication: Service, Sendable {
         let router = EtcdRouter([
             KVService(store: store, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
             MaintenanceService(store: store, identity: identity).methods(),
+            WatchService(store: store, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
         ])
         let endpoints = HTTPEndpoints(store: store, identity: identity)
         let server = GRPCServer(
@@ -55,7 +56,8 @@ public final class KineApplication: Service, Sendable {
             router: router, logger: logger)
 
         let startError: (any Error)? = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await store.run() }
+            let notifications = client.notifications(channel: "kine")
+            group.addTask { await store.run(notifications: notifications) }
             var startError: (any Error)?
             do {
                 let bound = try await server.start()

@@ -15,6 +15,8 @@ public struct KineConfiguration: Sendable {
     /// etcd's `--max-request-bytes` (1.5 MiB).
     public var maxRequestBytes: Int = 1_572_864
     public var memberName: String = "kine"
+    /// Go kine's `--watch-progress-notify-interval` (default 5 s; etcd's is 10 min).
+    public var watchProgressNotifyInterval: Duration = .seconds(5)
 
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen

@@ -18,6 +18,8 @@ public final class KineStore: Sendable {
 
     private let reader: Reader
     private let writer: Writer
+    /// Publishes committed revisions to watchers (this process's and other processes' writes).
+    public let watchHub: WatchHub
     private let compactor: Compactor
     private let configuration: Configuration
     private let client: any SQLClient
@@ -37,15 +39,28 @@ public final class KineStore: Sendable {
         self.client = client
         self.configuration = configuration
         reader = Reader(client: client, sql: sql)
-        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, onCommit: onCommit)
+        let hub = WatchHub(client: client, sql: sql, logger: logger)
+        watchHub = hub
+        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
+            hub.poke()
+            onCommit(rows)
+        }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
     }
 
-    /// Runs the Writer until `stop()`.
-    public func run() async { await writer.run() }
+    /// Runs the Writer and the WatchHub until `stop()`. `notifications` are the payloads of
+    /// `NOTIFY kine` (other processes' commits), if the database client can listen.
+    public func run(notifications: AsyncStream<String>? = nil) async {
+        async let writing: Void = writer.run()
+        async let watching: Void = watchHub.run(notifications: notifications)
+        _ = await (writing, watching)
+    }
 
     /// Fails queued writes with "server stopped" and ends `run()`.
-    public func stop() { writer.stop() }
+    public func stop() {
+        writer.stop()
+        watchHub.stop()
+    }
 
     public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)

@@ -22,14 +22,35 @@ struct StoreSQL: Sendable {
     /// Columns decoded by `StoredRow`, read from a subquery aliased `kv`. For rows Go kine wrote
     /// (no `kv_version`) the version is derived: 1 for a create row, else the number of rows of
     /// the key since its create row.
-    static func rowColumns(keysOnly: Bool = false) -> String {
-        let value = keysOnly ? "CASE WHEN kv.name = 'compact_rev_key_apiserver' THEN kv.value END" : "kv.value"
+    static func rowColumns(keysOnly: Bool = false, alias kv: String = "kv") -> String {
+        let value = keysOnly ? "CASE WHEN \(kv).name = 'compact_rev_key_apiserver' THEN \(kv).value END" : "\(kv).value"
         return """
-            kv.id, kv.name, kv.created, kv.deleted, kv.create_revision, kv.prev_revision, \(value), \
-            COALESCE(kv.kv_version, CASE WHEN kv.deleted <> 0 THEN 0 WHEN kv.created <> 0 THEN 1 \
-            ELSE (SELECT COUNT(*) FROM kine AS v WHERE v.name = kv.name AND v.id >= kv.create_revision AND v.id <= kv.id) END), \
-            COALESCE(kv.kv_revision, kv.id)
+            \(kv).id, \(kv).name, \(kv).created, \(kv).deleted, \(kv).create_revision, \(kv).prev_revision, \(value), \
+            COALESCE(\(kv).kv_version, CASE WHEN \(kv).deleted <> 0 THEN 0 WHEN \(kv).created <> 0 THEN 1 \
+            ELSE (SELECT COUNT(*) FROM kine AS v WHERE v.name = \(kv).name AND v.id >= \(kv).create_revision AND v.id <= \(kv).id) END), \
+            COALESCE(\(kv).kv_revision, \(kv).id)
             """
+    }
+
+    /// Columns of a change row `kv` and of the row it superseded `p` (for `prev_kv`), for watchers.
+    static let changeColumns = "\(rowColumns(alias: "kv")), \(rowColumns(alias: "p"))"
+
+    /// Every row after id `$1`, oldest first, with the row each supersedes: the WatchHub's tail.
+    static func changes(afterID: Int64, limit: Int64) -> SQLStatement {
+        SQLStatement("""
+            SELECT \(changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
+            WHERE kv.id > $1 ORDER BY kv.id LIMIT $2
+            """, [.int64(afterID), .int64(limit)], name: "watch_tail")
+    }
+
+    /// Changes in a stored-name range with revision in `[fromRevision, …]` and id ≤ `$2`, oldest
+    /// first: a watcher catching up from history.
+    func changes(in range: KeyRange, fromRevision: Int64, toID: Int64, limit: Int64) -> SQLStatement {
+        let (qualified, params, shape) = predicate(range, first: 4, table: "kv")
+        return SQLStatement("""
+            SELECT \(Self.changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
+            WHERE kv.id > \(Self.idBound("$1::int8 - 1")) AND kv.id <= $2 AND \(qualified) ORDER BY kv.id LIMIT $3
+            """, [.int64(fromRevision), .int64(toID), .int64(limit)] + params, name: "watch_history_\(shape)")
     }
 
     static let innerColumns = "id, name, created, deleted, create_revision, prev_revision, value, kv_version, kv_revision"
@@ -55,10 +76,11 @@ struct StoreSQL: Sendable {
     static let header = "SELECT \(currentRevision), \(compactRevision), (SELECT COALESCE(MAX(id), 0) FROM kine)"
 
     /// The name predicate for a stored-name range and its parameters, numbered from `first`.
-    func predicate(_ range: KeyRange, first: Int) -> (sql: String, parameters: [SQLValue], shape: String) {
+    func predicate(_ range: KeyRange, first: Int, table: String? = nil) -> (sql: String, parameters: [SQLValue], shape: String) {
+        let nameExpr = table.map { "\($0).\(self.nameExpr)" } ?? self.nameExpr
         switch range {
         case .single(let name):
-            return ("name = $\(first)", [.text(String(decoding: name, as: UTF8.self))], "s")
+            return ("\(table.map { "\($0)." } ?? "")name = $\(first)", [.text(String(decoding: name, as: UTF8.self))], "s")
         case .interval(let start, let end?):
             return (
                 "\(nameExpr) >= $\(first) AND \(nameExpr) < $\(first + 1)",

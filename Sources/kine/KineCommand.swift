@@ -27,6 +27,9 @@ struct KineCommand: AsyncParsableCommand {
     @Option(help: "Revisions per compaction transaction (KINE_COMPACT_BATCH_SIZE). Default 1000.")
     var compactBatchSize: Int?
 
+    @Option(help: "Interval between watch progress notifications, e.g. 5s, 500ms, 1m (KINE_WATCH_PROGRESS_NOTIFY_INTERVAL). Default 5s.")
+    var watchProgressNotifyInterval: String?
+
     @Flag(help: "Log at debug level (KINE_DEBUG).")
     var debug = false
 
@@ -44,6 +47,12 @@ struct KineCommand: AsyncParsableCommand {
             guard batch >= 100 else { throw ValidationError("--compact-batch-size must be at least 100") }
             configuration.compactBatchSize = Int64(batch)
         }
+        if let text = setting(watchProgressNotifyInterval, "WATCH_PROGRESS_NOTIFY_INTERVAL") {
+            guard let interval = Self.parseDuration(text), interval > .zero else {
+                throw ValidationError("invalid --watch-progress-notify-interval \(text)")
+            }
+            configuration.watchProgressNotifyInterval = interval
+        }
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
 
         let verbose = debug || ["1", "true"].contains(environment["KINE_DEBUG"]?.lowercased() ?? "")
@@ -57,5 +66,14 @@ struct KineCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// Go-style durations: a number with ms, s, m or h (e.g. "500ms", "5s", "1m").
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (unit, seconds) in units where text.hasSuffix(unit) {
+            if let value = Double(text.dropLast(unit.count)) { return .milliseconds(Int64(value * seconds * 1000)) }
+        }
+        return nil
     }
 }

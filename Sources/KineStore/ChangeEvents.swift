@@ -1,0 +1,46 @@
+public import KineCore
+import KineSQL
+
+/// The events of one etcd revision, in the order the write made them.
+public struct RevisionEvents: Sendable {
+    public var revision: Int64
+    public var events: [Event]
+    /// Row ids the revision spans (the WatchHub's tail position).
+    var lastID: Int64
+}
+
+enum ChangeEvents {
+    /// Turns change rows (`StoreSQL.changeColumns`, oldest first) into events grouped by revision.
+    /// Go kine's gap-fill rows and its `compact_rev_key` bookkeeping row are not changes.
+    static func group(_ rows: [SQLRow]) -> [RevisionEvents] {
+        var groups: [RevisionEvents] = []
+        for row in rows {
+            guard let stored = StoredRow(row) else { continue }
+            let id = stored.id
+            if let event = event(stored, previous: StoredRow(row, offset: 9)) {
+                if groups.last?.revision == stored.modRevision {
+                    groups[groups.count - 1].events.append(event)
+                    groups[groups.count - 1].lastID = id
+                } else {
+                    groups.append(RevisionEvents(revision: stored.modRevision, events: [event], lastID: id))
+                }
+            } else if let last = groups.last, last.revision == stored.modRevision {
+                groups[groups.count - 1].lastID = id
+            } else {
+                groups.append(RevisionEvents(revision: stored.modRevision, events: [], lastID: id))
+            }
+        }
+        return groups
+    }
+
+    static func event(_ row: StoredRow, previous: StoredRow?) -> Event? {
+        if row.name == KeyMapping.compactName { return nil }
+        if row.deleted && row.prevRevision == 0 && row.name.starts(with: Array("gap-".utf8)) { return nil }
+        let prevKV = previous.flatMap { $0.deleted ? nil : $0.keyValue }
+        if row.deleted {
+            let key = KeyMapping.clientKey(forName: row.name)
+            return Event(type: .delete, kv: KeyValue(key: key, modRevision: row.modRevision), prevKV: prevKV)
+        }
+        return Event(type: .put, kv: row.keyValue, prevKV: prevKV)
+    }
+}

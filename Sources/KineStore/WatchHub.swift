@@ -1,0 +1,287 @@
+public import KineCore
+import KineSQL
+import Logging
+import Synchronization
+
+/// One per process: follows the kine table in id order and publishes every committed revision.
+///
+/// Because all writers commit in id order (one advisory lock), the tail never waits on holes:
+/// every row up to the highest visible id is there. It is woken by this process's commits, by
+/// `NOTIFY kine` from other processes, and by a slow poll as a safety net. Recent revisions stay in
+/// a bounded ring so live watchers are served from memory; watchers further behind read history
+/// from the table (`history`).
+public final class WatchHub: Sendable {
+    private struct State: Sendable {
+        var ring = RevisionRing()
+        var lastID: Int64 = 0
+        var revision: Int64 = 0
+        var started = false
+        var stopped = false
+        var poked = false
+        var pokeWaiter: CheckedContinuation<Void, Never>?
+        var syncWaiters: [(id: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+        var subscribers: [UInt64: @Sendable () -> Void] = [:]
+        var nextSubscriber: UInt64 = 0
+    }
+
+    private let client: any SQLClient
+    private let sql: StoreSQL
+    private let logger: Logger
+    private let pollInterval: Duration
+    private let state: Mutex<State>
+    private let batchRows: Int64 = 1000
+
+    init(client: any SQLClient, sql: StoreSQL, logger: Logger, ringCapacity: Int = 8192, pollInterval: Duration = .seconds(1)) {
+        self.client = client
+        self.sql = sql
+        self.logger = logger
+        self.pollInterval = pollInterval
+        state = Mutex(State(ring: RevisionRing(capacity: ringCapacity)))
+    }
+
+    /// The newest revision published to watchers.
+    public var revision: Int64 { state.withLock { $0.revision } }
+
+    /// Follows the table until `stop()`.
+    func run(notifications: AsyncStream<String>?) async {
+        await withTaskGroup(of: Void.self) { group in
+            if let notifications {
+                group.addTask { [self] in
+                    for await _ in notifications { poke() }
+                }
+            }
+            group.addTask { [self] in
+                while !isStopped {
+                    try? await Task.sleep(for: pollInterval)
+                    poke()
+                }
+            }
+            await tail()
+            group.cancelAll()
+        }
+    }
+
+    func stop() {
+        let waiters = state.withLock { state in
+            state.stopped = true
+            defer {
+                state.pokeWaiter = nil
+                state.syncWaiters = []
+            }
+            return (state.pokeWaiter, state.syncWaiters.map(\.continuation))
+        }
+        waiters.0?.resume()
+        for waiter in waiters.1 { waiter.resume() }
+    }
+
+    private var isStopped: Bool { state.withLock { $0.stopped } }
+
+    /// Something may have been committed: look at the table soon.
+    func poke() {
+        let waiter = state.withLock { state in
+            state.poked = true
+            defer { state.pokeWaiter = nil }
+            return state.pokeWaiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits until every row committed before the call is published, and returns the revision
+    /// published then (the current revision for a watch created "from now", or a progress report).
+    public func sync() async throws(EtcdError) -> Int64 {
+        let maxID: Int64
+        do {
+            maxID = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first?.int64(2) ?? 0
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+        poke()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state in
+                if state.stopped || state.lastID >= maxID { return true }
+                state.syncWaiters.append((maxID, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+        if isStopped { throw .serverStopped }
+        return revision
+    }
+
+    /// `wake` is called (from any thread, must not block) whenever a revision is published.
+    public func subscribe(_ wake: @escaping @Sendable () -> Void) -> UInt64 {
+        state.withLock { state in
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = wake
+            return state.nextSubscriber
+        }
+    }
+
+    public func unsubscribe(_ token: UInt64) {
+        _ = state.withLock { $0.subscribers.removeValue(forKey: token) }
+    }
+
+    /// Published revisions newer than `after` and up to `through`, if the ring still has them all.
+    func recent(after: Int64, through: Int64) -> [RevisionEvents]? {
+        state.withLock { $0.ring.revisions(after: after, through: through) }
+    }
+
+    /// History of `range` from `fromRevision` up to the published position: from the table,
+    /// at most about `limit` rows per call. `through` is the revision the result is complete up to.
+    func history(_ range: KeyRange, from fromRevision: Int64, limit: Int64 = 2000) async throws(EtcdError) -> (groups: [RevisionEvents], through: Int64) {
+        let (lastID, revision) = state.withLock { ($0.lastID, $0.revision) }
+        if fromRevision > revision { return ([], revision) }
+        let statements = [StoreSQL.writerHeader, sql.changes(in: KeyMapping.nameRange(range), fromRevision: fromRevision, toID: lastID, limit: limit + 1)]
+        let results: [SQLResult]
+        do {
+            results = try await client.pipeline(statements)
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+        let compacted = results[0].rows.first?.int64(1) ?? 0
+        if fromRevision < compacted { throw .compacted }
+        var groups = ChangeEvents.group(results[1].rows)
+        if results[1].rows.count > limit, groups.count > 1 {
+            // The last revision may continue past the limit: leave it for the next call.
+            groups.removeLast()
+            return (groups, groups.last?.revision ?? revision)
+        }
+        return (groups, revision)
+    }
+
+    /// The compacted revision now.
+    func compactedRevision() async throws(EtcdError) -> Int64 {
+        do {
+            return try await client.pipeline([StoreSQL.writerHeader])[0].rows.first?.int64(1) ?? 0
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+    }
+
+    // MARK: Tail
+
+    private func tail() async {
+        while !isStopped {
+            do {
+                let header = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first
+                state.withLock { state in
+                    state.revision = header?.int64(0) ?? 0
+                    state.lastID = header?.int64(2) ?? 0
+                    state.ring = RevisionRing(capacity: state.ring.capacity, coversAfter: state.revision)
+                    state.started = true
+                }
+                publish([])
+                break
+            } catch {
+                logger.warning("watch hub cannot read the current revision; retrying", metadata: ["kine.error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        var limit = batchRows
+        while !isStopped {
+            await waitForPoke()
+            if isStopped { return }
+            do {
+                var more = true
+                while more && !isStopped {
+                    let from = state.withLock { $0.lastID }
+                    let rows = try await client.pipeline([StoreSQL.changes(afterID: from, limit: limit)])[0].rows
+                    var groups = ChangeEvents.group(rows)
+                    more = rows.count >= limit
+                    if more {
+                        if groups.count > 1 {
+                            groups.removeLast()  // possibly cut by the limit: fetch it whole next time
+                            limit = batchRows
+                        } else {
+                            limit *= 4  // one revision larger than the batch
+                            continue
+                        }
+                    }
+                    publish(groups)
+                }
+            } catch {
+                logger.warning("watch hub cannot read changes; retrying", metadata: ["kine.error": "\(error)"])
+                try? await Task.sleep(for: .milliseconds(200))
+                poke()
+            }
+        }
+    }
+
+    private func waitForPoke() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                if state.poked || state.stopped {
+                    state.poked = false
+                    return true
+                }
+                state.pokeWaiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        state.withLock { $0.poked = false }
+    }
+
+    private func publish(_ groups: [RevisionEvents]) {
+        let (wakes, ready) = state.withLock { state in
+            for group in groups where !group.events.isEmpty { state.ring.append(group) }
+            if let last = groups.last {
+                state.lastID = last.lastID
+                state.revision = max(state.revision, last.revision)
+            }
+            let lastID = state.lastID
+            let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.continuation)
+            state.syncWaiters.removeAll { $0.id <= lastID }
+            return (Array(state.subscribers.values), ready)
+        }
+        for waiter in ready { waiter.resume() }
+        for wake in wakes { wake() }
+    }
+}
+
+/// The most recent revisions' events, bounded by an event count.
+struct RevisionRing: Sendable {
+    private var groups: [RevisionEvents] = []
+    private var head = 0
+    private var eventCount = 0
+    private(set) var capacity = 8192
+    /// Every revision after this one is in the ring (revisions without events have none).
+    private(set) var coversAfter: Int64 = 0
+
+    init(capacity: Int = 8192, coversAfter: Int64 = 0) {
+        self.capacity = capacity
+        self.coversAfter = coversAfter
+    }
+
+    mutating func append(_ group: RevisionEvents) {
+        groups.append(group)
+        eventCount += group.events.count
+        while eventCount > capacity, head < groups.count - 1 {
+            eventCount -= groups[head].events.count
+            coversAfter = groups[head].revision
+            head += 1
+        }
+        if head > 1024 && head * 2 > groups.count {
+            groups.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Groups with `after < revision <= through`, or nil if some may have been dropped.
+    func revisions(after: Int64, through: Int64) -> [RevisionEvents]? {
+        guard after >= coversAfter else { return nil }
+        var low = head
+        var high = groups.count
+        while low < high {
+            let mid = (low + high) / 2
+            if groups[mid].revision <= after { low = mid + 1 } else { high = mid }
+        }
+        var result: [RevisionEvents] = []
+        var index = low
+        while index < groups.count, groups[index].revision <= through {
+            result.append(groups[index])
+            index += 1
+        }
+        return result
+    }
+}

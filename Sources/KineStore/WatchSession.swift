@@ -1,0 +1,323 @@
+public import KineCore
+import Synchronization
+
+/// The watchers of one Watch stream, with etcd 3.5's rules (etcd `watchServer` + `watchableStore`):
+/// created responses in request order and before any event of their watcher; synced watchers get
+/// one response per revision (header = that revision); watchers behind catch up in batches
+/// (header = the current revision); progress notifications and progress requests; compaction
+/// cancels. All responses leave through one send loop, so header revisions never go backwards.
+public final class WatchSession: Sendable {
+    public typealias Sender = @Sendable (WatchResponse) async throws -> Void
+
+    struct Watcher: Sendable {
+        var id: Int64
+        var range: KeyRange
+        /// The first revision this watcher has not been given yet.
+        var nextRevision: Int64
+        var prevKV: Bool
+        var noPut: Bool
+        var noDelete: Bool
+        var progressNotify: Bool
+        var fragment: Bool
+        var sentSinceProgress = false
+    }
+
+    private enum Control: Sendable {
+        case created(WatchResponse, Watcher?)
+        case response(WatchResponse)
+    }
+
+    private struct State: Sendable {
+        var watchers: [Int64: Watcher] = [:]
+        /// Ids handed out but not yet active (their created response is queued).
+        var pendingIDs: Set<Int64> = []
+        var nextID: Int64 = 0
+        var control: [Control] = []
+        var progressRequested = false
+        var progressTick = false
+        var dirty = true
+        var closed = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// The revision every synced watcher has been given everything up to.
+        var deliveredThrough: Int64 = 0
+    }
+
+    private let hub: WatchHub
+    private let send: Sender
+    private let state = Mutex(State())
+    /// Largest response etcd sends before fragmenting: max request bytes + 512 KiB.
+    private let fragmentThreshold: Int
+
+    public init(hub: WatchHub, fragmentThreshold: Int = 1_572_864 + 524_288, send: @escaping Sender) {
+        self.hub = hub
+        self.send = send
+        self.fragmentThreshold = fragmentThreshold
+    }
+
+    // MARK: Requests
+
+    /// Handles one request from the client. Returns once it is queued for the send loop.
+    public func handle(_ request: WatchRequest) async {
+        switch request {
+        case .create(let create): await createWatcher(create)
+        case .cancel(let id): cancel(id)
+        case .progress:
+            _ = try? await hub.sync()
+            update { $0.progressRequested = true }
+        case .empty: break
+        }
+    }
+
+    private func createWatcher(_ request: WatchCreateRequest) async {
+        var key = request.key
+        if key.isEmpty { key = [0] }  // etcd: "\0" is the smallest key
+        let range = KeyRange(key: key, rangeEnd: request.rangeEnd)
+        let current = (try? await hub.sync()) ?? hub.revision
+        func refuse(_ reason: String) {
+            update {
+                $0.control.append(.created(
+                    WatchResponse(header: ResponseHeader(revision: current), watchID: -1, created: true, canceled: true, cancelReason: reason), nil))
+            }
+        }
+        if request.startRevision < 0 { return refuse(EtcdError.compacted.message) }
+        if range.isEmpty { return refuse("mvcc: watcher range is empty") }
+        let id: Int64? = state.withLock { state in
+            if request.watchID != 0 {
+                if state.watchers[request.watchID] != nil || state.pendingIDs.contains(request.watchID) { return nil }
+                state.pendingIDs.insert(request.watchID)
+                return request.watchID
+            }
+            while state.watchers[state.nextID] != nil || state.pendingIDs.contains(state.nextID) { state.nextID += 1 }
+            defer { state.nextID += 1 }
+            state.pendingIDs.insert(state.nextID)
+            return state.nextID
+        }
+        guard let id else { return refuse("mvcc: duplicate watch ID provided on the WatchStream") }
+        let watcher = Watcher(
+            id: id, range: range, nextRevision: request.startRevision == 0 ? current + 1 : request.startRevision,
+            prevKV: request.prevKV, noPut: request.filters.contains(0), noDelete: request.filters.contains(1),
+            progressNotify: request.progressNotify, fragment: request.fragment)
+        update {
+            $0.control.append(.created(WatchResponse(header: ResponseHeader(revision: current), watchID: id, created: true), watcher))
+        }
+    }
+
+    private func cancel(_ id: Int64) {
+        update { state in
+            let removed = state.watchers.removeValue(forKey: id) != nil || state.pendingIDs.remove(id) != nil
+            if removed {
+                state.control.removeAll { if case .created(_, let watcher?) = $0 { return watcher.id == id } else { return false } }
+                state.control.append(.response(WatchResponse(header: ResponseHeader(revision: self.hub.revision), watchID: id, canceled: true)))
+            }
+        }
+    }
+
+    /// Periodic progress: watchers that asked for it and got nothing since the last tick hear the
+    /// current revision.
+    public func progressTick() {
+        update { $0.progressTick = true }
+    }
+
+    /// Ends the send loop.
+    public func close() {
+        let waiter = state.withLock { state in
+            state.closed = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    private func update(_ body: (inout State) -> Void) {
+        let waiter = state.withLock { state in
+            body(&state)
+            state.dirty = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    // MARK: Send loop
+
+    /// Sends responses until `close()` or a send fails (the stream is gone).
+    public func run() async throws {
+        let token = hub.subscribe { [weak self] in self?.update { _ in } }
+        defer { hub.unsubscribe(token) }
+        state.withLock { $0.deliveredThrough = hub.revision }
+        while true {
+            await waitForWork()
+            if state.withLock({ $0.closed }) { return }
+            try await deliverRound()
+        }
+    }
+
+    private func waitForWork() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                if state.dirty || state.closed {
+                    state.dirty = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    private func deliverRound() async throws {
+        let target = hub.revision
+        let previous = state.withLock { $0.deliveredThrough }
+
+        // 1. Synced watchers: each new revision, in order, from memory.
+        if target > previous {
+            if let groups = hub.recent(after: previous, through: target) {
+                for group in groups {
+                    let synced = state.withLock { state in state.watchers.values.filter { $0.nextRevision <= group.revision && $0.nextRevision > previous } }
+                    for watcher in synced.sorted(by: { $0.id < $1.id }) {
+                        let events = filter(group.events, for: watcher)
+                        if !events.isEmpty {
+                            try await sendEvents(events, watcher: watcher, header: group.revision)
+                        }
+                        advance(watcher.id, to: group.revision + 1, sent: !events.isEmpty)
+                    }
+                }
+            }
+            state.withLock { $0.deliveredThrough = target }
+        }
+
+        // 2. Control responses in request order; a created watcher becomes active after its response.
+        let control = state.withLock { state in
+            defer { state.control = [] }
+            return state.control
+        }
+        for item in control {
+            switch item {
+            case .created(let response, let watcher):
+                try await send(response)
+                if let watcher {
+                    state.withLock { state in
+                        if state.pendingIDs.remove(watcher.id) != nil { state.watchers[watcher.id] = watcher }
+                    }
+                }
+            case .response(let response):
+                try await send(response)
+            }
+        }
+
+        // 3. Watchers behind: catch up from memory or the table, batched, header = target.
+        let behind = state.withLock { state in state.watchers.values.filter { $0.nextRevision <= target } }
+        for watcher in behind.sorted(by: { $0.id < $1.id }) {
+            try await catchUp(watcher, target: target)
+        }
+
+        // 4. Progress.
+        let (requested, tick, watchers) = state.withLock { state in
+            defer {
+                state.progressTick = false
+            }
+            return (state.progressRequested, state.progressTick, Array(state.watchers.values))
+        }
+        let allSynced = watchers.allSatisfy { $0.nextRevision > target }
+        if requested && allSynced {
+            state.withLock { $0.progressRequested = false }
+            if !watchers.isEmpty {
+                try await send(WatchResponse(header: ResponseHeader(revision: target), watchID: -1))
+            }
+        }
+        if tick {
+            for watcher in watchers.sorted(by: { $0.id < $1.id }) where watcher.progressNotify {
+                if watcher.nextRevision > target && !watcher.sentSinceProgress {
+                    try await send(WatchResponse(header: ResponseHeader(revision: target), watchID: watcher.id))
+                }
+            }
+            state.withLock { state in
+                for id in state.watchers.keys { state.watchers[id]?.sentSinceProgress = false }
+            }
+        }
+    }
+
+    private func catchUp(_ watcher: Watcher, target: Int64) async throws {
+        var next = watcher.nextRevision
+        while next <= target {
+            let groups: [RevisionEvents]
+            let through: Int64
+            if let recent = hub.recent(after: next - 1, through: target) {
+                (groups, through) = (recent, target)
+            } else {
+                do {
+                    (groups, through) = try await hub.history(watcher.range, from: next)
+                } catch let error where error == .compacted {
+                    try await compactedCancel(watcher)
+                    return
+                } catch {
+                    // The database is unavailable: try again on the next round.
+                    update { _ in }
+                    try? await Task.sleep(for: .milliseconds(100))
+                    return
+                }
+            }
+            let complete = min(through, target)
+            let events = groups.filter { $0.revision >= next && $0.revision <= complete }.flatMap { filter($0.events, for: watcher) }
+            guard state.withLock({ $0.watchers[watcher.id] != nil }) else { return }
+            if !events.isEmpty {
+                try await sendEvents(events, watcher: watcher, header: target)
+            }
+            let newNext = max(complete, next - 1) + 1
+            advance(watcher.id, to: newNext, sent: !events.isEmpty)
+            if newNext <= next { return }
+            next = newNext
+        }
+    }
+
+    private func compactedCancel(_ watcher: Watcher) async throws {
+        let compacted = (try? await hub.compactedRevision()) ?? 0
+        _ = state.withLock { $0.watchers.removeValue(forKey: watcher.id) }
+        // etcd 3.5 sends this with a zero header revision and no reason.
+        try await send(WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: true, compactRevision: compacted))
+    }
+
+    private func advance(_ id: Int64, to next: Int64, sent: Bool) {
+        state.withLock { state in
+            guard var watcher = state.watchers[id] else { return }
+            watcher.nextRevision = max(watcher.nextRevision, next)
+            if sent { watcher.sentSinceProgress = true }
+            state.watchers[id] = watcher
+        }
+    }
+
+    private func filter(_ events: [Event], for watcher: Watcher) -> [Event] {
+        var result: [Event] = []
+        for var event in events where watcher.range.contains(event.kv.key) {
+            if event.type == .put && watcher.noPut { continue }
+            if event.type == .delete && watcher.noDelete { continue }
+            if !watcher.prevKV { event.prevKV = nil }
+            result.append(event)
+        }
+        return result
+    }
+
+    /// Sends events, split into fragments when the watcher asked for it and they are too large.
+    private func sendEvents(_ events: [Event], watcher: Watcher, header: Int64) async throws {
+        guard watcher.fragment else {
+            try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, events: events))
+            return
+        }
+        var chunk: [Event] = []
+        var size = 0
+        for (index, event) in events.enumerated() {
+            let eventSize = event.kv.key.count + event.kv.value.count + (event.prevKV.map { $0.key.count + $0.value.count } ?? 0) + 64
+            if !chunk.isEmpty && size + eventSize > fragmentThreshold {
+                try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, fragment: true, events: chunk))
+                chunk = []
+                size = 0
+            }
+            chunk.append(event)
+            size += eventSize
+            if index == events.count - 1 {
+                try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, events: chunk))
+            }
+        }
+    }
+}
