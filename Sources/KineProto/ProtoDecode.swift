@@ -7,7 +7,9 @@ public import KineCore
 ///
 /// Each decoder parses with protobuf-c, copies everything into Swift values and frees the C
 /// message before returning. Any input — truncated, random, hostile — either decodes or throws
-/// `ProtoError`; none traps. Unknown fields are skipped, as proto3 requires.
+/// `ProtoError`; none traps. Unknown fields are skipped, as proto3 requires. `bytes` fields
+/// (keys, values) are exact; `string` fields are read as C strings, so a string containing a NUL
+/// byte is cut there (etcd's strings — versions, names, URLs, reasons — never contain one).
 public enum ProtoDecode {}
 
 // MARK: - KV requests
