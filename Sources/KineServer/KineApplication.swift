@@ -49,6 +49,7 @@ public final class KineApplication: Service, Sendable {
             KVService(store: store, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
             MaintenanceService(store: store, identity: identity).methods(),
             WatchService(store: store, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
+            LeaseService(store: store, identity: identity).methods(),
         ])
         let endpoints = HTTPEndpoints(store: store, identity: identity)
         let server = GRPCServer(

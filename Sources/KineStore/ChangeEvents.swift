@@ -17,7 +17,7 @@ enum ChangeEvents {
         for row in rows {
             guard let stored = StoredRow(row) else { continue }
             let id = stored.id
-            if let event = event(stored, previous: StoredRow(row, offset: 9)) {
+            if let event = event(stored, previous: StoredRow(row, offset: StoreSQL.rowColumnCount)) {
                 if groups.last?.revision == stored.modRevision {
                     groups[groups.count - 1].events.append(event)
                     groups[groups.count - 1].lastID = id

@@ -18,6 +18,9 @@ struct PendingRow: Sendable {
     var value: Bytes?
     var oldValue: Bytes?
     var version: Int64
+    /// Attached lease id (0 = none) and its TTL (Go kine's `lease` column).
+    var lease: Int64 = 0
+    var leaseTTL: Int64 = 0
     var id: Int64 = 0
     var revision: Int64 = 0
 }
@@ -29,6 +32,10 @@ struct KeySpace: Sendable {
     var states: [Bytes: KeyState] = [:]
     /// Live keys at past revisions, for Range ops with `revision != 0` inside txns.
     var historic: [HistoricRange: [KeyValue]] = [:]
+    /// Leases the batch refers to that exist: id → TTL.
+    var leases: [Int64: Int64] = [:]
+    /// Leases revoked by the batch so far (their rows go in the same transaction).
+    var revokedLeases: [Int64] = []
     var currentRevision: Int64
     var compactRevision: Int64
     /// The id the next row gets. Ids and revisions both grow, but a write that changes several

@@ -23,6 +23,7 @@ public final class KineStore: Sendable {
     private let compactor: Compactor
     private let configuration: Configuration
     private let client: any SQLClient
+    private let logger: Logger
 
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
@@ -38,6 +39,7 @@ public final class KineStore: Sendable {
     private init(client: any SQLClient, sql: StoreSQL, configuration: Configuration, logger: Logger, onCommit: @escaping @Sendable ([CommittedRow]) -> Void) {
         self.client = client
         self.configuration = configuration
+        self.logger = logger
         reader = Reader(client: client, sql: sql)
         let hub = WatchHub(client: client, sql: sql, logger: logger)
         watchHub = hub
@@ -53,7 +55,20 @@ public final class KineStore: Sendable {
     public func run(notifications: AsyncStream<String>? = nil) async {
         async let writing: Void = writer.run()
         async let watching: Void = watchHub.run(notifications: notifications)
-        _ = await (writing, watching)
+        async let expiring: Void = expireLeasesPeriodically()
+        _ = await (writing, watching, expiring)
+    }
+
+    /// etcd checks for expired leases about every 500 ms.
+    private func expireLeasesPeriodically() async {
+        while !writer.isStopped {
+            try? await Task.sleep(for: .milliseconds(500))
+            do {
+                try await expireLeases()
+            } catch {
+                logger.warning("lease expiry failed", metadata: ["kine.error": "\(error)"])
+            }
+        }
     }
 
     /// Fails queued writes with "server stopped" and ends `run()`.
@@ -65,6 +80,14 @@ public final class KineStore: Sendable {
     public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)
         return try await reader.range(request)
+    }
+
+    func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
+        try await writer.submit(request)
+    }
+
+    func runSQL(_ statements: [SQLStatement]) async throws(EtcdError) -> [SQLResult] {
+        try await reader.run(statements)
     }
 
     public func put(_ request: PutRequest) async throws(EtcdError) -> PutResponse {
@@ -109,5 +132,5 @@ public final class KineStore: Sendable {
         return rows[0].rows.first?.int64(0) ?? 0
     }
 
-    private static let mismatch = EtcdError(.internal, "kine: writer answered with the wrong response kind")
+    static let mismatch = EtcdError(.internal, "kine: writer answered with the wrong response kind")
 }

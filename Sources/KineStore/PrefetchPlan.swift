@@ -9,15 +9,26 @@ struct PrefetchPlan {
     /// Client ranges whose live keys are needed.
     var ranges = Set<KeyRange>()
     var historic = Set<HistoricRange>()
+    /// Leases named by puts and revokes.
+    var leases = Set<Int64>()
+    /// Whether expired leases (and their keys) must be loaded.
+    var expiredLeases = false
 
     init(_ requests: some Sequence<WriteRequest>) {
         for request in requests {
             switch request {
-            case .put(let put): keys.insert(put.key)
+            case .put(let put): add(put)
             case .deleteRange(let delete): add(KeyRange(key: delete.key, rangeEnd: delete.rangeEnd))
             case .txn(let txn): add(txn)
+            case .revokeLease(let id): leases.insert(id)
+            case .expireLeases: expiredLeases = true
             }
         }
+    }
+
+    private mutating func add(_ put: PutRequest) {
+        keys.insert(put.key)
+        if put.lease != 0 { leases.insert(put.lease) }
     }
 
     private mutating func add(_ range: KeyRange) {
@@ -36,7 +47,7 @@ struct PrefetchPlan {
                 } else {
                     add(keyRange)
                 }
-            case .put(let put): keys.insert(put.key)
+            case .put(let put): add(put)
             case .deleteRange(let delete): add(KeyRange(key: delete.key, rangeEnd: delete.rangeEnd))
             case .txn(let inner): add(inner)
             case .empty: break
@@ -45,8 +56,14 @@ struct PrefetchPlan {
     }
 
     /// The statements that load the plan, after `BEGIN`, the lock and the header.
+    var loadsLeases: Bool { !leases.isEmpty || expiredLeases }
+
     func statements(_ sql: StoreSQL) -> (statements: [SQLStatement], ranges: [KeyRange], historic: [HistoricRange]) {
         var statements: [SQLStatement] = []
+        if loadsLeases {
+            statements.append(StoreSQL.leases(Array(leases), includeExpired: expiredLeases))
+            statements.append(StoreSQL.leasedKeys(Array(leases), includeExpired: expiredLeases))
+        }
         if !keys.isEmpty { statements.append(sql.latestOfNames(keys.map(KeyMapping.name(forKey:)))) }
         let ranges = Array(ranges)
         for range in ranges { statements.append(sql.liveRows(KeyMapping.nameRange(range), revision: 0)) }

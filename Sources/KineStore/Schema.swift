@@ -8,7 +8,8 @@ import Logging
 /// can open a database the other wrote. What etcd needs beyond kine's columns is added as
 /// nullable columns Go kine ignores: `kv_version` (the key's etcd version) and `kv_revision`
 /// (the row's etcd revision, NULL when it equals `id`; a write that changes several keys has
-/// one revision but one row, with its own id, per key), and an index to map revisions to ids.
+/// one revision but one row, with its own id, per key), an index to map revisions to ids,
+/// `kv_lease` (the attached etcd lease) and the table `kine_leases` (lease TTLs and deadlines).
 enum Schema {
     static let statements = [
         """
@@ -24,6 +25,10 @@ enum Schema {
         "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_version BIGINT",
         "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_revision BIGINT",
         "CREATE INDEX IF NOT EXISTS kine_revision_id_index ON kine ((COALESCE(kv_revision, id)), id)",
+        "ALTER TABLE kine ADD COLUMN IF NOT EXISTS kv_lease BIGINT",
+        "CREATE INDEX IF NOT EXISTS kine_kv_lease_index ON kine (kv_lease) WHERE kv_lease IS NOT NULL",
+        "CREATE TABLE IF NOT EXISTS kine_leases (id BIGINT PRIMARY KEY, ttl BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS kine_leases_expires_index ON kine_leases (expires_at)",
     ]
 
     /// Go kine's opt-in migrations (`KINE_SCHEMA_MIGRATION`): 1 → BIGINT ids, 2 → `text COLLATE "C"` names.
@@ -61,6 +66,13 @@ enum Schema {
             StoreSQL.begin, StoreSQL.lock,
             SQLStatement(insertIfMissing(name: "compact_rev_key", value: "''")),
             SQLStatement(insertIfMissing(name: "/registry/health", value: #"'{"health":"true"}'"#)),
+            // Keys Go kine wrote with a TTL (its `lease` column) get a lease whose id is that TTL,
+            // running from now, as Go kine itself restarts TTLs when it starts (kine#581).
+            SQLStatement("""
+                INSERT INTO kine_leases (id, ttl, expires_at) SELECT DISTINCT lease, lease, now() + make_interval(secs => lease::float8) \
+                FROM kine WHERE lease > 0 AND kv_lease IS NULL ON CONFLICT (id) DO NOTHING
+                """),
+            SQLStatement("UPDATE kine SET kv_lease = lease WHERE lease > 0 AND kv_lease IS NULL"),
             SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))"),
             StoreSQL.commit,
         ])

@@ -28,9 +28,12 @@ struct StoreSQL: Sendable {
             \(kv).id, \(kv).name, \(kv).created, \(kv).deleted, \(kv).create_revision, \(kv).prev_revision, \(value), \
             COALESCE(\(kv).kv_version, CASE WHEN \(kv).deleted <> 0 THEN 0 WHEN \(kv).created <> 0 THEN 1 \
             ELSE (SELECT COUNT(*) FROM kine AS v WHERE v.name = \(kv).name AND v.id >= \(kv).create_revision AND v.id <= \(kv).id) END), \
-            COALESCE(\(kv).kv_revision, \(kv).id)
+            COALESCE(\(kv).kv_revision, \(kv).id), COALESCE(\(kv).kv_lease, 0)
             """
     }
+
+    /// Number of columns `rowColumns` yields (where a second row's columns start).
+    static let rowColumnCount = 10
 
     /// Columns of a change row `kv` and of the row it superseded `p` (for `prev_kv`), for watchers.
     static let changeColumns = "\(rowColumns(alias: "kv")), \(rowColumns(alias: "p"))"
@@ -53,7 +56,7 @@ struct StoreSQL: Sendable {
             """, [.int64(fromRevision), .int64(toID), .int64(limit)] + params, name: "watch_history_\(shape)")
     }
 
-    static let innerColumns = "id, name, created, deleted, create_revision, prev_revision, value, kv_version, kv_revision"
+    static let innerColumns = "id, name, created, deleted, create_revision, prev_revision, value, kv_version, kv_revision, kv_lease"
 
     /// The current etcd revision: the revision of the newest row.
     static let currentRevision = "COALESCE((SELECT COALESCE(kv_revision, id) FROM kine ORDER BY id DESC LIMIT 1), 0)"
@@ -164,12 +167,37 @@ struct StoreSQL: Sendable {
         return SQLStatement(rows, [.int64(revision)] + params, name: "w_live_\(shape)")
     }
 
+    /// New rows. `lease` gets the lease's TTL, as Go kine stores it, so Go kine would still expire
+    /// the key; `kv_lease` holds the real lease id.
     static let insertRows = """
-        INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision) \
-        SELECT t.i, t.n, t.c::integer, t.d::integer, t.cr, t.pr, 0, t.v, t.ov, t.ver, NULLIF(t.rev, t.i) \
-        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[], $8::bytea[], $9::int8[], $10::int8[]) \
-        AS t(i, n, c, d, cr, pr, v, ov, ver, rev)
+        INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision, kv_lease) \
+        SELECT t.i, t.n, t.c::integer, t.d::integer, t.cr, t.pr, LEAST(t.ttl, 2147483647)::integer, t.v, t.ov, t.ver, NULLIF(t.rev, t.i), NULLIF(t.l, 0) \
+        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[], $8::bytea[], $9::int8[], $10::int8[], \
+        $11::int8[], $12::int8[]) AS t(i, n, c, d, cr, pr, v, ov, ver, rev, l, ttl)
         """
+
+    // MARK: Leases
+
+    /// Leases the batch refers to (`$1`) and, if `$2`, every expired lease: `id, ttl, expired`.
+    static func leases(_ ids: [Int64], includeExpired: Bool) -> SQLStatement {
+        SQLStatement(
+            "SELECT id, ttl, expires_at <= now() FROM kine_leases WHERE id = ANY($1::int8[]) OR ($2::bool AND expires_at <= now())",
+            [.int64Array(ids), .bool(includeExpired)], name: "w_leases")
+    }
+
+    /// Live keys attached to the leases `$1` or, if `$2`, to any expired lease.
+    static func leasedKeys(_ ids: [Int64], includeExpired: Bool) -> SQLStatement {
+        SQLStatement("""
+            SELECT \(rowColumns()) FROM (SELECT DISTINCT ON (name) \(innerColumns) FROM kine WHERE name IN \
+            (SELECT name FROM kine WHERE kv_lease = ANY($1::int8[]) OR kv_lease IN \
+            (SELECT id FROM kine_leases WHERE $2::bool AND expires_at <= now())) ORDER BY name, id DESC) AS kv \
+            WHERE kv.deleted = 0 AND kv.kv_lease IS NOT NULL
+            """, [.int64Array(ids), .bool(includeExpired)], name: "w_leased_keys")
+    }
+
+    static func deleteLeases(_ ids: [Int64]) -> SQLStatement {
+        SQLStatement("DELETE FROM kine_leases WHERE id = ANY($1::int8[])", [.int64Array(ids)], name: "w_delete_leases")
+    }
 
     static func setSequence(_ id: Int64) -> SQLStatement {
         SQLStatement("SELECT setval('kine_id_seq', $1)", [.int64(id)], name: "w_setval")

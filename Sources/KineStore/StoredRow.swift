@@ -14,6 +14,8 @@ struct StoredRow: Sendable {
     var version: Int64
     /// The etcd revision of the write this row belongs to (`kv_revision`, else `id`).
     var modRevision: Int64
+    /// The attached lease (`kv_lease`), 0 for none.
+    var lease: Int64
 
     /// Decodes the columns of `StoreSQL.rowColumns` starting at `offset`; nil for the NULL row of
     /// an outer join that matched nothing.
@@ -28,11 +30,12 @@ struct StoredRow: Sendable {
         value = row.bytes(offset + 6)
         version = row.int64(offset + 7)
         modRevision = row.int64(offset + 8)
+        lease = row.int64(offset + 9)
     }
 
     /// The client's view of this row.
     var keyValue: KeyValue {
-        var kv = KeyValue(key: KeyMapping.clientKey(forName: name), modRevision: modRevision, version: version, value: value)
+        var kv = KeyValue(key: KeyMapping.clientKey(forName: name), modRevision: modRevision, version: version, value: value, lease: lease)
         // Go kine stores 0 in create rows' create_revision; the row's own revision is meant.
         kv.createRevision = created && createRevision == 0 ? modRevision : createRevision
         if name == KeyMapping.apiserverCompactName {

@@ -19,12 +19,15 @@ struct TxnExecutor {
 
     /// Runs `request` on `space`; on success `space` reflects its writes. Errors leave `space`
     /// untouched.
-    static func run(
-        _ request: WriteRequest, space: inout KeySpace, leaseExists: @escaping (Int64) -> Bool
-    ) throws(EtcdError) -> (response: WriteResponse, rows: [PendingRow]) {
-        var executor = TxnExecutor(space: space, leaseExists: leaseExists)
+    static func run(_ request: WriteRequest, space: inout KeySpace) throws(EtcdError) -> (response: WriteResponse, rows: [PendingRow]) {
+        let leases = space.leases
+        var executor = TxnExecutor(space: space, leaseExists: { leases[$0] != nil })
         let response = try executor.execute(request)
-        if executor.rows.isEmpty { return (response, []) }
+        if executor.rows.isEmpty {
+            // A revoke of a lease without keys writes no row but still removes the lease.
+            if case .revokeLease = request { space = executor.space }
+            return (response, [])
+        }
         space = executor.space
         space.currentRevision = executor.newRevision
         space.nextRowID += Int64(executor.rows.count)
@@ -51,6 +54,15 @@ struct TxnExecutor {
             var response = applyTxn(txn, path: path, beginRevision: beginRevision)
             response.header = ResponseHeader(revision: rows.isEmpty ? beginRevision : newRevision)
             return .txn(response)
+        case .revokeLease(let id):
+            guard space.leases[id] != nil else { throw .leaseNotFound }
+            let keys = space.states.values.filter { !$0.deleted && $0.kv.lease == id }.map(\.kv.key)
+            for key in keys.sorted(by: KeyRange.less) { _ = applyDelete(DeleteRangeRequest(key: key)) }
+            space.leases.removeValue(forKey: id)
+            space.revokedLeases.append(id)
+            return .leaseRevoked(LeaseRevokeResponse(header: ResponseHeader(revision: rows.isEmpty ? beginRevision : newRevision)))
+        case .expireLeases:
+            return .leasesExpired([])
         }
     }
 
@@ -140,7 +152,7 @@ struct TxnExecutor {
     private mutating func applyPut(_ request: PutRequest) -> PutResponse {
         let previous = space.states[request.key]
         let live = previous.flatMap { $0.deleted ? nil : $0.kv }
-        var kv = KeyValue(
+        let kv = KeyValue(
             key: request.key,
             createRevision: live?.createRevision ?? newRevision,
             modRevision: newRevision,
@@ -148,15 +160,13 @@ struct TxnExecutor {
             value: request.ignoreValue ? (live?.value ?? []) : request.value,
             lease: request.ignoreLease ? (live?.lease ?? 0) : request.lease
         )
-        // Leases are not stored yet (docs/compatibility.md): keys carry no lease.
-        kv.lease = 0
         appendRow(
             PendingRow(
                 name: KeyMapping.name(forKey: request.key), created: live == nil, deleted: false,
                 createRevision: kv.createRevision, prevRevision: previous?.rowID ?? 0,
                 value: KeyMapping.storedValue(key: kv.key, value: kv.value, version: kv.version),
                 oldValue: live.map { KeyMapping.storedValue(key: $0.key, value: $0.value, version: $0.version) },
-                version: kv.version),
+                version: kv.version, lease: kv.lease, leaseTTL: space.leases[kv.lease] ?? 0),
             state: kv, deleted: false)
         return PutResponse(prevKV: request.prevKV ? live : nil)
     }

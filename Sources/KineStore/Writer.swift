@@ -87,7 +87,7 @@ final class Writer: Sendable {
         waiter?.resume()
     }
 
-    private var isStopped: Bool { state.withLock { $0.stopped } }
+    var isStopped: Bool { state.withLock { $0.stopped } }
 
     /// Waits for work; nil once stopped.
     private func nextBatch() async -> [Pending]? {
@@ -127,6 +127,17 @@ final class Writer: Sendable {
         var space = KeySpace(
             currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0, nextRowID: (header?.int64(2) ?? 0) + 1)
         var resultIndex = 3
+        var expired: [Int64] = []
+        if plan.loadsLeases {
+            for row in loaded[resultIndex].rows {
+                space.leases[row.int64(0)] = row.int64(1)
+                if row.bool(2) { expired.append(row.int64(0)) }
+            }
+            for row in loaded[resultIndex + 1].rows.compactMap({ StoredRow($0) }) {
+                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: false)
+            }
+            resultIndex += 2
+        }
         if !plan.keys.isEmpty {
             for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) {
                 space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: row.deleted)
@@ -149,7 +160,18 @@ final class Writer: Sendable {
         var rows: [PendingRow] = []
         for item in batch {
             do {
-                let (response, newRows) = try TxnExecutor.run(item.request, space: &space, leaseExists: { _ in false })
+                if case .expireLeases = item.request {
+                    // Each expired lease is revoked in its own revision, as etcd's lessor does.
+                    var revoked: [Int64] = []
+                    for id in expired.sorted() where space.leases[id] != nil {
+                        let (_, newRows) = try TxnExecutor.run(.revokeLease(id), space: &space)
+                        rows.append(contentsOf: newRows)
+                        revoked.append(id)
+                    }
+                    outcomes.append(.success(.leasesExpired(revoked)))
+                    continue
+                }
+                let (response, newRows) = try TxnExecutor.run(item.request, space: &space)
                 rows.append(contentsOf: newRows)
                 outcomes.append(.success(response))
             } catch {
@@ -158,14 +180,14 @@ final class Writer: Sendable {
         }
 
         do {
-            if rows.isEmpty {
-                _ = try await session.pipeline([StoreSQL.commit])
-            } else {
-                _ = try await session.pipeline([
-                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1),
-                    StoreSQL.notify(space.currentRevision), StoreSQL.commit,
-                ])
+            var statements: [SQLStatement] = []
+            if !rows.isEmpty {
+                statements += [
+                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
+                ]
             }
+            if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
+            _ = try await session.pipeline(statements + [StoreSQL.commit])
         } catch {
             try await abort(batch, error: error, session: session)
             return
@@ -197,6 +219,8 @@ final class Writer: Sendable {
                 .bytesArray(rows.map(\.oldValue)),
                 .int64Array(rows.map(\.version)),
                 .int64Array(rows.map(\.revision)),
+                .int64Array(rows.map(\.lease)),
+                .int64Array(rows.map(\.leaseTTL)),
             ], name: "w_insert")
     }
 }

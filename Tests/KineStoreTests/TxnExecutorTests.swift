@@ -11,7 +11,7 @@ struct TxnExecutorTests {
     private func run(_ requests: [WriteRequest], space: inout KeySpace) throws(EtcdError) -> [(WriteResponse, [PendingRow])] {
         var results: [(WriteResponse, [PendingRow])] = []
         for request in requests {
-            results.append(try TxnExecutor.run(request, space: &space, leaseExists: { _ in false }))
+            results.append(try TxnExecutor.run(request, space: &space))
         }
         return results
     }
