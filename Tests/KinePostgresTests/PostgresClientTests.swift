@@ -428,21 +428,21 @@ struct PostgresSessionTests {
     @Test("a cancelled task's queued job is removed and fails with .cancelled")
     func cancellation() async throws {
         try await TestDB.withClient(options: .init(poolSize: 1)) { client in
-            // Occupy the only connection, then queue a job and cancel it.
-            async let busy = client.query("SELECT pg_sleep(0.5)")
-            try await Task.sleep(for: .milliseconds(100))
-            let queued = Task { () -> SQLError.Kind? in
-                do throws(SQLError) {
-                    _ = try await client.query("SELECT 1")
-                    return nil
-                } catch {
-                    return error.kind
+            // A session holds the only connection for as long as the test needs, so the queued job
+            // cannot run before it is cancelled, however slow the machine is.
+            try await client.withSession { _ in
+                let queued = Task { () -> SQLError.Kind? in
+                    do throws(SQLError) {
+                        _ = try await client.query("SELECT 1")
+                        return nil
+                    } catch {
+                        return error.kind
+                    }
                 }
+                try await Task.sleep(for: .milliseconds(50))
+                queued.cancel()
+                #expect(await queued.value == .cancelled)
             }
-            try await Task.sleep(for: .milliseconds(50))
-            queued.cancel()
-            #expect(await queued.value == .cancelled)
-            _ = try await busy
         }
     }
 }
