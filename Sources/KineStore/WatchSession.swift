@@ -240,6 +240,11 @@ public final class WatchSession: Sendable {
 
     private func catchUp(_ watcher: Watcher, target: Int64) async throws {
         var next = watcher.nextRevision
+        // History below the compacted revision is gone even if the ring still holds it.
+        if let compacted = try? await hub.compactedRevision(), next < compacted {
+            try await compactedCancel(watcher, compacted: compacted)
+            return
+        }
         while next <= target {
             let groups: [RevisionEvents]
             let through: Int64
@@ -249,7 +254,7 @@ public final class WatchSession: Sendable {
                 do {
                     (groups, through) = try await hub.history(watcher.range, from: next)
                 } catch let error where error == .compacted {
-                    try await compactedCancel(watcher)
+                    try await compactedCancel(watcher, compacted: (try? await hub.compactedRevision()) ?? 0)
                     return
                 } catch {
                     // The database is unavailable: try again on the next round.
@@ -271,8 +276,7 @@ public final class WatchSession: Sendable {
         }
     }
 
-    private func compactedCancel(_ watcher: Watcher) async throws {
-        let compacted = (try? await hub.compactedRevision()) ?? 0
+    private func compactedCancel(_ watcher: Watcher, compacted: Int64) async throws {
         _ = state.withLock { $0.watchers.removeValue(forKey: watcher.id) }
         // etcd 3.5 sends this with a zero header revision and no reason.
         try await send(WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: true, compactRevision: compacted))

@@ -1,0 +1,134 @@
+import KineCore
+import KinePostgres
+import KineSQL
+import Synchronization
+import Testing
+
+@testable import KineStore
+
+/// Collects what a WatchSession sends.
+final class ResponseLog: Sendable {
+    private let responses = Mutex<[WatchResponse]>([])
+
+    func append(_ response: WatchResponse) { responses.withLock { $0.append(response) } }
+    var all: [WatchResponse] { responses.withLock { $0 } }
+
+    /// Waits (up to 5 s) until `predicate` holds for the responses so far.
+    func wait(_ predicate: ([WatchResponse]) -> Bool) async -> [WatchResponse] {
+        for _ in 0..<500 {
+            let now = all
+            if predicate(now) { return now }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return all
+    }
+}
+
+@Suite("Watch on PostgreSQL", .enabled(if: StoreTestDB.enabled, "set KINE_TEST_POSTGRES_URL"))
+struct WatchIntegrationTests {
+    private func events(_ responses: [WatchResponse], watch id: Int64) -> [Event] {
+        responses.filter { $0.watchID == id }.flatMap(\.events)
+    }
+
+    /// Runs a store with its Writer and WatchHub, and a session whose responses land in `log`.
+    private func withSession(_ body: (KineStore, WatchSession, ResponseLog) async throws -> Void) async throws {
+        try await StoreTestDB.withDatabase { client in
+            let store = try await KineStore.open(client: client, logger: StoreTestDB.logger)
+            let running = Task { await store.run() }
+            let log = ResponseLog()
+            let session = WatchSession(hub: store.watchHub) { log.append($0) }
+            let sending = Task { try await session.run() }
+            defer {
+                session.close()
+                store.stop()
+                sending.cancel()
+                running.cancel()
+            }
+            try await body(store, session, log)
+        }
+    }
+
+    @Test("Created first, then live events with prev_kv, one response per revision")
+    func liveEvents() async throws {
+        try await withSession { store, session, log in
+            let before = try await store.put(PutRequest(key: bytes("/w/a"), value: bytes("0")))
+            await session.handle(.create(WatchCreateRequest(key: bytes("/w/"), rangeEnd: bytes("/w0"), prevKV: true)))
+            _ = await log.wait { $0.contains { $0.created } }
+            let put = try await store.put(PutRequest(key: bytes("/w/a"), value: bytes("1")))
+            let delete = try await store.deleteRange(DeleteRangeRequest(key: bytes("/w/"), rangeEnd: bytes("/w0")))
+            _ = try await store.put(PutRequest(key: bytes("/other"), value: bytes("x")))
+            let responses = await log.wait { events($0, watch: 0).count >= 2 }
+            #expect(responses.first?.created == true && responses.first?.watchID == 0)
+            #expect(responses.first?.header.revision == before.header.revision)
+            let seen = events(responses, watch: 0)
+            #expect(seen.map(\.type) == [.put, .delete])
+            #expect(seen[0].kv.modRevision == put.header.revision && seen[0].prevKV?.value == bytes("0"))
+            #expect(seen[1].kv.modRevision == delete.header.revision && seen[1].prevKV?.value == bytes("1"))
+            #expect(responses.filter { !$0.events.isEmpty }.map(\.header.revision) == [put.header.revision, delete.header.revision])
+        }
+    }
+
+    @Test("A watch from a past revision replays history, then continues live without gap or duplicate")
+    func history() async throws {
+        try await withSession { store, session, log in
+            let first = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("1")))
+            for value in 2...5 { _ = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("\(value)"))) }
+            await session.handle(.create(WatchCreateRequest(key: bytes("/h/"), rangeEnd: bytes("/h0"), startRevision: first.header.revision)))
+            _ = await log.wait { events($0, watch: 0).count >= 5 }
+            _ = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("6")))
+            let responses = await log.wait { events($0, watch: 0).count >= 6 }
+            #expect(events(responses, watch: 0).map { String(decoding: $0.kv.value, as: UTF8.self) } == ["1", "2", "3", "4", "5", "6"])
+        }
+    }
+
+    @Test("A compacted start revision cancels the watch with the compacted revision")
+    func compacted() async throws {
+        try await withSession { store, session, log in
+            let first = try await store.put(PutRequest(key: bytes("/c/k"), value: bytes("1")))
+            let second = try await store.put(PutRequest(key: bytes("/c/k"), value: bytes("2")))
+            _ = try await store.put(PutRequest(key: bytes("/c/other"), value: bytes("x")))
+            _ = try await store.compact(CompactionRequest(revision: second.header.revision))
+            await session.handle(.create(WatchCreateRequest(key: bytes("/c/k"), startRevision: first.header.revision)))
+            let responses = await log.wait { $0.contains { $0.canceled } }
+            let cancel = try #require(responses.first { $0.canceled })
+            #expect(cancel.compactRevision == second.header.revision && cancel.cancelReason.isEmpty)
+        }
+    }
+
+    @Test("Validation: empty range, negative start, duplicate id; progress request when synced")
+    func validationAndProgress() async throws {
+        try await withSession { store, session, log in
+            _ = try await store.put(PutRequest(key: bytes("/v"), value: bytes("1")))
+            await session.handle(.create(WatchCreateRequest(key: bytes("b"), rangeEnd: bytes("a"))))
+            await session.handle(.create(WatchCreateRequest(key: bytes("a"), startRevision: -1)))
+            await session.handle(.create(WatchCreateRequest(key: bytes("a"), watchID: 7)))
+            await session.handle(.create(WatchCreateRequest(key: bytes("a"), watchID: 7)))
+            await session.handle(.progress)
+            let responses = await log.wait { $0.contains { $0.watchID == -1 && !$0.created } }
+            let created = responses.filter(\.created)
+            #expect(created.map(\.cancelReason) == [
+                "mvcc: watcher range is empty", EtcdError.compacted.message, "", "mvcc: duplicate watch ID provided on the WatchStream",
+            ])
+            #expect(created.map(\.watchID) == [-1, -1, 7, -1])
+            #expect(responses.last?.watchID == -1 && responses.last?.events.isEmpty == true)
+        }
+    }
+
+    @Test("Revoking a lease deletes its keys in one revision and watchers see the deletes")
+    func leaseRevoke() async throws {
+        try await withSession { store, session, log in
+            let lease = try await store.leaseGrant(LeaseGrantRequest(ttl: 60))
+            for key in ["/l/a", "/l/b"] { _ = try await store.put(PutRequest(key: bytes(key), value: bytes("v"), lease: lease.id)) }
+            await session.handle(.create(WatchCreateRequest(key: bytes("/l/"), rangeEnd: bytes("/l0"))))
+            _ = await log.wait { $0.contains { $0.created } }
+            let revoked = try await store.leaseRevoke(LeaseRevokeRequest(id: lease.id))
+            let responses = await log.wait { events($0, watch: 0).count >= 2 }
+            let deletes = events(responses, watch: 0)
+            #expect(deletes.map(\.type) == [.delete, .delete])
+            #expect(deletes.allSatisfy { $0.kv.modRevision == revoked.header.revision })
+            let ttl = try await store.leaseTimeToLive(LeaseTimeToLiveRequest(id: lease.id))
+            #expect(ttl.ttl == -1)
+            await #expect(throws: EtcdError.leaseNotFound) { try await store.leaseRevoke(LeaseRevokeRequest(id: lease.id)) }
+        }
+    }
+}
