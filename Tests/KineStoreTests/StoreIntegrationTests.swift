@@ -134,4 +134,26 @@ struct StoreIntegrationTests {
             }
         }
     }
+
+    @Test("A pre-v0.13 Go kine table (VARCHAR name, linguistic collation) is still read in byte order")
+    func legacyCollation() async throws {
+        try await StoreTestDB.withDatabase { client in
+            _ = try await client.pipeline([
+                SQLStatement("""
+                    CREATE TABLE kine (id SERIAL PRIMARY KEY, name VARCHAR(630) COLLATE "en-US-x-icu", created INTEGER, \
+                    deleted INTEGER, create_revision INTEGER, prev_revision INTEGER, lease INTEGER, value bytea, old_value bytea)
+                    """),
+                SQLStatement("CREATE INDEX kine_name_index ON kine (name)"),
+                SQLStatement("CREATE UNIQUE INDEX kine_name_prev_revision_uindex ON kine (name, prev_revision)"),
+            ])
+            try await StoreTestDB.withStore(client) { store in
+                for key in ["/k/b", "/k/B", "/k/_", "/k/a"] { _ = try await store.put(PutRequest(key: bytes(key), value: bytes("v"))) }
+                let all = try await store.range(RangeRequest(key: bytes("/k/"), rangeEnd: bytes("/k0")))
+                // Byte order: "B" (0x42) < "_" (0x5F) < "a" < "b"; en-US would say _, a, b, B.
+                #expect(all.kvs.map { String(decoding: $0.key, as: UTF8.self) } == ["/k/B", "/k/_", "/k/a", "/k/b"])
+                let page = try await store.range(RangeRequest(key: bytes("/k/B"), rangeEnd: bytes("/k/b"), limit: 1))
+                #expect(page.count == 3 && page.more)
+            }
+        }
+    }
 }
