@@ -239,12 +239,14 @@ public final class WatchHub: Sendable {
     }
 }
 
-/// The most recent revisions' events, bounded by an event count.
+/// The most recent revisions' events, bounded by an event count and by bytes of keys and values.
 struct RevisionRing: Sendable {
     private var groups: [RevisionEvents] = []
     private var head = 0
     private var eventCount = 0
+    private var byteCount = 0
     private(set) var capacity = 8192
+    static let maxBytes = 64 << 20
     /// Every revision after this one is in the ring (revisions without events have none).
     private(set) var coversAfter: Int64 = 0
 
@@ -256,8 +258,10 @@ struct RevisionRing: Sendable {
     mutating func append(_ group: RevisionEvents) {
         groups.append(group)
         eventCount += group.events.count
-        while eventCount > capacity, head < groups.count - 1 {
+        byteCount += Self.bytes(group)
+        while eventCount > capacity || byteCount > Self.maxBytes, head < groups.count - 1 {
             eventCount -= groups[head].events.count
+            byteCount -= Self.bytes(groups[head])
             coversAfter = groups[head].revision
             head += 1
         }
@@ -283,5 +287,11 @@ struct RevisionRing: Sendable {
             index += 1
         }
         return result
+    }
+
+    private static func bytes(_ group: RevisionEvents) -> Int {
+        group.events.reduce(0) { total, event in
+            total + event.kv.key.count + event.kv.value.count + (event.prevKV.map { $0.key.count + $0.value.count } ?? 0)
+        }
     }
 }
