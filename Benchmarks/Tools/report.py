@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Turns scripts/bench.sh results (kine-bench JSON, check perf output, machine.json) into the
+generated part of docs/benchmarks.md and the PNG plots.
+
+    report.py RESULTS_DIR OUTPUT_MD PLOT_DIR
+
+Only the text between the GENERATED markers of OUTPUT_MD is replaced; everything else (the
+hand-written analysis) is kept. A missing file gets a skeleton.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+BEGIN = "<!-- BEGIN GENERATED (scripts/bench.sh) -->"
+END = "<!-- END GENERATED -->"
+
+# Targets of issue 5: (label, scenario, kind, threshold). kind: "tput" = kine/etcd req/s >= t,
+# "lat" = kine/etcd p50 latency <= t.
+TARGETS = [
+    ("put, 64 concurrent streams", "put-64", "tput", 1.0),
+    ("single-client put latency (p50)", "put-1", "lat", 1.5),
+    ("range of one key (64 clients, linearizable)", "range-l-64", "tput", 1.0),
+    ("list of a 500-key page", "list-16", "tput", 0.5),
+    ("txn compare-and-swap (64 clients)", "cas-64", "tput", 1.0),
+]
+
+
+def load(results: str) -> tuple[dict, list[tuple[str, str]], dict, dict]:
+    machine = json.load(open(os.path.join(results, "machine.json")))
+    scenarios = []
+    for line in open(os.path.join(results, "scenarios.txt")):
+        line = line.strip()
+        if line:
+            name, _, args = line.partition("|")
+            scenarios.append((name, args))
+    data: dict[str, dict] = {}
+    for name, _ in scenarios:
+        data[name] = {}
+        for target in ("kine", "etcd", "rss"):
+            path = os.path.join(results, f"{name}.{target}.json")
+            if os.path.exists(path):
+                try:
+                    data[name][target] = json.load(open(path))
+                except json.JSONDecodeError:
+                    data[name][target] = {"available": True, "failed": True, "reason": "unreadable output"}
+    checks = {}
+    for fname in sorted(os.listdir(results)):
+        m = re.match(r"checkperf-(\w+)\.(kine|etcd)\.txt$", fname)
+        if m:
+            text = open(os.path.join(results, fname)).read()
+            checks[(m.group(1), m.group(2))] = text
+    return machine, scenarios, data, checks
+
+
+def ok(r: dict | None) -> bool:
+    return bool(r) and r.get("available", False) and not r.get("failed") and r.get("succeeded", 0) > 0
+
+
+def fmt_rate(r: dict | None) -> str:
+    if not r:
+        return "–"
+    if not r.get("available", True):
+        return "not available"
+    if r.get("failed") or r.get("succeeded", 0) == 0:
+        return "failed"
+    s = f"{r['requestsPerSecond']:,.0f}"
+    if r.get("errors"):
+        s += f" ({r['errors']} err)"
+    return s
+
+
+def fmt_lat(r: dict | None) -> str:
+    if not ok(r) or not r.get("latencyMs"):
+        return "–"
+    l = r["latencyMs"]
+    return f"{l['p50']:.2f} / {l['p99']:.2f} / {l['max']:.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "–"
+
+
+def tput_ratio(k, e) -> float | None:
+    if ok(k) and ok(e) and e["requestsPerSecond"]:
+        return k["requestsPerSecond"] / e["requestsPerSecond"]
+    return None
+
+
+def lat_ratio(k, e) -> float | None:
+    if ok(k) and ok(e) and e["latencyMs"]["p50"]:
+        return k["latencyMs"]["p50"] / e["latencyMs"]["p50"]
+    return None
+
+
+def check_summary(text: str) -> str:
+    lines = [l.strip() for l in text.splitlines() if "PASS" in l or "FAIL" in l]
+    code = re.search(r"exit code: (\d+)", text)
+    verdict = "PASS" if lines and not any("FAIL" in l for l in lines) and code and code.group(1) == "0" else "FAIL"
+    if not lines:
+        tail = " ".join(text.strip().splitlines()[-3:])[:300]
+        return f"**{verdict}** (no result lines; exit {code.group(1) if code else '?'}: {tail})"
+    return f"**{verdict}**: " + "; ".join(l.replace("PASS: ", "").replace("FAIL: ", "FAIL ") for l in lines)
+
+
+def plots(scenarios, data, plot_dir: str) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    os.makedirs(plot_dir, exist_ok=True)
+    made = []
+    names = [n for n, _ in scenarios if ok(data[n].get("kine")) or ok(data[n].get("etcd"))]
+    if names:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        xs = range(len(names))
+        width = 0.4
+        for offset, target, color in ((-width / 2, "etcd", "#4c72b0"), (width / 2, "kine", "#dd8452")):
+            vals = [data[n][target]["requestsPerSecond"] if ok(data[n].get(target)) else 0 for n in names]
+            ax.bar([x + offset for x in xs], vals, width, label=target, color=color)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_ylabel("requests/s (log)")
+        ax.set_yscale("log")
+        ax.set_title("Throughput, kine vs etcd 3.5 (same machine, same run)")
+        ax.legend()
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(plot_dir, "throughput.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
+    lat_names = [n for n in ("put-1", "put-64", "range-l-64", "cas-64", "list-16", "watch-latency-16") if n in data]
+    lat_names = [n for n in lat_names if ok(data[n].get("kine")) and ok(data[n].get("etcd"))]
+    if lat_names:
+        pcts = ["p50", "p90", "p99", "p999"]
+        fig, axes = plt.subplots(1, len(lat_names), figsize=(3.2 * len(lat_names), 3.8), squeeze=False)
+        for ax, n in zip(axes[0], lat_names):
+            for target, color, marker in (("etcd", "#4c72b0", "o"), ("kine", "#dd8452", "s")):
+                l = data[n][target]["latencyMs"]
+                ax.plot(["p50", "p90", "p99", "p99.9"], [l[p] for p in pcts], marker=marker, color=color, label=target)
+            ax.set_yscale("log")
+            ax.set_title(n)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("latency, ms (log)")
+        axes[0][0].legend()
+        fig.suptitle("Latency percentiles")
+        fig.tight_layout()
+        path = os.path.join(plot_dir, "latency.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+def generate(results: str, out_md: str, plot_dir: str) -> str:
+    machine, scenarios, data, checks = load(results)
+    made = plots(scenarios, data, plot_dir)
+    o = []
+    o.append(f"Generated by `scripts/bench.sh` on {machine['date']}" + (" (**--quick**: totals / 5)" if machine.get("quick") else "") + ".")
+    o.append("")
+    o.append("### Machine")
+    o.append("")
+    o.append("| | |")
+    o.append("|---|---|")
+    for key, label in (("nproc", "cores (nproc)"), ("cpu", "CPU"), ("memory", "memory"), ("os", "OS"), ("kernel", "kernel"),
+                       ("swift", "Swift"), ("etcd", "etcd"), ("postgres", "PostgreSQL"), ("kine", "kine commit")):
+        o.append(f"| {label} | {machine.get(key, '?')} |")
+    o.append("")
+    o.append("Client, etcd, kine and PostgreSQL all share these cores; every number is one run, so expect")
+    o.append("±10-20 % between runs on this 2-core VM (other work on the machine included).")
+    o.append("")
+    o.append("### Results")
+    o.append("")
+    o.append("Latency columns are p50 / p99 / max in ms. Ratios are kine/etcd: throughput (≥ 1 = kine faster) and")
+    o.append("p50 latency (≤ 1 = kine faster).")
+    o.append("")
+    o.append("| scenario | kine-bench flags | etcd req/s | kine req/s | kine/etcd req/s | etcd latency | kine latency | kine/etcd p50 |")
+    o.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for name, args in scenarios:
+        e, k = data[name].get("etcd"), data[name].get("kine")
+        tr = tput_ratio(k, e)
+        lr = lat_ratio(k, e)
+        o.append(
+            f"| {name} | `{args}` | {fmt_rate(e)} | {fmt_rate(k)} | {f'{tr:.2f}x' if tr is not None else '–'} | "
+            f"{fmt_lat(e)} | {fmt_lat(k)} | {f'{lr:.2f}x' if lr is not None else '–'} |")
+    o.append("")
+    notes = []
+    for name, _ in scenarios:
+        for target in ("kine", "etcd"):
+            r = data[name].get(target)
+            if r and not r.get("available", True):
+                notes.append(f"- {name} on {target}: not available ({r.get('reason', '')})")
+            elif r and (r.get("failed") or r.get("errors")):
+                samples = r.get("errorSamples") or [r.get("reason", "")]
+                notes.append(f"- {name} on {target}: {r.get('errors', 'all')} errors, e.g. `{str(samples[0])[:200]}`")
+            extra = (r or {}).get("extra") or {}
+            if target == "kine" and extra.get("cas_failures"):
+                notes.append(f"- {name}: {extra['cas_failures']} CAS compare failures on kine")
+    if notes:
+        o.append("Notes:")
+        o.extend(notes)
+        o.append("")
+
+    o.append("### Targets (issue 5)")
+    o.append("")
+    o.append("| target | scenario | goal | measured | met? |")
+    o.append("|---|---|---:|---:|---|")
+    for label, name, kind, threshold in TARGETS:
+        d = data.get(name, {})
+        if kind == "tput":
+            v = tput_ratio(d.get("kine"), d.get("etcd"))
+            goal = f"≥ {threshold:.1f}x"
+            met = v is not None and v >= threshold
+        else:
+            v = lat_ratio(d.get("kine"), d.get("etcd"))
+            goal = f"≤ {threshold:.1f}x"
+            met = v is not None and v <= threshold
+        o.append(f"| {label} | {name} | {goal} | {f'{v:.2f}x' if v is not None else 'n/a'} | {'yes' if met else '**no**'} |")
+    cp = checks.get(("l", "kine"))
+    if cp is not None:
+        verdict = check_summary(cp)
+        o.append(f"| `etcdctl check perf --load=l` passes | check perf | PASS | {verdict.split(':')[0]} | {'yes' if verdict.startswith('**PASS') else '**no**'} |")
+    idle_mb = machine["kineRssIdleKb"] / 1024
+    o.append(f"| RSS when idle | – | ≤ 64 MB | {idle_mb:.1f} MB | {'yes' if idle_mb <= 64 else '**no**'} |")
+    o.append("")
+
+    if checks:
+        o.append("### etcdctl check perf")
+        o.append("")
+        o.append("| load | target | result |")
+        o.append("|---|---|---|")
+        for (ld, target), text in sorted(checks.items(), key=lambda kv: (["s", "m", "l", "xl"].index(kv[0][0]) if kv[0][0] in ("s", "m", "l", "xl") else 9, kv[0][1])):
+            o.append(f"| {ld} | {target} | {check_summary(text)} |")
+        o.append("")
+
+    o.append("### Memory (RSS)")
+    o.append("")
+    o.append("| | kine | etcd |")
+    o.append("|---|---:|---:|")
+    o.append(f"| idle, after start | {machine['kineRssIdleKb'] / 1024:.1f} MB | {machine['etcdRssIdleKb'] / 1024:.1f} MB |")
+    o.append(f"| peak (VmHWM) over the whole run | {machine['kinePeakRssKb'] / 1024:.1f} MB | {machine['etcdPeakRssKb'] / 1024:.1f} MB |")
+    o.append(f"| after the run, idle again | {machine['kineRssAfterKb'] / 1024:.1f} MB | |")
+    rss_rows = [(n, data[n].get("rss")) for n, _ in scenarios if data[n].get("rss")]
+    if rss_rows:
+        o.append("")
+        o.append("RSS right after each scenario (MB, kine / etcd): " + ", ".join(
+            f"{n} {r['kineRssKb'] / 1024:.0f} / {r['etcdRssKb'] / 1024:.0f}" for n, r in rss_rows) + ".")
+    o.append("")
+    for path in made:
+        rel = os.path.relpath(path, os.path.dirname(os.path.abspath(out_md)) or ".")
+        o.append(f"![{os.path.basename(path)}]({rel})")
+        o.append("")
+    return "\n".join(o)
+
+
+SKELETON = """# Benchmarks: kine vs etcd
+
+How to run: `scripts/bench.sh` (see its header). The load generator is `Benchmarks/Sources/kine-bench`.
+
+{begin}
+{end}
+"""
+
+
+def main() -> None:
+    results, out_md, plot_dir = sys.argv[1:4]
+    generated = generate(results, out_md, plot_dir)
+    if os.path.exists(out_md):
+        text = open(out_md).read()
+    else:
+        text = SKELETON.format(begin=BEGIN, end=END)
+    if BEGIN not in text or END not in text:
+        text = text.rstrip() + "\n\n" + BEGIN + "\n" + END + "\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    open(out_md, "w").write(head + BEGIN + "\n" + generated + "\n" + END + tail)
+
+
+if __name__ == "__main__":
+    main()

