@@ -99,6 +99,14 @@ let package = Package(
         ),
         .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "KineServerTests",
+            dependencies: [
+                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KinePostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "KineStoreTests",
             dependencies: ["KineStore", "KineCore", "KinePostgres", "KineSQL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
