@@ -1,8 +1,10 @@
 /// What the store needs from a database: run statements, and hold a session for a transaction.
 public protocol SQLClient: Sendable {
     /// Runs the statements as one pipeline on some pooled connection, one round trip, and returns
-    /// one result per statement in order. Each statement runs in its own implicit transaction
-    /// unless the pipeline itself contains BEGIN/COMMIT. Fails with the first error.
+    /// one result per statement in order. The statements of one call share one implicit
+    /// transaction (one pipeline sync) unless they contain BEGIN/COMMIT themselves: if one fails,
+    /// the earlier ones are rolled back and the later ones fail as `.pipelineAborted`. Under READ
+    /// COMMITTED each statement still takes its own snapshot. Fails with the first error.
     func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
 
     /// Runs `body` with a connection reserved for it, so a transaction may span several
