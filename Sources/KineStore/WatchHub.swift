@@ -182,6 +182,7 @@ public final class WatchHub: Sendable {
             await waitForPoke()
             if isStopped { return }
             do {
+                if try await skipWhenNobodyWatches() { continue }
                 var more = true
                 while more && !isStopped {
                     let from = state.withLock { $0.lastID }
@@ -205,6 +206,24 @@ public final class WatchHub: Sendable {
                 poke()
             }
         }
+    }
+
+    /// With no watch streams, nobody needs the events: move the position to the newest row
+    /// without reading the rows (the ring starts afresh; a later watcher from an older revision
+    /// reads the table). Returns whether it did.
+    private func skipWhenNobodyWatches() async throws(SQLError) -> Bool {
+        guard state.withLock({ $0.subscribers.isEmpty }) else { return false }
+        let header = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first
+        let (revision, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
+        let skipped = state.withLock { state in
+            guard state.subscribers.isEmpty, maxID >= state.lastID else { return false }
+            state.revision = max(state.revision, revision)
+            state.lastID = maxID
+            state.ring = RevisionRing(capacity: state.ring.capacity, coversAfter: state.revision)
+            return true
+        }
+        if skipped { publish([]) }
+        return skipped
     }
 
     private func waitForPoke() async {
