@@ -112,3 +112,62 @@ def _alive_check(request):
             if not s.alive() and not getattr(s, "_reported", False):
                 s._reported = True
                 pytest.fail(f"{s.name} died during this test (exit {s.proc.returncode}):\n{s.log_tail()}")
+
+
+class ServerFactory:
+    """Extra servers for one module (e.g. with other flags, two kine processes on one database,
+    a kine killed and restarted): everything started here is stopped, and every database made
+    here dropped, when the module ends."""
+
+    def __init__(self, request):
+        self._request = request
+        self.servers: list = []
+        self.databases: list = []
+
+    def postgres_url(self) -> str:
+        return self._request.getfixturevalue("postgres_url")
+
+    def database(self, tag: str = "x") -> str:
+        """A fresh, not yet created, database URL (kine creates it); dropped at the end."""
+        base = self.postgres_url()
+        name = harness.unique_db_name(tag)
+        harness.drop_database(base, name)
+        self.databases.append((base, name))
+        return harness.db_url(base, name)
+
+    def etcd(self, name: str, extra_args: list[str] | None = None):
+        srv = harness.start_etcd(name, extra_args=extra_args)
+        self.servers.append(srv)
+        return srv
+
+    def kine(self, name: str, url: str, extra_args: list[str] | None = None):
+        srv = harness.start_kine(name, url, extra_args)
+        self.servers.append(srv)
+        return srv
+
+    def target(self, name: str, etcd_args: list[str] | None = None, kine_args: list[str] | None = None):
+        """A server of the kind KINE_E2E_TARGET selects (kine on a fresh database, or etcd)."""
+        if TARGET == "etcd":
+            return self.etcd(name, etcd_args)
+        if TARGET == "etcd34":
+            binary = harness.etcd34()
+            if binary is None:
+                pytest.skip("Debian etcd-server (3.4) not installed")
+            srv = harness.start_etcd(name, binary, kind="etcd3.4", extra_args=etcd_args)
+            self.servers.append(srv)
+            return srv
+        return self.kine(name, self.database(name.replace("-", "_")), kine_args)
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.stop()
+        if os.environ.get("KINE_E2E_KEEP") != "1":
+            for base, name in self.databases:
+                harness.drop_database(base, name)
+
+
+@pytest.fixture(scope="module")
+def server_factory(request):
+    f = ServerFactory(request)
+    yield f
+    f.close()

@@ -70,6 +70,7 @@ class Client:
         self.maintenance = rpc_grpc.MaintenanceStub(self.channel)
         self.cluster = rpc_grpc.ClusterStub(self.channel)
         self.lease = rpc_grpc.LeaseStub(self.channel)
+        self.watch = rpc_grpc.WatchStub(self.channel)
 
     def close(self):
         self.channel.close()
@@ -129,3 +130,99 @@ def to_dict(msg):
         else:
             out[f.name] = list(v) if repeated else v
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Bidirectional streams (Watch, LeaseKeepAlive) driven from a test
+
+
+class Stream:
+    """One bidi stream: `send(request)` queues a request, a reader thread appends every response
+    with its receive time (time.monotonic()) to `received`. `take(n)` / `drain(quiet)` hand out
+    responses not taken yet, so a test can collect "until N responses or a quiet period"."""
+
+    _END = object()
+
+    def __init__(self, method, timeout: float | None = None):
+        import queue
+        import threading
+        import time as _time
+
+        self._time = _time
+        self._q: "queue.Queue" = queue.Queue()
+        self._cv = threading.Condition()
+        self.received: list = []  # (monotonic time, response message)
+        self.error = None
+        self.closed = False
+        self._taken = 0
+        self.call = method(self._requests(), timeout=timeout)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _requests(self):
+        while True:
+            r = self._q.get()
+            if r is Stream._END:
+                return
+            yield r
+
+    def _read(self):
+        try:
+            for resp in self.call:
+                t = self._time.monotonic()
+                with self._cv:
+                    self.received.append((t, resp))
+                    self._cv.notify_all()
+        except grpc.RpcError as e:
+            with self._cv:
+                if e.code() != grpc.StatusCode.CANCELLED or not self.closed:
+                    self.error = {"code": e.code().name, "message": e.details()}
+        finally:
+            with self._cv:
+                self.closed = True
+                self._cv.notify_all()
+
+    def send(self, request) -> None:
+        self._q.put(request)
+
+    def wait_for(self, pred, timeout: float) -> bool:
+        """Wait until pred(received) is true (checked on every response)."""
+        deadline = self._time.monotonic() + timeout
+        with self._cv:
+            while not pred(self.received):
+                left = deadline - self._time.monotonic()
+                if left <= 0 or (self.closed and not pred(self.received)):
+                    return pred(self.received)
+                self._cv.wait(left)
+            return True
+
+    def take(self, n: int, timeout: float = 5.0) -> list:
+        """The next n responses not taken yet (fewer if they do not arrive within timeout)."""
+        want = self._taken + n
+        self.wait_for(lambda r: len(r) >= want, timeout)
+        with self._cv:
+            out = [m for _, m in self.received[self._taken:want]]
+            self._taken += len(out)
+        return out
+
+    def drain(self, quiet: float = 0.3, limit: float = 5.0) -> list:
+        """Every response not taken yet, once none has arrived for `quiet` seconds."""
+        t_end = self._time.monotonic() + limit
+        while True:
+            with self._cv:
+                n = len(self.received)
+            self.wait_for(lambda r: len(r) > n, min(quiet, max(0.0, t_end - self._time.monotonic())))
+            with self._cv:
+                if len(self.received) == n or self._time.monotonic() >= t_end:
+                    out = [m for _, m in self.received[self._taken:]]
+                    self._taken = len(self.received)
+                    return out
+
+    def close(self) -> None:
+        self.closed = True
+        self._q.put(Stream._END)
+        try:
+            self.call.cancel()
+        except Exception:
+            pass
+        self._thread.join(timeout=5)

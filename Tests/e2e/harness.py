@@ -162,7 +162,8 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     )
 
 
-def start_etcd(name: str, binary: str | None = None, kind: str = "etcd3.5") -> Server:
+def start_etcd(name: str, binary: str | None = None, kind: str = "etcd3.5",
+               extra_args: list[str] | None = None) -> Server:
     binary = binary or etcd35()
     work = Path(tempfile.mkdtemp(prefix=f"kine-e2e-{name}-"))
     cport, pport = free_port(), free_port()
@@ -183,6 +184,7 @@ def start_etcd(name: str, binary: str | None = None, kind: str = "etcd3.5") -> S
         "--initial-cluster-token", f"kine-e2e-{name}-{os.getpid()}",
         "--log-level", "warn",
     ]
+    cmd += extra_args or []
     env = dict(os.environ)
     env.pop("ETCD_UNSUPPORTED_ARCH", None)
     srv = Server(name=name, kind=kind, endpoint=f"127.0.0.1:{cport}",

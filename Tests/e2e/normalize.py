@@ -19,6 +19,8 @@ REV_FIELDS = {
     "revision", "create_revision", "mod_revision", "compact_revision",
     # request fields (RangeRequest filters) hold absolute revisions too
     "min_mod_revision", "max_mod_revision", "min_create_revision", "max_create_revision",
+    # WatchCreateRequest
+    "start_revision",
 }
 
 
@@ -80,3 +82,29 @@ def normalize_text(text: str, endpoint: str, base: int | None = None) -> str:
                    lambda m: m.group(1) + str(rel(int(m.group(2)), base)), t)
     t = re.sub(r'("(?:ClusterID|MemberID|RaftTerm)" : )(\d+)', lambda m: m.group(1) + "<id>", t)
     return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Server-chosen identifiers (lease IDs)
+
+LEASE_FIELDS = {"ID", "lease"}
+
+
+def normalize_leases(obj, mapping: dict):
+    """Lease IDs (fields `ID` and `lease`, non-zero) become "L1", "L2", ... in order of first
+    appearance; `mapping` (absolute → label) is filled as it goes, so a record list walked in order
+    gives the same labels on both servers when both ran the same script. Negative and zero values
+    (etcd's "none"/"not found") stay as they are."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if k in LEASE_FIELDS and isinstance(v, int) and v > 0:
+                if v not in mapping:
+                    mapping[v] = f"L{len(mapping) + 1}"
+                out[k] = mapping[v]
+            else:
+                out[k] = normalize_leases(v, mapping)
+        return out
+    if isinstance(obj, list):
+        return [normalize_leases(x, mapping) for x in obj]
+    return obj
