@@ -179,9 +179,9 @@ def clients(servers):
     b.close()
 
 
-def run_pair(servers, clients, fn, name: str):
+def run_pair(servers, clients, fn, name: str, ctx_class=None):
     """Runs fn(ctx) against both servers at once; returns both contexts (finished)."""
-    ctxs = [WCtx(cl, name, s) for cl, s in zip(clients, servers)]
+    ctxs = [(ctx_class or WCtx)(cl, name, s) for cl, s in zip(clients, servers)]
 
     def go(c):
         try:
