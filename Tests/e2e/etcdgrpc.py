@@ -155,6 +155,8 @@ class Stream:
         self.error = None
         self.closed = False
         self._taken = 0
+        self._resume = threading.Event()
+        self._resume.set()
         self.call = method(self._requests(), timeout=timeout)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -173,6 +175,8 @@ class Stream:
                 with self._cv:
                     self.received.append((t, resp))
                     self._cv.notify_all()
+                # pause(): stop reading, so HTTP/2 flow control pushes back on the server
+                self._resume.wait()
         except grpc.RpcError as e:
             with self._cv:
                 if e.code() != grpc.StatusCode.CANCELLED or not self.closed:
@@ -184,6 +188,13 @@ class Stream:
 
     def send(self, request) -> None:
         self._q.put(request)
+
+    def pause(self) -> None:
+        """Stop reading responses (after the one being read): a slow consumer."""
+        self._resume.clear()
+
+    def resume(self) -> None:
+        self._resume.set()
 
     def wait_for(self, pred, timeout: float) -> bool:
         """Wait until pred(received) is true (checked on every response)."""
@@ -220,6 +231,7 @@ class Stream:
 
     def close(self) -> None:
         self.closed = True
+        self._resume.set()
         self._q.put(Stream._END)
         try:
             self.call.cancel()
