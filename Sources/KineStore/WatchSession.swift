@@ -79,7 +79,6 @@ public final class WatchSession: Sendable {
                     WatchResponse(header: ResponseHeader(revision: current), watchID: -1, created: true, canceled: true, cancelReason: reason), nil))
             }
         }
-        if request.startRevision < 0 { return refuse(EtcdError.compacted.message) }
         if range.isEmpty { return refuse("mvcc: watcher range is empty") }
         let id: Int64? = state.withLock { state in
             if request.watchID != 0 {
@@ -278,8 +277,10 @@ public final class WatchSession: Sendable {
 
     private func compactedCancel(_ watcher: Watcher, compacted: Int64) async throws {
         _ = state.withLock { $0.watchers.removeValue(forKey: watcher.id) }
-        // etcd 3.5 sends this with a zero header revision and no reason.
-        try await send(WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: true, compactRevision: compacted))
+        // etcd 3.5 sends this with a zero header revision and no reason; "canceled" is derived
+        // from the compact revision, so a negative start on a never-compacted store is dropped
+        // with a response that says neither.
+        try await send(WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: compacted != 0, compactRevision: compacted))
     }
 
     private func advance(_ id: Int64, to next: Int64, sent: Bool) {
