@@ -479,12 +479,16 @@ def case_progress_request(c: WCtx):
     w.expect(2, "created")
     c.put(c.k("a"), b"1")
     w.expect(2, "events", sort=True)
-    c.put(c.k("zz-not-watched"), b"1", )
+    outside = c.prefix.rstrip(b"/") + b"-outside"   # sorts before the prefix: not watched
+    c.put(outside, b"1")
     c.put(c.k("b"), b"1")
     w.expect(1, "event for the prefix watcher")
     w.progress()
     w.expect(1, "progress: watch id -1, header = current revision")
-    c.put(c.k("other-prefix"), b"")
+    c.put(outside, b"2")
+    w.progress()
+    w.expect(1, "progress after an unwatched write: header = current revision")
+    c.put(c.k("c"), b"")
     w.expect(1, "event")
     w.progress()
     w.expect(1, "progress again")
@@ -858,8 +862,7 @@ def test_etcdctl_watch_interactive_progress(servers, clients):
         iw = start("-i", stdin=True)
         iw.write(f"watch --prefix {p} --rev={c.r(1)}")
         c.note("replay printed", iw.wait_lines(3, 8))
-        iw.write(f"watch {p}b")
-        time.sleep(0.5)
+        iw.write(f"watch {p}b --rev={c.r(2)}")         # a future revision: no race with the put
         c.put(c.k("b"), b"2")                          # base+2: both watches
         iw.wait_lines(9, 5)
         iw.write("progress")
