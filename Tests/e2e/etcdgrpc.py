@@ -189,6 +189,10 @@ class Stream:
     def send(self, request) -> None:
         self._q.put(request)
 
+    def half_close(self) -> None:
+        """End the request side (the client sends END_STREAM); responses keep being read."""
+        self._q.put(Stream._END)
+
     def pause(self) -> None:
         """Stop reading responses (after the one being read): a slow consumer."""
         self._resume.clear()

@@ -144,6 +144,17 @@ def case_grant_negative_id(c: LCtx):
 
 
 @case
+def case_zero_id(c: LCtx):
+    c.revoke(0)
+    c.ttl(0)
+    s = c.keepalive_stream()
+    c.keepalive(s, 0)
+    c.put(c.k("z"), b"v", lease=0)              # lease 0 = no lease
+    short = c.grant(1)
+    c.keepalive(s, short.ID, label="LeaseKeepAlive of a lease granted below the minimum")
+
+
+@case
 def case_grant_ttl_limits(c: LCtx):
     for ttl in (1, 0, -3, 2, 3):               # below etcd's minimum (2 s) → raised to it
         c.grant(ttl)

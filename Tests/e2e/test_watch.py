@@ -83,8 +83,9 @@ class WatchStream:
     def drain(self, quiet: float = 0.4):
         rest = self.stream.drain(quiet)
         self.ctx.records.append({"op": f"{self.label} further responses", "responses": [to_dict(m) for m in rest]})
-        if self.stream.error:
-            self.ctx.records.append({"op": f"{self.label} stream error", "error": self.stream.error})
+        if self.stream.closed:  # not closed by us yet: the server ended the stream
+            self.ctx.records.append({"op": f"{self.label} stream ended by the server",
+                                     "status": self.stream.error or "OK"})
 
     def header_revisions_monotonic(self) -> bool:
         revs = [m.header.revision for _, m in self.stream.received if m.HasField("header") and m.header.revision]
@@ -589,6 +590,63 @@ def case_header_revision_on_quiet_watch(c: WCtx):
     w.create(c.k("untouched"))
     w.create(c.k("x"), start_revision=c.r(1))
     w.expect(3, "created, created, replay")
+
+
+@case
+def case_half_closed_stream(c: WCtx):
+    # A client that ends its send side keeps its watchers: etcd's receive loop returns on EOF
+    # without ending the stream, so events keep coming.
+    w = c.watch()
+    w.create(c.k("a"))
+    w.expect(1, "created")
+    w.stream.half_close()
+    time.sleep(0.2)
+    c.put(c.k("a"), b"1")
+    w.expect(1, "event after the client half-closed")
+    c.put(c.k("a"), b"2")
+    w.expect(1, "another")
+
+
+@case
+def case_odd_requests(c: WCtx):
+    w = c.watch()
+    w.stream.send(c.pb.WatchRequest())         # no request at all: ignored
+    c.records.append({"op": "w empty WatchRequest"})
+    w.create(c.k("a"), filters=[5])            # unknown filter value: ignored
+    w.expect(1, "created with an unknown filter")
+    w.create(b"", b"")                          # empty key: watches "\x00"
+    w.expect(1, "created for an empty key")
+    w.stream.send(c.pb.WatchRequest(cancel_request=c.pb.WatchCancelRequest(watch_id=-1)))
+    c.records.append({"op": "w cancel -1"})
+    c.put(c.k("a"), b"1")
+    w.expect(1, "event")
+
+
+@case
+def case_cancel_during_replay(c: WCtx):
+    # A cancel sent right behind its create (while the watcher replays history): etcd answers
+    # every create with `created` and then the cancel with `canceled`, in request order; the
+    # replay's events, if any got out before the cancel, come between the two.
+    for i in range(1, 51):
+        c.put(c.k(f"k{i % 5}"), b"v")          # base+1 .. base+50
+    w = c.watch()
+    for i in range(5):
+        w.create(c.k(""), c.end(), start_revision=c.r(1))
+        w.cancel(i)
+    w.stream.wait_for(lambda r: sum(1 for _, m in r if m.canceled) >= 5, 5)
+    got = w.stream.take(len(w.stream.received), 0.1)
+    kinds: dict = {}
+    for m in got:
+        kinds.setdefault(m.watch_id, []).append(
+            "created" if m.created else "canceled" if m.canceled else "events")
+    c.note("per watch id, without event responses", {i: [k for k in ks if k != "events"] for i, ks in kinds.items()})
+    c.note("events only between created and canceled", all(
+        ks[0] == "created" and ks[-1] == "canceled" for ks in kinds.values()))
+    c.put(c.k("k0"), b"after")
+    w.create(c.k(""), c.end())
+    w.expect(1, "created")
+    c.put(c.k("k1"), b"after")
+    w.expect(1, "event for the new watcher only")
 
 
 def _summary(resps, base):
