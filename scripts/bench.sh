@@ -16,6 +16,8 @@
 #   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
 #   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379)
 #   BENCH_CHECK_PERF  "l xl" (default), "l", or "" to skip etcdctl check perf
+#   BENCH_KINE_REV    what to call the kine build in the report (default: git HEAD when building here)
+#   BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
 #   BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -114,6 +116,18 @@ KINE_RSS_IDLE=$(rss_kb "$KINE_PID")
 ETCD_RSS_IDLE=$(rss_kb "$ETCD_PID")
 log "idle RSS: kine ${KINE_RSS_IDLE} kB, etcd ${ETCD_RSS_IDLE} kB"
 
+# Warm-up (same for both): 5000 puts outside the measured keys. Then ANALYZE the kine table, as
+# autovacuum would in a long-running deployment: kine's prepared statements get their generic plans
+# while the table is still empty, and the writer's key lookup stays a sequential scan until the
+# table is analyzed (docs/benchmarks.md, finding 1). BENCH_ANALYZE=0 measures without it.
+for port in "$ETCD_PORT" "$KINE_PORT"; do
+  "$BENCH" put --endpoints "127.0.0.1:$port" --conns 4 --clients 16 --total 5000 --key-prefix warmup/ \
+    --key-space-size 5000 --sequential-keys --val-size 256 >/dev/null
+done
+if [ "${BENCH_ANALYZE:-1}" = 1 ]; then
+  psql "$KINE_ENDPOINT" -qc 'ANALYZE kine' || log "ANALYZE failed"
+fi
+
 # ---- scenarios ----------------------------------------------------------------------------------
 # name | subcommand and flags (identical for both servers). Totals are sized so that the whole
 # script stays under ~10 minutes on 2 cores; --quick divides them by 5.
@@ -194,19 +208,27 @@ for load in $CHECK_PERF; do
     timeout 300 "$ETCDCTL" --endpoints "127.0.0.1:$port" --command-timeout=30s check perf --load="$load" \
       >"$RESULTS/checkperf-$load.$target.txt" 2>&1 || rc=$?
     echo "exit code: $rc" >>"$RESULTS/checkperf-$load.$target.txt"
-    grep -E "PASS|FAIL" "$RESULTS/checkperf-$load.$target.txt" | sed 's/^/bench.sh:   /' >&2 || true
+    grep -E "^(PASS|FAIL)|too (long|low)" "$RESULTS/checkperf-$load.$target.txt" | sed 's/^/bench.sh:   /' >&2 || true
   done
+  echo "{\"kine\": $(rss_kb "$KINE_PID"), \"etcd\": $(rss_kb "$ETCD_PID")}" >"$RESULTS/checkperf-$load.rss.json"
 done
 
 sleep 2
 KINE_RSS_AFTER=$(rss_kb "$KINE_PID")
+ETCD_RSS_AFTER=$(rss_kb "$ETCD_PID")
 KINE_HWM=$(hwm_kb "$KINE_PID")
 ETCD_HWM=$(hwm_kb "$ETCD_PID")
 
 # ---- machine and report ---------------------------------------------------------------------------
 ETCD_VERSION="$("$ETCD" --version | head -1)"
 PG_VERSION="$(psql "$PG_URL" -Atc 'show server_version' 2>/dev/null || echo unknown)"
-KINE_VERSION="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- Sources 2>/dev/null || echo '+dirty')"
+if [ -n "${BENCH_KINE_REV:-}" ]; then
+  KINE_VERSION="$BENCH_KINE_REV"
+elif [ "$KINE_BIN" = "$ROOT/.build/release/kine" ]; then
+  KINE_VERSION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo '+uncommitted changes')"
+else
+  KINE_VERSION="$KINE_BIN"
+fi
 python3 - "$RESULTS/machine.json" <<PY
 import json, sys, subprocess, platform
 def sh(c):
@@ -219,10 +241,12 @@ json.dump({
   "os": sh(". /etc/os-release && echo \$PRETTY_NAME"),
   "swift": sh("swift --version 2>&1 | head -1"),
   "etcd": "$ETCD_VERSION", "postgres": "$PG_VERSION", "kine": "$KINE_VERSION",
-  "quick": $QUICK, "date": sh("date -u +%Y-%m-%dT%H:%MZ"),
+  "quick": $QUICK, "analyze": ${BENCH_ANALYZE:-1}, "date": sh("date -u +%Y-%m-%dT%H:%MZ"),
   "kineRssIdleKb": $KINE_RSS_IDLE, "etcdRssIdleKb": $ETCD_RSS_IDLE,
-  "kineRssAfterKb": $KINE_RSS_AFTER, "kinePeakRssKb": $KINE_HWM, "etcdPeakRssKb": $ETCD_HWM,
+  "kineRssAfterKb": $KINE_RSS_AFTER, "etcdRssAfterKb": $ETCD_RSS_AFTER, "kinePeakRssKb": $KINE_HWM, "etcdPeakRssKb": $ETCD_HWM,
   "checkPerf": "$CHECK_PERF",
+  "checkPerfRss": {l: json.load(open(f"$RESULTS/checkperf-{l}.rss.json")) for l in "$CHECK_PERF".split()
+                   if __import__("os").path.exists(f"$RESULTS/checkperf-{l}.rss.json")},
 }, open(sys.argv[1], "w"), indent=1)
 PY
 printf '%s\n' "${SCENARIOS[@]}" >"$RESULTS/scenarios.txt"

@@ -96,7 +96,9 @@ def lat_ratio(k, e) -> float | None:
 
 
 def check_summary(text: str) -> str:
-    lines = [l.strip() for l in text.splitlines() if "PASS" in l or "FAIL" in l]
+    lines = [l.strip() for l in text.splitlines()
+             if re.match(r"\s*(PASS|FAIL)", l) or re.match(r"\s*Slowest request took too long", l)]
+    lines = [l for l in lines if l != "FAIL" and l != "PASS"]
     code = re.search(r"exit code: (\d+)", text)
     verdict = "PASS" if lines and not any("FAIL" in l for l in lines) and code and code.group(1) == "0" else "FAIL"
     if not lines:
@@ -140,15 +142,21 @@ def plots(scenarios, data, plot_dir: str) -> list[str]:
     lat_names = [n for n in lat_names if ok(data[n].get("kine")) and ok(data[n].get("etcd"))]
     if lat_names:
         pcts = ["p50", "p90", "p99", "p999"]
-        fig, axes = plt.subplots(1, len(lat_names), figsize=(3.2 * len(lat_names), 3.8), squeeze=False)
-        for ax, n in zip(axes[0], lat_names):
+        cols = min(3, len(lat_names))
+        rows = (len(lat_names) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.3 * rows), squeeze=False)
+        flat = [ax for row in axes for ax in row]
+        for ax in flat[len(lat_names):]:
+            ax.axis("off")
+        for ax, n in zip(flat, lat_names):
             for target, color, marker in (("etcd", "#4c72b0", "o"), ("kine", "#dd8452", "s")):
                 l = data[n][target]["latencyMs"]
                 ax.plot(["p50", "p90", "p99", "p99.9"], [l[p] for p in pcts], marker=marker, color=color, label=target)
             ax.set_yscale("log")
             ax.set_title(n)
             ax.grid(alpha=0.3)
-        axes[0][0].set_ylabel("latency, ms (log)")
+        for row in axes:
+            row[0].set_ylabel("latency, ms (log)")
         axes[0][0].legend()
         fig.suptitle("Latency percentiles")
         fig.tight_layout()
@@ -172,6 +180,11 @@ def generate(results: str, out_md: str, plot_dir: str) -> str:
     for key, label in (("nproc", "cores (nproc)"), ("cpu", "CPU"), ("memory", "memory"), ("os", "OS"), ("kernel", "kernel"),
                        ("swift", "Swift"), ("etcd", "etcd"), ("postgres", "PostgreSQL"), ("kine", "kine commit")):
         o.append(f"| {label} | {machine.get(key, '?')} |")
+    o.append("")
+    if machine.get("analyze", 1):
+        o.append("Both servers got the same 5000-put warm-up; then the kine table was `ANALYZE`d (see finding 1 below).")
+    else:
+        o.append("Both servers got the same 5000-put warm-up; the kine table was **not** `ANALYZE`d (BENCH_ANALYZE=0).")
     o.append("")
     o.append("Client, etcd, kine and PostgreSQL all share these cores; every number is one run, so expect")
     o.append("±10-20 % between runs on this 2-core VM (other work on the machine included).")
@@ -246,7 +259,11 @@ def generate(results: str, out_md: str, plot_dir: str) -> str:
     o.append("|---|---:|---:|")
     o.append(f"| idle, after start | {machine['kineRssIdleKb'] / 1024:.1f} MB | {machine['etcdRssIdleKb'] / 1024:.1f} MB |")
     o.append(f"| peak (VmHWM) over the whole run | {machine['kinePeakRssKb'] / 1024:.1f} MB | {machine['etcdPeakRssKb'] / 1024:.1f} MB |")
-    o.append(f"| after the run, idle again | {machine['kineRssAfterKb'] / 1024:.1f} MB | |")
+    o.append(f"| after the run, idle again | {machine['kineRssAfterKb'] / 1024:.1f} MB | {machine.get('etcdRssAfterKb', 0) / 1024:.1f} MB |")
+    for key, label in (("l", "after check perf l"), ("xl", "after check perf xl")):
+        r = machine.get("checkPerfRss", {}).get(key)
+        if r:
+            o.append(f"| {label} | {r['kine'] / 1024:.1f} MB | {r['etcd'] / 1024:.1f} MB |")
     rss_rows = [(n, data[n].get("rss")) for n, _ in scenarios if data[n].get("rss")]
     if rss_rows:
         o.append("")
