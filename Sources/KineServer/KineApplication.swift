@@ -23,7 +23,13 @@ public final class KineApplication: Service, Sendable {
     }
 
     public func run(onListening: @Sendable (GRPCListenTarget) -> Void) async throws {
-        let database = try PostgresConfiguration(endpoint: configuration.endpoint)
+        var database = try PostgresConfiguration(endpoint: configuration.endpoint)
+        // Every kine query is a key or key-range lookup with an index made for it. On a new or
+        // fast-growing table the planner's statistics lag (autovacuum analyzes minutes later) and
+        // cached generic plans keep sequential scans: measured 680 vs 11 000 puts/s
+        // (docs/benchmarks.md). Tell the planner not to pick them.
+        let planner = "-c enable_seqscan=off"
+        database.parameters["options"] = database.parameters["options"].map { "\($0) \(planner)" } ?? planner
         _ = await PostgresClient.ensureDatabaseExists(database, logger: logger)
         var options = PostgresClient.Options()
         options.poolSize = configuration.readConnections + 1

@@ -46,6 +46,15 @@ struct WatchService: Sendable {
                 }
                 await session.handle(request)
             }
+            if failure == nil {
+                // etcd keeps a half-closed Watch stream open and goes on sending events; it ends
+                // when the client resets the stream (this task is cancelled) or goes away.
+                await withTaskCancellationHandler {
+                    _ = await group.next()
+                } onCancel: {
+                    session.close()
+                }
+            }
             session.close()
             group.cancelAll()
             return failure

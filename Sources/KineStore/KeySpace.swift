@@ -23,6 +23,9 @@ struct PendingRow: Sendable {
     var leaseTTL: Int64 = 0
     var id: Int64 = 0
     var revision: Int64 = 0
+    /// The watch event this row is, so the WatchHub can publish a local commit without reading
+    /// it back (the same event the table would give).
+    var event: Event
 }
 
 /// What the Writer knows about the keys a batch touches: everything it prefetched under the lock,

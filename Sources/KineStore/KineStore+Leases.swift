@@ -37,15 +37,22 @@ extension KineStore {
     }
 
     /// Renews the lease to its full TTL; an unknown or expired lease answers TTL 0.
+    ///
+    /// A renewal is not worth an fsync: it commits with `synchronous_commit = off` (etcd keeps
+    /// renewals in memory only). A crash can lose the last renewals of the final few hundred
+    /// milliseconds; clients renew every TTL/3, so a live client's lease survives that.
     public func leaseKeepAlive(_ request: LeaseKeepAliveRequest) async throws(EtcdError) -> LeaseKeepAliveResponse {
         let results = try await runSQL([
+            SQLStatement("BEGIN", name: "lease_begin"),
+            SQLStatement("SET LOCAL synchronous_commit = off", name: "lease_async"),
             SQLStatement(StoreSQL.header, name: "header"),
             SQLStatement(
                 "UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8) WHERE id = $1 AND expires_at > now() RETURNING ttl",
                 [.int64(request.id)], name: "lease_keepalive"),
+            SQLStatement("COMMIT", name: "lease_commit"),
         ])
-        let revision = results[0].rows.first?.int64(0) ?? 0
-        return LeaseKeepAliveResponse(header: ResponseHeader(revision: revision), id: request.id, ttl: results[1].rows.first?.int64(0) ?? 0)
+        let revision = results[2].rows.first?.int64(0) ?? 0
+        return LeaseKeepAliveResponse(header: ResponseHeader(revision: revision), id: request.id, ttl: results[3].rows.first?.int64(0) ?? 0)
     }
 
     /// Remaining whole seconds and the granted TTL; an unknown lease answers TTL -1.

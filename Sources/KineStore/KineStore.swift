@@ -44,8 +44,8 @@ public final class KineStore: Sendable {
         let hub = WatchHub(client: client, sql: sql, logger: logger)
         watchHub = hub
         writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
-            hub.poke()
-            onCommit(rows)
+            hub.publishLocal(rows)
+            onCommit(rows.map(CommittedRow.init))
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
     }

@@ -150,11 +150,12 @@ struct StoreSQL: Sendable {
     static let lock = SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)], name: "w_lock")
     static let writerHeader = SQLStatement(header, name: "w_header")
 
-    /// Latest row (tombstones included) of each named key.
+    /// Latest row (tombstones included) of each named key: one backward probe of
+    /// `kine_name_id_index` per name, however many versions a key has.
     func latestOfNames(_ names: [Bytes]) -> SQLStatement {
         let sql = """
-            SELECT \(Self.rowColumns()) FROM (SELECT DISTINCT ON (name) \(Self.innerColumns) FROM kine \
-            WHERE name = ANY($1::text[]) ORDER BY name, id DESC) AS kv
+            SELECT \(Self.rowColumns()) FROM unnest($1::text[]) AS n(name) CROSS JOIN LATERAL \
+            (SELECT \(Self.innerColumns) FROM kine WHERE kine.name = n.name ORDER BY id DESC LIMIT 1) AS kv
             """
         return SQLStatement(sql, [.textArray(names.map { String(decoding: $0, as: UTF8.self) })], name: "w_names")
     }
@@ -185,12 +186,13 @@ struct StoreSQL: Sendable {
             [.int64Array(ids), .bool(includeExpired)], name: "w_leases")
     }
 
-    /// Live keys attached to the leases `$1` or, if `$2`, to any expired lease.
+    /// Live keys attached to the leases `$1` or, if `$2`, to any expired lease. The lease ids are
+    /// computed once (an InitPlan array), so `kine_kv_lease_index` finds the rows.
     static func leasedKeys(_ ids: [Int64], includeExpired: Bool) -> SQLStatement {
         SQLStatement("""
-            SELECT \(rowColumns()) FROM (SELECT DISTINCT ON (name) \(innerColumns) FROM kine WHERE name IN \
-            (SELECT name FROM kine WHERE kv_lease = ANY($1::int8[]) OR kv_lease IN \
-            (SELECT id FROM kine_leases WHERE $2::bool AND expires_at <= now())) ORDER BY name, id DESC) AS kv \
+            SELECT \(rowColumns()) FROM (SELECT DISTINCT name FROM kine WHERE kv_lease = ANY(ARRAY( \
+            SELECT id FROM kine_leases WHERE id = ANY($1::int8[]) OR ($2::bool AND expires_at <= now())))) AS n \
+            CROSS JOIN LATERAL (SELECT \(innerColumns) FROM kine WHERE kine.name = n.name ORDER BY id DESC LIMIT 1) AS kv \
             WHERE kv.deleted = 0 AND kv.kv_lease IS NOT NULL
             """, [.int64Array(ids), .bool(includeExpired)], name: "w_leased_keys")
     }

@@ -166,7 +166,8 @@ struct TxnExecutor {
                 createRevision: kv.createRevision, prevRevision: previous?.rowID ?? 0,
                 value: KeyMapping.storedValue(key: kv.key, value: kv.value, version: kv.version),
                 oldValue: live.map { KeyMapping.storedValue(key: $0.key, value: $0.value, version: $0.version) },
-                version: kv.version, lease: kv.lease, leaseTTL: space.leases[kv.lease] ?? 0),
+                version: kv.version, lease: kv.lease, leaseTTL: space.leases[kv.lease] ?? 0,
+                event: Event(type: .put, kv: kv, prevKV: live)),
             state: kv, deleted: false)
         return PutResponse(prevKV: request.prevKV ? live : nil)
     }
@@ -181,7 +182,7 @@ struct TxnExecutor {
                     name: KeyMapping.name(forKey: kv.key), created: false, deleted: true,
                     createRevision: kv.createRevision, prevRevision: space.states[kv.key]?.rowID ?? 0,
                     value: nil, oldValue: KeyMapping.storedValue(key: kv.key, value: kv.value, version: kv.version),
-                    version: 0),
+                    version: 0, event: Event(type: .delete, kv: tombstone, prevKV: kv)),
                 state: tombstone, deleted: true)
         }
         return DeleteRangeResponse(deleted: Int64(victims.count), prevKVs: request.prevKV ? victims : [])

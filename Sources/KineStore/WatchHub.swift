@@ -241,12 +241,31 @@ public final class WatchHub: Sendable {
         state.withLock { $0.poked = false }
     }
 
+    /// Publishes this process's commit straight from the Writer's rows when it directly follows
+    /// what was published (no other process committed in between); otherwise the tail reads it.
+    func publishLocal(_ rows: [PendingRow]) {
+        guard let first = rows.first else { return }
+        var groups: [RevisionEvents] = []
+        for row in rows {
+            if groups.last?.revision == row.revision {
+                groups[groups.count - 1].events.append(row.event)
+                groups[groups.count - 1].lastID = row.id
+            } else {
+                groups.append(RevisionEvents(revision: row.revision, events: [row.event], lastID: row.id))
+            }
+        }
+        let follows = state.withLock { $0.started && $0.lastID == first.id - 1 }
+        if follows { publish(groups) } else { poke() }
+    }
+
+    /// Publishes whole revisions that follow the published position; revisions already
+    /// published (by the other path) are skipped.
     private func publish(_ groups: [RevisionEvents]) {
         let (wakes, ready) = state.withLock { state in
-            for group in groups where !group.events.isEmpty { state.ring.append(group) }
-            if let last = groups.last {
-                state.lastID = last.lastID
-                state.revision = max(state.revision, last.revision)
+            for group in groups where group.lastID > state.lastID {
+                if !group.events.isEmpty { state.ring.append(group) }
+                state.lastID = group.lastID
+                state.revision = max(state.revision, group.revision)
             }
             let lastID = state.lastID
             let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.continuation)

@@ -101,11 +101,12 @@ public final class WatchSession: Sendable {
         }
     }
 
+    /// A queued created response still goes out first (etcd answers every create), but the
+    /// watcher never becomes active.
     private func cancel(_ id: Int64) {
         update { state in
             let removed = state.watchers.removeValue(forKey: id) != nil || state.pendingIDs.remove(id) != nil
             if removed {
-                state.control.removeAll { if case .created(_, let watcher?) = $0 { return watcher.id == id } else { return false } }
                 state.control.append(.response(WatchResponse(header: ResponseHeader(revision: self.hub.revision), watchID: id, canceled: true)))
             }
         }

@@ -29,9 +29,9 @@ final class Writer: Sendable {
     private let maxBatch: Int
     private let state = Mutex(State())
     /// Called after each commit with the rows written, in id order (the WatchHub hooks in here).
-    private let onCommit: @Sendable ([CommittedRow]) -> Void
+    private let onCommit: @Sendable ([PendingRow]) -> Void
 
-    init(client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, onCommit: @escaping @Sendable ([CommittedRow]) -> Void) {
+    init(client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, onCommit: @escaping @Sendable ([PendingRow]) -> Void) {
         self.client = client
         self.sql = sql
         self.logger = logger
@@ -193,7 +193,7 @@ final class Writer: Sendable {
             return
         }
         for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
-        if !rows.isEmpty { onCommit(rows.map(CommittedRow.init)) }
+        if !rows.isEmpty { onCommit(rows) }
     }
 
     /// Fails the batch, rolls back, and rethrows if the connection itself is gone.
