@@ -395,30 +395,41 @@ final class PGConnection {
 
     // MARK: - Decoding
 
+    /// Copies a result into one `SQLRowBlock`: all cells in one buffer, bounds in another.
     private static func decode(_ result: OpaquePointer) -> SQLResult {
         let rowCount = Int(PQntuples(result))
         let columnCount = Int(PQnfields(result))
-        var rows: [SQLRow] = []
-        rows.reserveCapacity(rowCount)
-        for row in 0..<rowCount {
-            var columns: [[UInt8]?] = []
-            columns.reserveCapacity(columnCount)
-            for column in 0..<columnCount {
-                let r = Int32(row)
-                let c = Int32(column)
-                if PQgetisnull(result, r, c) == 1 {
-                    columns.append(nil)
+        var total = 0
+        var bounds: [Int] = []
+        bounds.reserveCapacity(rowCount * columnCount * 2)
+        for row in 0..<Int32(rowCount) {
+            for column in 0..<Int32(columnCount) {
+                if PQgetisnull(result, row, column) == 1 {
+                    bounds.append(-1)
+                    bounds.append(0)
                 } else {
-                    let length = Int(PQgetlength(result, r, c))
-                    if length > 0, let value = PQgetvalue(result, r, c) {
-                        columns.append(Array(UnsafeRawBufferPointer(start: value, count: length)))
-                    } else {
-                        columns.append([])
-                    }
+                    let length = Int(PQgetlength(result, row, column))
+                    bounds.append(total)
+                    bounds.append(length)
+                    total += length
                 }
             }
-            rows.append(SQLRow(columns: columns))
         }
+        let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            var cell = 0
+            for row in 0..<Int32(rowCount) {
+                for column in 0..<Int32(columnCount) {
+                    let start = bounds[cell * 2]
+                    let length = bounds[cell * 2 + 1]
+                    cell += 1
+                    guard start >= 0, length > 0, let value = PQgetvalue(result, row, column), let base = buffer.baseAddress else { continue }
+                    (base + start).update(from: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: length)
+                }
+            }
+            initialized = total
+        }
+        let block = SQLRowBlock(columnCount: columnCount, bytes: bytes, bounds: bounds)
+        let rows = (0..<rowCount).map { SQLRow(block: block, row: $0) }
         var affected = 0
         if let tuples = PQcmdTuples(result) { affected = Int(String(cString: tuples)) ?? 0 }
         return SQLResult(rows: rows, affectedRows: affected)

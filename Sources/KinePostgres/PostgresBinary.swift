@@ -126,19 +126,19 @@ struct ByteReader {
 extension SQLRow {
     /// An `int8[]` column (NULL column → empty; NULL elements → 0).
     public func int64Array(_ index: Int) -> [Int64] {
-        guard let raw = columns[index], let array = PostgresBinary.decodeArray(raw) else { return [] }
+        guard let raw = cell(index), let array = PostgresBinary.decodeArray(raw) else { return [] }
         return array.elements.map { SQLRow(columns: [$0]).int64(0) }
     }
 
     /// A `text[]` column (NULL column → empty; NULL elements → "").
     public func textArray(_ index: Int) -> [String] {
-        guard let raw = columns[index], let array = PostgresBinary.decodeArray(raw) else { return [] }
+        guard let raw = cell(index), let array = PostgresBinary.decodeArray(raw) else { return [] }
         return array.elements.map { String(decoding: $0 ?? [], as: UTF8.self) }
     }
 
     /// A `bytea[]` column (NULL column → empty), NULL elements kept as `nil`.
     public func bytesArray(_ index: Int) -> [[UInt8]?] {
-        guard let raw = columns[index], let array = PostgresBinary.decodeArray(raw) else { return [] }
+        guard let raw = cell(index), let array = PostgresBinary.decodeArray(raw) else { return [] }
         return array.elements
     }
 }
