@@ -183,7 +183,7 @@ for entry in "${SCENARIOS[@]}"; do
   log "$name: ${args[*]}"
   run_one "$name" etcd "127.0.0.1:$ETCD_PORT" "${args[@]}"
   if [ "$PROFILE" = "$name" ]; then
-    perf record -F 999 -g -p "$KINE_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
+    perf record -e cpu-clock -F 999 -g -p "$KINE_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
     PERF_PID=$!
     sleep 0.5
   fi
@@ -192,7 +192,7 @@ for entry in "${SCENARIOS[@]}"; do
     kill -INT "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
     PERF_PID=""
-    perf report -i "$WORK/perf-$name.data" --no-children --sort symbol --stdio 2>/dev/null | head -80 >"$WORK/perf-$name.txt" || true
+    perf report -i "$WORK/perf-$name.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | cut -c1-200 | head -60 >"$WORK/perf-$name.txt" || true
     log "profile of kine during $name: $WORK/perf-$name.txt"
   fi
   echo "{\"scenario\": \"$name\", \"kineRssKb\": $(rss_kb "$KINE_PID"), \"etcdRssKb\": $(rss_kb "$ETCD_PID")}" \
