@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
 #
-#   scripts/bench.sh                 # everything (about 8-10 minutes on 2 cores, builds excluded)
-#   scripts/bench.sh --quick         # smaller totals, no check perf (about 2 minutes; smoke test)
+#   scripts/bench.sh                 # everything (about 8 minutes on 2 cores, builds excluded)
+#   scripts/bench.sh --quick         # totals / 5, no check perf (about 30 s; smoke test)
 #   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
