@@ -117,9 +117,9 @@ ETCD_RSS_IDLE=$(rss_kb "$ETCD_PID")
 log "idle RSS: kine ${KINE_RSS_IDLE} kB, etcd ${ETCD_RSS_IDLE} kB"
 
 # Warm-up (same for both): 5000 puts outside the measured keys. Then ANALYZE the kine table, as
-# autovacuum would in a long-running deployment: kine's prepared statements get their generic plans
-# while the table is still empty, and the writer's key lookup stays a sequential scan until the
-# table is analyzed (docs/benchmarks.md, finding 1). BENCH_ANALYZE=0 measures without it.
+# autovacuum would in a long-running deployment, so every build is measured in steady state: builds
+# before 3893b37 kept sequential-scan generic plans until the table was analyzed (docs/benchmarks.md,
+# finding 1). BENCH_ANALYZE=0 measures without it.
 for port in "$ETCD_PORT" "$KINE_PORT"; do
   "$BENCH" put --endpoints "127.0.0.1:$port" --conns 4 --clients 16 --total 5000 --key-prefix warmup/ \
     --key-space-size 5000 --sequential-keys --val-size 256 >/dev/null
