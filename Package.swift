@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KineServer", targets: ["KineServer"]),
         .library(name: "KineHTTP2", targets: ["KineHTTP2"]),
         .library(name: "KineProto", targets: ["KineProto"]),
+        .library(name: "KineCore", targets: ["KineCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
