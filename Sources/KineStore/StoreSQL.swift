@@ -177,6 +177,21 @@ struct StoreSQL: Sendable {
         $11::int8[], $12::int8[]) AS t(i, n, c, d, cr, pr, v, ov, ver, rev, l, ttl)
         """
 
+    /// Tombstones for every live key of a stored-name range, ids `$1 + 1…` in key order, all at
+    /// revision `$2`, computed and inserted by PostgreSQL (`WriteRequest.isBulkDelete`).
+    func bulkDelete(_ range: KeyRange, maxID: Int64, revision: Int64) -> SQLStatement {
+        let (pred, params, shape) = predicate(range, first: 3)
+        let victims = latestRows(pred, bound: "9223372036854775807", keysOnly: false, includeDeleted: false, single: false)
+        return SQLStatement("""
+            INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision) \
+            SELECT $1::int8 + v.n, v.name, 0, 1, v.created_at, v.id, 0, NULL, v.value, 0, NULLIF($2::int8, $1::int8 + v.n) \
+            FROM (SELECT row_number() OVER (ORDER BY d.name COLLATE "C") AS n, d.id, d.name, d.value, \
+            CASE WHEN d.created <> 0 AND d.create_revision = 0 THEN COALESCE(d.kv_revision, d.id) ELSE d.create_revision END AS created_at \
+            FROM (SELECT kv.id, kv.name, kv.value, kv.created, kv.create_revision, kv.kv_revision FROM (\(victims)) AS x \
+            JOIN kine AS kv ON kv.id = x.id ORDER BY kv.name) AS d) AS v
+            """, [.int64(maxID), .int64(revision)] + params, name: "w_bulk_delete_\(shape)")
+    }
+
     // MARK: Leases
 
     /// Leases the batch refers to (`$1`) and, if `$2`, every expired lease: `id, ttl, expired`.

@@ -244,7 +244,8 @@ public final class WatchHub: Sendable {
     /// Publishes this process's commit straight from the Writer's rows when it directly follows
     /// what was published (no other process committed in between); otherwise the tail reads it.
     func publishLocal(_ rows: [PendingRow]) {
-        guard let first = rows.first else { return }
+        // Rows the Writer did not see (a bulk delete made by PostgreSQL): read them from the table.
+        guard let first = rows.first else { return poke() }
         var groups: [RevisionEvents] = []
         for row in rows {
             if groups.last?.revision == row.revision {

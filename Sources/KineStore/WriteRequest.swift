@@ -18,3 +18,14 @@ enum WriteResponse: Sendable {
     case leaseRevoked(LeaseRevokeResponse)
     case leasesExpired([Int64])
 }
+
+extension WriteRequest {
+    /// A plain DeleteRange of a key range without `prev_kv`: done entirely in SQL (one
+    /// `INSERT … SELECT` of the tombstones), so deleting a huge prefix never ships its rows and
+    /// values through kine. It runs in a round of its own.
+    var isBulkDelete: Bool {
+        guard case .deleteRange(let delete) = self, !delete.prevKV else { return false }
+        if case .interval = KeyRange(key: delete.key, rangeEnd: delete.rangeEnd) { return true }
+        return false
+    }
+}

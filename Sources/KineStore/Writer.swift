@@ -95,7 +95,13 @@ final class Writer: Sendable {
             let batch: [Pending]? = state.withLock { state in
                 if state.stopped { return [] }
                 guard !state.queue.isEmpty else { return nil }
-                let count = min(state.queue.count, maxBatch)
+                // A bulk delete runs alone; a batch stops before one.
+                var count = min(state.queue.count, maxBatch)
+                if state.queue[0].request.isBulkDelete {
+                    count = 1
+                } else if let bulk = state.queue.prefix(count).firstIndex(where: { $0.request.isBulkDelete }) {
+                    count = bulk
+                }
                 defer { state.queue.removeFirst(count) }
                 return Array(state.queue.prefix(count))
             }
@@ -113,6 +119,10 @@ final class Writer: Sendable {
 
     /// One group commit. Throws only when the session is broken (after failing the batch).
     private func process(_ batch: [Pending], session: any SQLSession) async throws(SQLError) {
+        if batch.count == 1, case .deleteRange(let delete) = batch[0].request, batch[0].request.isBulkDelete {
+            try await bulkDelete(delete, batch[0], session: session)
+            return
+        }
         let plan = PrefetchPlan(batch.map(\.request))
         let (loads, ranges, historic) = plan.statements(sql)
         let loaded: [SQLResult]
@@ -194,6 +204,32 @@ final class Writer: Sendable {
         }
         for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
         if !rows.isEmpty { onCommit(rows) }
+    }
+
+    /// One DeleteRange done by PostgreSQL: lock, read the header, insert the tombstones with
+    /// `INSERT … SELECT`, commit. The WatchHub reads the events from the table.
+    private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) {
+        let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
+        do {
+            let header = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.writerHeader])[2].rows.first
+            let (current, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
+            var deleted = 0
+            if !range.isEmpty {
+                let results = try await session.pipeline([
+                    sql.bulkDelete(KeyMapping.nameRange(range), maxID: maxID, revision: current + 1),
+                    SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max"),
+                    StoreSQL.notify(current + 1),
+                ])
+                deleted = results[0].affectedRows
+            }
+            _ = try await session.pipeline([StoreSQL.commit])
+            let revision = deleted > 0 ? current + 1 : current
+            item.continuation.resume(returning: .success(.deleteRange(
+                DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
+            if deleted > 0 { onCommit([]) }
+        } catch {
+            try await abort([item], error: error, session: session)
+        }
     }
 
     /// Fails the batch, rolls back, and rethrows if the connection itself is gone.

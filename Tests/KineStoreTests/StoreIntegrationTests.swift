@@ -156,4 +156,32 @@ struct StoreIntegrationTests {
             }
         }
     }
+
+    @Test("A prefix delete is done by PostgreSQL: one revision, tombstones in key order, history intact")
+    func bulkDelete() async throws {
+        try await StoreTestDB.withDatabase { client in
+            try await StoreTestDB.withStore(client) { store in
+                for chunk in 0..<20 {
+                    let puts = (0..<100).map { RequestOp.put(PutRequest(key: bytes("/bulk/\(chunk * 100 + $0)"), value: bytes("v\($0)"))) }
+                    _ = try await store.txn(TxnRequest(success: puts))
+                }
+                _ = try await store.put(PutRequest(key: bytes("/bulk0"), value: bytes("outside")))
+                let before = try await store.revisions().current
+                let deleted = try await store.deleteRange(DeleteRangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0")))
+                #expect(deleted.deleted == 2000 && deleted.header.revision == before + 1)
+                let left = try await store.range(RangeRequest(key: bytes("/bulk"), rangeEnd: bytes("/bulk1")))
+                #expect(left.kvs.map(\.key) == [bytes("/bulk0")])
+                let old = try await store.range(RangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0"), revision: before, countOnly: true))
+                #expect(old.count == 2000)
+                let nothing = try await store.deleteRange(DeleteRangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0")))
+                #expect(nothing.deleted == 0 && nothing.header.revision == before + 1)
+                let tombstones = try await client.query(
+                    "SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)), bool_and(old_value IS NOT NULL) FROM kine WHERE deleted = 1 AND name LIKE '/bulk/%'"
+                ).rows.first
+                #expect(tombstones?.int64(0) == 2000 && tombstones?.int64(1) == 1 && tombstones?.bool(2) == true)
+                let next = try await store.put(PutRequest(key: bytes("/bulk/0"), value: bytes("again")))
+                #expect(next.header.revision == before + 2)
+            }
+        }
+    }
 }
