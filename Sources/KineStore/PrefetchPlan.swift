@@ -71,4 +71,31 @@ struct PrefetchPlan {
         for item in historic { statements.append(sql.liveRows(KeyMapping.nameRange(item.range), revision: item.revision)) }
         return (statements, ranges, historic)
     }
+
+    /// Builds the KeySpace from the header and the results of `statements(_:)`, and lists the
+    /// loaded leases that have expired.
+    func keySpace(header: SQLResult, loads: ArraySlice<SQLResult>, ranges: [KeyRange], historic: [HistoricRange]) -> (KeySpace, [Int64]) {
+        let row = header.rows.first
+        var space = KeySpace(currentRevision: row?.int64(0) ?? 0, compactRevision: row?.int64(1) ?? 0, nextRowID: (row?.int64(2) ?? 0) + 1)
+        var results = loads.makeIterator()
+        var expired: [Int64] = []
+        func rows() -> [StoredRow] { results.next()?.rows.compactMap { StoredRow($0) } ?? [] }
+        if loadsLeases {
+            for lease in results.next()?.rows ?? [] {
+                space.leases[lease.int64(0)] = lease.int64(1)
+                if lease.bool(2) { expired.append(lease.int64(0)) }
+            }
+            for stored in rows() { space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: false) }
+        }
+        if !keys.isEmpty {
+            for stored in rows() { space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: stored.deleted) }
+        }
+        for _ in ranges {
+            for stored in rows() where space.states[stored.keyValue.key] == nil {
+                space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: false)
+            }
+        }
+        for item in historic { space.historic[item] = rows().map(\.keyValue) }
+        return (space, expired)
+    }
 }

@@ -51,7 +51,7 @@ public final class WatchHub: Sendable {
                 }
             }
             group.addTask { [self] in
-                while !isStopped {
+                while !isStopped && !Task.isCancelled {
                     try? await Task.sleep(for: pollInterval)
                     poke()
                 }
@@ -161,7 +161,7 @@ public final class WatchHub: Sendable {
     // MARK: Tail
 
     private func tail() async {
-        while !isStopped {
+        while !isStopped && !Task.isCancelled {
             do {
                 let header = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first
                 state.withLock { state in
@@ -178,7 +178,7 @@ public final class WatchHub: Sendable {
             }
         }
         var limit = batchRows
-        while !isStopped {
+        while !isStopped && !Task.isCancelled {
             await waitForPoke()
             if isStopped { return }
             do {

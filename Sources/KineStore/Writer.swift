@@ -56,7 +56,7 @@ final class Writer: Sendable {
     /// Processes batches until `stop()`; reconnects with backoff when the session breaks.
     func run() async {
         var backoff: Duration = .milliseconds(50)
-        while !isStopped {
+        while !isStopped && !Task.isCancelled {
             do {
                 try await client.withSession { session in
                     backoff = .milliseconds(50)
@@ -133,37 +133,7 @@ final class Writer: Sendable {
             return
         }
 
-        let header = loaded[2].rows.first
-        var space = KeySpace(
-            currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0, nextRowID: (header?.int64(2) ?? 0) + 1)
-        var resultIndex = 3
-        var expired: [Int64] = []
-        if plan.loadsLeases {
-            for row in loaded[resultIndex].rows {
-                space.leases[row.int64(0)] = row.int64(1)
-                if row.bool(2) { expired.append(row.int64(0)) }
-            }
-            for row in loaded[resultIndex + 1].rows.compactMap({ StoredRow($0) }) {
-                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: false)
-            }
-            resultIndex += 2
-        }
-        if !plan.keys.isEmpty {
-            for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) {
-                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: row.deleted)
-            }
-            resultIndex += 1
-        }
-        for _ in ranges {
-            for row in loaded[resultIndex].rows.compactMap({ StoredRow($0) }) where space.states[row.keyValue.key] == nil {
-                space.states[row.keyValue.key] = KeyState(kv: row.keyValue, rowID: row.id, deleted: false)
-            }
-            resultIndex += 1
-        }
-        for item in historic {
-            space.historic[item] = loaded[resultIndex].rows.compactMap { StoredRow($0)?.keyValue }
-            resultIndex += 1
-        }
+        var (space, expired) = plan.keySpace(header: loaded[2], loads: loaded[3...], ranges: ranges, historic: historic)
 
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
