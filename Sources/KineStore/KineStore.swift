@@ -29,15 +29,14 @@ public final class KineStore: Sendable {
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
     public static func open(
-        client: any SQLClient, configuration: Configuration = .init(), logger: Logger,
-        onCommit: @escaping @Sendable ([CommittedRow]) -> Void = { _ in }
+        client: any SQLClient, configuration: Configuration = .init(), logger: Logger
     ) async throws -> KineStore {
         let legacy = try await Schema.prepare(client, migrationLevel: configuration.schemaMigrationLevel, logger: logger)
         try await Schema.ensureBookkeepingRows(client)
-        return KineStore(client: client, sql: StoreSQL(legacyCollation: legacy), configuration: configuration, logger: logger, onCommit: onCommit)
+        return KineStore(client: client, sql: StoreSQL(legacyCollation: legacy), configuration: configuration, logger: logger)
     }
 
-    private init(client: any SQLClient, sql: StoreSQL, configuration: Configuration, logger: Logger, onCommit: @escaping @Sendable ([CommittedRow]) -> Void) {
+    private init(client: any SQLClient, sql: StoreSQL, configuration: Configuration, logger: Logger) {
         self.client = client
         self.configuration = configuration
         self.logger = logger
@@ -47,7 +46,6 @@ public final class KineStore: Sendable {
         watchHub = hub
         writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
             hub.publishLocal(rows)
-            onCommit(rows.map(CommittedRow.init))
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
     }

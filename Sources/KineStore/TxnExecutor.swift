@@ -62,6 +62,7 @@ struct TxnExecutor {
             space.revokedLeases.append(id)
             return .leaseRevoked(LeaseRevokeResponse(header: ResponseHeader(revision: rows.isEmpty ? beginRevision : newRevision)))
         case .expireLeases:
+            // The Writer expands this into one `.revokeLease` per expired lease.
             return .leasesExpired([])
         }
     }

@@ -28,7 +28,7 @@ final class Writer: Sendable {
     private let logger: Logger
     private let maxBatch: Int
     private let state = Mutex(State())
-    /// Called after each commit with the rows written, in id order (the WatchHub hooks in here).
+    /// Called after each commit with the rows written, in id order (the WatchHub publishes them).
     private let onCommit: @Sendable ([PendingRow]) -> Void
 
     init(client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, onCommit: @escaping @Sendable ([PendingRow]) -> Void) {
@@ -228,20 +228,5 @@ final class Writer: Sendable {
                 .int64Array(rows.map(\.lease)),
                 .int64Array(rows.map(\.leaseTTL)),
             ], name: "w_insert")
-    }
-}
-
-/// A row as committed, for watchers.
-public struct CommittedRow: Sendable {
-    public var id: Int64
-    public var revision: Int64
-    public var key: Bytes
-    public var deleted: Bool
-
-    init(_ row: PendingRow) {
-        id = row.id
-        revision = row.revision
-        key = KeyMapping.clientKey(forName: row.name)
-        deleted = row.deleted
     }
 }
