@@ -1,4 +1,4 @@
-public import KineCore
+import KineCore
 import KineSQL
 import Logging
 import Synchronization
