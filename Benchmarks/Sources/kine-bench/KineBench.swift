@@ -15,7 +15,8 @@ struct KineBench: AsyncParsableCommand {
             """,
         subcommands: [
             PutCommand.self, RangeCommand.self, TxnPutCommand.self, TxnMixedCommand.self, ListCommand.self,
-            CASCommand.self, WatchLatencyCommand.self, LeaseKeepAliveCommand.self,
+            CASCommand.self, WatchLatencyCommand.self, WatchFanoutCommand.self, WatchMemoryCommand.self,
+            LeaseKeepAliveCommand.self,
         ]
     )
 }
@@ -131,14 +132,40 @@ struct CASCommand: AsyncParsableCommand {
 struct WatchLatencyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch-latency",
-        abstract: "One watcher per client on its own key; latency from sending a Put to receiving its event.")
+        abstract: "One watcher per client on its own key; latency from sending a Put to receiving its event.",
+        discussion: """
+            With --put-endpoints the Puts go to other servers than the watches (--endpoints): e.g. a second
+            kine process on the same database, to measure delivery of another process's writes.
+            """)
     @OptionGroup var options: CommonOptions
+    @Option(help: "Send the Puts here (host:port[,…]) instead of --endpoints; the watches stay on --endpoints.")
+    var putEndpoints: String?
+
+    func validate() throws {
+        if let putEndpoints {
+            var putOptions = options
+            putOptions.endpoints = putEndpoints
+            _ = try putOptions.parsedEndpoints()
+        }
+    }
 
     func run() async throws {
+        var putClient: EtcdClient?
+        if let putEndpoints {
+            var putOptions = options
+            putOptions.endpoints = putEndpoints
+            putClient = try await EtcdClient.connect(putOptions)
+        }
         let scenario = WatchLatencyScenario(
             keys: KeyFactory(prefix: options.keyPrefix ?? "watch/", keySize: options.keySize, keySpaceSize: options.clients),
-            value: makeValue(size: options.valSize))
-        try await execute(scenario, options)
+            value: makeValue(size: options.valSize), putClient: putClient)
+        do {
+            try await execute(scenario, options, parameters: putEndpoints.map { ["put-endpoints": $0] } ?? [:])
+        } catch {
+            await putClient?.close()
+            throw error
+        }
+        await putClient?.close()
     }
 }
 

@@ -293,46 +293,66 @@ struct CASScenario: Scenario {
 // MARK: watch-latency
 
 /// One Watch stream and watcher per client on its own key; each operation Puts that key and
-/// records the time from sending the Put to receiving the event.
+/// records the time from sending the Put to receiving the event. With `putClient` the Puts go
+/// through other connections (another server) than the watches.
 struct WatchLatencyScenario: Scenario {
     let name = "watch-latency"
     let keys: KeyFactory
     let value: Bytes
+    let putClient: EtcdClient?
 
     struct Worker: ScenarioWorker {
         let etcd: EtcdClient
         let client: Int
         let key: Bytes
         let value: Bytes
+        /// Where the Puts go.
+        let writer: EtcdClient
         let call: GRPCClientBidirectionalCall
         var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
         var events = 0
+        /// Where the time goes: Put round trips, and when the event came relative to the Put's response.
+        var putMicros = 0
+        var eventAfterAckMicros = 0
+        var eventsBeforeAck = 0
+
+        static func timedPut(_ etcd: EtcdClient, _ client: Int, _ request: PutRequest) async throws -> ContinuousClock.Instant {
+            _ = try await etcd.put(client, request)
+            return .now
+        }
 
         mutating func perform(op: Int) async throws -> Duration? {
             let begin = ContinuousClock.now
-            let etcd = self.etcd
+            let etcd = self.writer
             let client = self.client
             let request = PutRequest(key: key, value: value)
-            async let put = etcd.put(client, request)
-            var latency: Duration?
-            while latency == nil {
+            async let put = Self.timedPut(etcd, client, request)
+            var received: ContinuousClock.Instant?
+            while received == nil {
                 guard let bytes = try await iterator.next() else {
                     throw RequestFailure(description: "watch stream ended")
                 }
                 let response = try ProtoDecode.watchResponse(bytes)
                 if response.canceled { throw RequestFailure(description: "watch canceled: \(response.cancelReason)") }
                 if !response.events.isEmpty {
-                    latency = ContinuousClock.now - begin
+                    received = .now
                     events += response.events.count
                 }
             }
-            _ = try await put
-            return latency
+            let acked = try await put
+            guard let received else { return nil }
+            putMicros += Int(microseconds(acked - begin))
+            eventAfterAckMicros += Int(microseconds(received - acked))
+            if received < acked { eventsBeforeAck += 1 }
+            return received - begin
         }
 
         mutating func finish() async -> [String: Int] {
             call.cancel()
-            return ["events": events]
+            return [
+                "events": events, "put_us_sum": putMicros, "event_after_ack_us_sum": eventAfterAckMicros,
+                "events_before_ack": eventsBeforeAck,
+            ]
         }
     }
 
@@ -350,7 +370,8 @@ struct WatchLatencyScenario: Scenario {
         } catch let status as GRPCStatus where status.code == GRPCStatus.Code.unimplemented.rawValue {
             throw ServiceNotAvailable(path: EtcdPath.watch, message: status.message)
         }
-        return Worker(etcd: etcd, client: index, key: key, value: value, call: call, iterator: iterator)
+        return Worker(
+            etcd: etcd, client: index, key: key, value: value, writer: putClient ?? etcd, call: call, iterator: iterator)
     }
 }
 
