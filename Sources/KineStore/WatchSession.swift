@@ -72,7 +72,10 @@ public final class WatchSession: Sendable {
         var key = request.key
         if key.isEmpty { key = [0] }  // etcd: "\0" is the smallest key
         let range = KeyRange(key: key, rangeEnd: request.rangeEnd)
-        let current = (try? await hub.sync()) ?? hub.revision
+        // "From now" must not replay writes committed before the create, so it waits for the hub
+        // to catch up with the database (one query). With an explicit start revision the events are
+        // fixed by that revision, and the header is only informative: no query.
+        let current = request.startRevision == 0 ? ((try? await hub.sync()) ?? hub.revision) : hub.revision
         func refuse(_ reason: String) {
             update {
                 $0.control.append(.created(
