@@ -192,16 +192,3 @@ public struct CompactionResponse: Sendable, Hashable {
     public var header: ResponseHeader
     public init(header: ResponseHeader = .init()) { self.header = header }
 }
-
-extension TxnRequest {
-    /// Whether any branch, at any depth, holds a Put or a DeleteRange.
-    public var writes: Bool {
-        (success + failure).contains { op in
-            switch op {
-            case .put, .deleteRange: return true
-            case .txn(let inner): return inner.writes
-            case .range, .empty: return false
-            }
-        }
-    }
-}

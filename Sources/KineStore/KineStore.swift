@@ -21,7 +21,6 @@ public final class KineStore: Sendable {
     /// Publishes committed revisions to watchers (this process's and other processes' writes).
     public let watchHub: WatchHub
     private let compactor: Compactor
-    private let sql: StoreSQL
     private let configuration: Configuration
     private let client: any SQLClient
     private let logger: Logger
@@ -41,7 +40,6 @@ public final class KineStore: Sendable {
         self.configuration = configuration
         self.logger = logger
         reader = Reader(client: client, sql: sql)
-        self.sql = sql
         let hub = WatchHub(client: client, sql: sql, logger: logger)
         watchHub = hub
         writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
@@ -105,20 +103,7 @@ public final class KineStore: Sendable {
 
     public func txn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
         try RequestValidation.validate(request, maxOps: configuration.maxTxnOps)
-        if !request.writes { return try await readOnlyTxn(request) }
         guard case .txn(let response) = try await writer.submit(.txn(request)) else { throw Self.mismatch }
-        return response
-    }
-
-    /// A txn without a write op in any branch needs no lock: its compares and ranges are read in
-    /// one REPEATABLE READ snapshot (one round trip) and evaluated like the Writer would.
-    private func readOnlyTxn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
-        let plan = PrefetchPlan([.txn(request)])
-        let (loads, ranges, historic) = plan.statements(sql)
-        let results = try await reader.run(
-            [StoreSQL.beginSnapshot, StoreSQL.writerHeader] + loads + [StoreSQL.commit])
-        var (space, _) = plan.keySpace(header: results[1], loads: results[2..<(results.count - 1)], ranges: ranges, historic: historic)
-        guard case .txn(let response) = try TxnExecutor.run(.txn(request), space: &space).response else { throw Self.mismatch }
         return response
     }
 

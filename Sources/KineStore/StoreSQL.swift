@@ -145,7 +145,6 @@ struct StoreSQL: Sendable {
     // MARK: Writer
 
     static let begin = SQLStatement("BEGIN", name: "w_begin")
-    static let beginSnapshot = SQLStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", name: "r_begin")
     static let commit = SQLStatement("COMMIT", name: "w_commit")
     static let rollback = SQLStatement("ROLLBACK")
     static let lock = SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)], name: "w_lock")
