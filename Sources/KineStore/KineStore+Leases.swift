@@ -21,7 +21,7 @@ extension KineStore {
                 SQLStatement(
                     "INSERT INTO kine_leases (id, ttl, expires_at) VALUES ($1, $2, now() + make_interval(secs => $2::float8)) ON CONFLICT (id) DO NOTHING",
                     [.int64(id), .int64(ttl)], name: "lease_grant"),
-                SQLStatement(StoreSQL.header, name: "header"),
+                StoreSQL.headerStatement,
             ])
             let revision = results[1].rows.first?.int64(0) ?? 0
             if results[0].affectedRows == 1 {
@@ -45,7 +45,7 @@ extension KineStore {
         let results = try await runSQL([
             SQLStatement("BEGIN", name: "lease_begin"),
             SQLStatement("SET LOCAL synchronous_commit = off", name: "lease_async"),
-            SQLStatement(StoreSQL.header, name: "header"),
+            StoreSQL.headerStatement,
             SQLStatement(
                 "UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8) WHERE id = $1 AND expires_at > now() RETURNING ttl",
                 [.int64(request.id)], name: "lease_keepalive"),
@@ -58,7 +58,7 @@ extension KineStore {
     /// Remaining whole seconds and the granted TTL; an unknown lease answers TTL -1.
     public func leaseTimeToLive(_ request: LeaseTimeToLiveRequest) async throws(EtcdError) -> LeaseTimeToLiveResponse {
         var statements = [
-            SQLStatement(StoreSQL.header, name: "header"),
+            StoreSQL.headerStatement,
             SQLStatement(
                 "SELECT ttl, GREATEST(FLOOR(EXTRACT(EPOCH FROM expires_at - now())), 0)::int8 FROM kine_leases WHERE id = $1",
                 [.int64(request.id)], name: "lease_ttl"),
@@ -81,7 +81,7 @@ extension KineStore {
 
     public func leaseLeases() async throws(EtcdError) -> LeaseLeasesResponse {
         let results = try await runSQL([
-            SQLStatement(StoreSQL.header, name: "header"),
+            StoreSQL.headerStatement,
             SQLStatement("SELECT id FROM kine_leases ORDER BY id", name: "lease_list"),
         ])
         return LeaseLeasesResponse(header: ResponseHeader(revision: results[0].rows.first?.int64(0) ?? 0), leaseIDs: results[1].rows.map { $0.int64(0) })

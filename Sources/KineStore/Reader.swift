@@ -11,7 +11,7 @@ struct Reader: Sendable {
         let nameRange = KeyMapping.nameRange(range)
         if range.isEmpty || request.countOnly {
             // `[key, end)` with end <= key selects nothing; the count statement still pins the header.
-            let statement = range.isEmpty ? SQLStatement(StoreSQL.header, name: "header") : sql.countWithHeader(nameRange, revision: request.revision)
+            let statement = range.isEmpty ? StoreSQL.headerStatement : sql.countWithHeader(nameRange, revision: request.revision)
             let row = try await run([statement])[0].rows.first
             let (current, compact) = (row?.int64(0) ?? 0, row?.int64(1) ?? 0)
             try Self.check(request.revision, current: current, compact: compact)
@@ -39,7 +39,7 @@ struct Reader: Sendable {
 
     /// Current and compacted revision.
     func revisions() async throws(EtcdError) -> (current: Int64, compact: Int64) {
-        let row = try await run([SQLStatement(StoreSQL.header, name: "header")])[0].rows.first
+        let row = try await run([StoreSQL.headerStatement])[0].rows.first
         return (row?.int64(0) ?? 0, row?.int64(1) ?? 0)
     }
 

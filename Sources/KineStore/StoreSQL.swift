@@ -148,7 +148,8 @@ struct StoreSQL: Sendable {
     static let commit = SQLStatement("COMMIT", name: "w_commit")
     static let rollback = SQLStatement("ROLLBACK")
     static let lock = SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)], name: "w_lock")
-    static let writerHeader = SQLStatement(header, name: "w_header")
+    /// Current revision, compacted revision and highest id, in that order.
+    static let headerStatement = SQLStatement(header, name: "header")
 
     /// Latest row (tombstones included) of each named key: one backward probe of
     /// `kine_name_id_index` per name, however many versions a key has.

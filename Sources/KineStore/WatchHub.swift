@@ -91,7 +91,7 @@ public final class WatchHub: Sendable {
     public func sync() async throws(EtcdError) -> Int64 {
         let maxID: Int64
         do {
-            maxID = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first?.int64(2) ?? 0
+            maxID = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first?.int64(2) ?? 0
         } catch {
             throw StoreError.etcdError(for: error)
         }
@@ -131,7 +131,7 @@ public final class WatchHub: Sendable {
     func history(_ range: KeyRange, from fromRevision: Int64, limit: Int64 = 2000) async throws(EtcdError) -> (groups: [RevisionEvents], through: Int64) {
         let (lastID, revision) = state.withLock { ($0.lastID, $0.revision) }
         if fromRevision > revision { return ([], revision) }
-        let statements = [StoreSQL.writerHeader, sql.changes(in: KeyMapping.nameRange(range), fromRevision: fromRevision, toID: lastID, limit: limit + 1)]
+        let statements = [StoreSQL.headerStatement, sql.changes(in: KeyMapping.nameRange(range), fromRevision: fromRevision, toID: lastID, limit: limit + 1)]
         let results: [SQLResult]
         do {
             results = try await client.pipeline(statements)
@@ -152,7 +152,7 @@ public final class WatchHub: Sendable {
     /// The compacted revision now.
     func compactedRevision() async throws(EtcdError) -> Int64 {
         do {
-            return try await client.pipeline([StoreSQL.writerHeader])[0].rows.first?.int64(1) ?? 0
+            return try await client.pipeline([StoreSQL.headerStatement])[0].rows.first?.int64(1) ?? 0
         } catch {
             throw StoreError.etcdError(for: error)
         }
@@ -163,7 +163,7 @@ public final class WatchHub: Sendable {
     private func tail() async {
         while !isStopped && !Task.isCancelled {
             do {
-                let header = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first
+                let header = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
                 state.withLock { state in
                     state.revision = header?.int64(0) ?? 0
                     state.lastID = header?.int64(2) ?? 0
@@ -213,7 +213,7 @@ public final class WatchHub: Sendable {
     /// reads the table). Returns whether it did.
     private func skipWhenNobodyWatches() async throws(SQLError) -> Bool {
         guard state.withLock({ $0.subscribers.isEmpty }) else { return false }
-        let header = try await client.pipeline([StoreSQL.writerHeader])[0].rows.first
+        let header = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
         let (revision, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
         let skipped = state.withLock { state in
             guard state.subscribers.isEmpty, maxID >= state.lastID else { return false }

@@ -127,7 +127,7 @@ final class Writer: Sendable {
         let (loads, ranges, historic) = plan.statements(sql)
         let loaded: [SQLResult]
         do {
-            loaded = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.writerHeader] + loads)
+            loaded = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.headerStatement] + loads)
         } catch {
             try await abort(batch, error: error, session: session)
             return
@@ -181,7 +181,7 @@ final class Writer: Sendable {
     private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) {
         let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
         do {
-            let header = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.writerHeader])[2].rows.first
+            let header = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.headerStatement])[2].rows.first
             let (current, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
             var deleted = 0
             if !range.isEmpty {
