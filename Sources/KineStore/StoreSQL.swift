@@ -124,21 +124,21 @@ struct StoreSQL: Sendable {
     /// Number of live keys in `range` among rows up to id `idBound`.
     func count(_ range: KeyRange, idBound: Int64) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 2)
-        let sql = """
-            SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted FROM kine WHERE \(pred) AND id <= $1 \
-            ORDER BY \(nameExpr), id DESC) AS kv WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key'
-            """
-        return SQLStatement(sql, [.int64(idBound)] + params, name: "count_\(shape)")
+        return SQLStatement(countQuery(pred, bound: "$1"), [.int64(idBound)] + params, name: "count_\(shape)")
+    }
+
+    /// Live keys matching `predicate` among rows up to id `bound` (an SQL expression).
+    private func countQuery(_ predicate: String, bound: String) -> String {
+        """
+        SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted FROM kine WHERE \(predicate) AND id <= \(bound) \
+        ORDER BY \(nameExpr), id DESC) AS kv WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key'
+        """
     }
 
     /// Count with its header in one statement: `hdr.cur, hdr.compact, count`.
     func countWithHeader(_ range: KeyRange, revision: Int64) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 2)
-        let sql = """
-            \(Self.headerCTE) SELECT hdr.cur, hdr.compact, (SELECT COUNT(*) FROM (SELECT DISTINCT ON (\(nameExpr)) name, deleted \
-            FROM kine WHERE \(pred) AND id <= hdr.bound ORDER BY \(nameExpr), id DESC) AS kv \
-            WHERE kv.deleted = 0 AND kv.name <> 'compact_rev_key') FROM hdr
-            """
+        let sql = "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, (\(countQuery(pred, bound: "hdr.bound"))) FROM hdr"
         return SQLStatement(sql, [.int64(revision)] + params, name: "count_hdr_\(shape)")
     }
 
