@@ -91,7 +91,7 @@ public final class WatchHub: Sendable {
     public func sync() async throws(EtcdError) -> Int64 {
         let maxID: Int64
         do {
-            maxID = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first?.int64(2) ?? 0
+            maxID = try await readHeader().maxID
         } catch {
             throw StoreError.etcdError(for: error)
         }
@@ -152,10 +152,16 @@ public final class WatchHub: Sendable {
     /// The compacted revision now.
     func compactedRevision() async throws(EtcdError) -> Int64 {
         do {
-            return try await client.pipeline([StoreSQL.headerStatement])[0].rows.first?.int64(1) ?? 0
+            return try await readHeader().compact
         } catch {
             throw StoreError.etcdError(for: error)
         }
+    }
+
+    /// Current revision, compacted revision and highest id.
+    private func readHeader() async throws(SQLError) -> (revision: Int64, compact: Int64, maxID: Int64) {
+        let row = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
+        return (row?.int64(0) ?? 0, row?.int64(1) ?? 0, row?.int64(2) ?? 0)
     }
 
     // MARK: Tail
@@ -163,10 +169,10 @@ public final class WatchHub: Sendable {
     private func tail() async {
         while !isStopped && !Task.isCancelled {
             do {
-                let header = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
+                let header = try await readHeader()
                 state.withLock { state in
-                    state.revision = header?.int64(0) ?? 0
-                    state.lastID = header?.int64(2) ?? 0
+                    state.revision = header.revision
+                    state.lastID = header.maxID
                     state.ring = RevisionRing(capacity: state.ring.capacity, coversAfter: state.revision)
                     state.started = true
                 }
@@ -213,8 +219,7 @@ public final class WatchHub: Sendable {
     /// reads the table). Returns whether it did.
     private func skipWhenNobodyWatches() async throws(SQLError) -> Bool {
         guard state.withLock({ $0.subscribers.isEmpty }) else { return false }
-        let header = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
-        let (revision, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
+        let (revision, _, maxID) = try await readHeader()
         let skipped = state.withLock { state in
             guard state.subscribers.isEmpty, maxID >= state.lastID else { return false }
             state.revision = max(state.revision, revision)
