@@ -38,6 +38,7 @@ public final class KineApplication: Service, Sendable {
         var storeConfiguration = KineStore.Configuration()
         storeConfiguration.schemaMigrationLevel = configuration.schemaMigrationLevel
         storeConfiguration.compactBatchSize = configuration.compactBatchSize
+        storeConfiguration.readCache = configuration.readCache
         let store: KineStore
         do {
             store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)

@@ -12,6 +12,8 @@ public struct KineConfiguration: Sendable {
     /// Go kine's `KINE_SCHEMA_MIGRATION`.
     public var schemaMigrationLevel: Int = 0
     public var compactBatchSize: Int64 = 1000
+    /// Keep every key's latest value in memory for reads and writes (`--read-cache`).
+    public var readCache = true
     /// etcd's `--max-request-bytes` (1.5 MiB).
     public var maxRequestBytes: Int = 1_572_864
     public var memberName: String = "kine"

@@ -7,6 +7,24 @@ public struct RevisionEvents: Sendable {
     public var events: [Event]
     /// Row ids the revision spans (the WatchHub's tail position).
     var lastID: Int64
+    /// The row id of each event (the read cache keeps it as the key's latest row).
+    var rowIDs: [Int64]
+
+    init(revision: Int64, events: [Event], lastID: Int64, rowIDs: [Int64]) {
+        self.revision = revision
+        self.events = events
+        self.lastID = lastID
+        self.rowIDs = rowIDs
+    }
+
+    /// Appends one row's event (or, with nil, a row that is no event) of this revision.
+    mutating func append(_ event: Event?, rowID: Int64) {
+        if let event {
+            events.append(event)
+            rowIDs.append(rowID)
+        }
+        lastID = rowID
+    }
 }
 
 enum ChangeEvents {
@@ -16,19 +34,11 @@ enum ChangeEvents {
         var groups: [RevisionEvents] = []
         for row in rows {
             guard let stored = StoredRow(row) else { continue }
-            let id = stored.id
-            if let event = event(stored, previous: StoredRow(row, offset: StoreSQL.rowColumnCount)) {
-                if groups.last?.revision == stored.modRevision {
-                    groups[groups.count - 1].events.append(event)
-                    groups[groups.count - 1].lastID = id
-                } else {
-                    groups.append(RevisionEvents(revision: stored.modRevision, events: [event], lastID: id))
-                }
-            } else if let last = groups.last, last.revision == stored.modRevision {
-                groups[groups.count - 1].lastID = id
-            } else {
-                groups.append(RevisionEvents(revision: stored.modRevision, events: [], lastID: id))
+            let event = event(stored, previous: StoredRow(row, offset: StoreSQL.rowColumnCount))
+            if groups.last?.revision != stored.modRevision {
+                groups.append(RevisionEvents(revision: stored.modRevision, events: [], lastID: stored.id, rowIDs: []))
             }
+            groups[groups.count - 1].append(event, rowID: stored.id)
         }
         return groups
     }

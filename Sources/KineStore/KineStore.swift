@@ -12,6 +12,9 @@ public final class KineStore: Sendable {
         /// Most write requests in one group commit.
         public var maxWriteBatch: Int = 1000
         public var maxTxnOps: Int = RequestValidation.defaultMaxTxnOps
+        /// Keep the latest state of every key in memory (`KeyValueCache`): reads at the current
+        /// revision and the Writer's key lookups are served from it.
+        public var readCache = true
 
         public init() {}
     }
@@ -24,6 +27,7 @@ public final class KineStore: Sendable {
     private let configuration: Configuration
     private let client: any SQLClient
     private let logger: Logger
+    private let cache: KeyValueCache?
 
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
@@ -40,7 +44,8 @@ public final class KineStore: Sendable {
         self.configuration = configuration
         self.logger = logger
         reader = Reader(client: client, sql: sql)
-        let hub = WatchHub(client: client, sql: sql, logger: logger)
+        cache = configuration.readCache ? KeyValueCache() : nil
+        let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache)
         watchHub = hub
         writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
             hub.publishLocal(rows)
@@ -78,6 +83,11 @@ public final class KineStore: Sendable {
 
     public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)
+        if let cache, cache.isLoaded {
+            // Linearizable: first see every write acknowledged before this request (etcd's ReadIndex).
+            if !request.serializable { _ = try await watchHub.sync() }
+            if let response = cache.range(request) { return response }
+        }
         return try await reader.range(request)
     }
 
@@ -115,6 +125,7 @@ public final class KineStore: Sendable {
         if request.revision > current { throw .futureRevision }
         do {
             try await compactor.compact(from: compacted, to: request.revision)
+            cache?.compacted(through: request.revision)
         } catch {
             throw StoreError.etcdError(for: error)
         }

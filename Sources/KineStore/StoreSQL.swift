@@ -121,6 +121,19 @@ struct StoreSQL: Sendable {
         return SQLStatement(sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
     }
 
+    /// The newest row id: what a linearizable read must have seen (`ReadBarrier`).
+    static let newestIDStatement = SQLStatement("SELECT COALESCE(MAX(id), 0) FROM kine", name: "newest_id")
+
+    /// The read cache's starting point from one snapshot: `cur, maxid`, then the columns of the
+    /// latest row of every name up to `maxid`, tombstones included (`KeyValueCache.load`).
+    var latestOfAllNames: SQLStatement {
+        let rows = latestRows("true", bound: "hdr.maxid", keysOnly: false, includeDeleted: true, single: false)
+        return SQLStatement("""
+            WITH hdr AS (SELECT \(Self.currentRevision) AS cur, (SELECT COALESCE(MAX(id), 0) FROM kine) AS maxid) \
+            SELECT hdr.cur, hdr.maxid, r.* FROM hdr LEFT JOIN LATERAL (\(rows)) AS r ON true
+            """, name: "cache_load")
+    }
+
     /// Number of live keys in `range` among rows up to id `idBound`.
     func count(_ range: KeyRange, idBound: Int64) -> SQLStatement {
         let (pred, params, shape) = predicate(range, first: 2)

@@ -30,13 +30,23 @@ public final class WatchHub: Sendable {
     private let pollInterval: Duration
     private let state: Mutex<State>
     private let batchRows: Int64 = 1000
+    /// The latest state of every key, advanced with each published revision; nil when disabled.
+    let cache: KeyValueCache?
+    private let barrier: ReadBarrier
 
-    init(client: any SQLClient, sql: StoreSQL, logger: Logger, ringCapacity: Int = 8192, pollInterval: Duration = .seconds(1)) {
+    init(
+        client: any SQLClient, sql: StoreSQL, logger: Logger, cache: KeyValueCache? = nil, ringCapacity: Int = 8192,
+        pollInterval: Duration = .seconds(1)
+    ) {
         self.client = client
         self.sql = sql
         self.logger = logger
+        self.cache = cache
         self.pollInterval = pollInterval
         state = Mutex(State(ring: RevisionRing(capacity: ringCapacity)))
+        barrier = ReadBarrier { () async throws(SQLError) -> Int64 in
+            try await client.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) ?? 0
+        }
     }
 
     /// The newest revision published to watchers.
@@ -87,22 +97,22 @@ public final class WatchHub: Sendable {
     }
 
     /// Waits until every row committed before the call is published, and returns the revision
-    /// published then (the current revision for a watch created "from now", or a progress report).
+    /// published then (the current revision for a watch created "from now", a progress report,
+    /// or a linearizable read from the cache). Concurrent callers share one query (`ReadBarrier`).
     public func sync() async throws(EtcdError) -> Int64 {
         let maxID: Int64
         do {
-            maxID = try await readHeader().maxID
+            maxID = try await barrier.newestID()
         } catch {
             throw StoreError.etcdError(for: error)
         }
-        poke()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = state.withLock { state in
                 if state.stopped || state.lastID >= maxID { return true }
                 state.syncWaiters.append((maxID, continuation))
                 return false
             }
-            if ready { continuation.resume() }
+            if ready { continuation.resume() } else { poke() }
         }
         if isStopped { throw .serverStopped }
         return revision
@@ -166,23 +176,42 @@ public final class WatchHub: Sendable {
 
     // MARK: Tail
 
-    private func tail() async {
+    /// Takes the table's current position (and, with a cache, its state) as the starting point;
+    /// retries until it can read the table.
+    private func start() async {
         while !isStopped && !Task.isCancelled {
             do {
-                let header = try await readHeader()
+                let (revision, maxID) = try await readStartingPoint()
                 state.withLock { state in
-                    state.revision = header.revision
-                    state.lastID = header.maxID
-                    state.ring = RevisionRing(capacity: state.ring.capacity, coversAfter: state.revision)
+                    state.ring = RevisionRing(capacity: state.ring.capacity, coversAfter: revision)
+                    state.revision = revision
+                    state.lastID = maxID
                     state.started = true
                 }
                 publish([])
-                break
+                return
             } catch {
                 logger.warning("watch hub cannot read the current revision; retrying", metadata: ["kine.error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
+    }
+
+    /// The current revision and newest id; with a cache, loads it from the same snapshot.
+    private func readStartingPoint() async throws(SQLError) -> (revision: Int64, maxID: Int64) {
+        guard let cache else {
+            let header = try await readHeader()
+            return (header.revision, header.maxID)
+        }
+        let rows = try await client.pipeline([sql.latestOfAllNames])[0].rows
+        let revision = rows.first?.int64(0) ?? 0
+        let maxID = rows.first?.int64(1) ?? 0
+        cache.load(rows: rows.compactMap { StoredRow($0, offset: 2) }, lastID: maxID, revision: revision)
+        return (revision, maxID)
+    }
+
+    private func tail() async {
+        await start()
         var limit = batchRows
         while !isStopped && !Task.isCancelled {
             await waitForPoke()
@@ -218,7 +247,8 @@ public final class WatchHub: Sendable {
     /// without reading the rows (the ring starts afresh; a later watcher from an older revision
     /// reads the table). Returns whether it did.
     private func skipWhenNobodyWatches() async throws(SQLError) -> Bool {
-        guard state.withLock({ $0.subscribers.isEmpty }) else { return false }
+        // The cache needs every row.
+        guard cache == nil, state.withLock({ $0.subscribers.isEmpty }) else { return false }
         let (revision, _, maxID) = try await readHeader()
         let skipped = state.withLock { state in
             guard state.subscribers.isEmpty, maxID >= state.lastID else { return false }
@@ -253,12 +283,10 @@ public final class WatchHub: Sendable {
         guard let first = rows.first else { return poke() }
         var groups: [RevisionEvents] = []
         for row in rows {
-            if groups.last?.revision == row.revision {
-                groups[groups.count - 1].events.append(row.event)
-                groups[groups.count - 1].lastID = row.id
-            } else {
-                groups.append(RevisionEvents(revision: row.revision, events: [row.event], lastID: row.id))
+            if groups.last?.revision != row.revision {
+                groups.append(RevisionEvents(revision: row.revision, events: [], lastID: row.id, rowIDs: []))
             }
+            groups[groups.count - 1].append(row.event, rowID: row.id)
         }
         let follows = state.withLock { $0.started && $0.lastID == first.id - 1 }
         if follows { publish(groups) } else { poke() }
@@ -268,6 +296,8 @@ public final class WatchHub: Sendable {
     /// published (by the other path) are skipped.
     private func publish(_ groups: [RevisionEvents]) {
         let (wakes, ready) = state.withLock { state in
+            // Under the hub's lock, so the cache sees revisions in the order they are published.
+            cache?.apply(groups)
             for group in groups where group.lastID > state.lastID {
                 if !group.events.isEmpty { state.ring.append(group) }
                 state.lastID = group.lastID

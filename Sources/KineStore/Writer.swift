@@ -172,8 +172,10 @@ final class Writer: Sendable {
             try await abort(batch, error: error, session: session)
             return
         }
-        for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+        // Published first, so a client that reads after its response sees its write in the cache
+        // and watchers get the event no later than the writer gets its answer.
         if !rows.isEmpty { onCommit(rows) }
+        for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
     }
 
     /// One DeleteRange done by PostgreSQL: lock, read the header, insert the tombstones with

@@ -30,6 +30,9 @@ struct KineCommand: AsyncParsableCommand {
     @Option(help: "Interval between watch progress notifications, e.g. 5s, 500ms, 1m (KINE_WATCH_PROGRESS_NOTIFY_INTERVAL). Default 5s.")
     var watchProgressNotifyInterval: String?
 
+    @Option(help: "Keep the latest value of every key in memory and serve reads from it: true or false (KINE_READ_CACHE). Default true.")
+    var readCache: String?
+
     @Flag(help: "Log at debug level (KINE_DEBUG).")
     var debug = false
 
@@ -52,6 +55,12 @@ struct KineCommand: AsyncParsableCommand {
                 throw ValidationError("invalid --watch-progress-notify-interval \(text)")
             }
             configuration.watchProgressNotifyInterval = interval
+        }
+        if let text = setting(readCache, "READ_CACHE") {
+            guard let enabled = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else {
+                throw ValidationError("invalid --read-cache \(text): true or false")
+            }
+            configuration.readCache = enabled
         }
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
 

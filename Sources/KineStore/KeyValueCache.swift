@@ -1,0 +1,156 @@
+import KineCore
+import Synchronization
+
+/// The newest state of every key, in memory, exactly as of one position in the kine table.
+///
+/// Loaded once from the table (`load`), then advanced by the WatchHub with every revision it
+/// publishes, in id order, so the cache is always the table's state at the hub's `lastID`: no
+/// revision is skipped or applied twice. Range reads at the current revision are answered from
+/// here (after a read barrier for linearizable ones, `WatchHub.linearize`), and the Writer
+/// evaluates batches against it instead of reading their keys back (`Writer`'s fast path).
+///
+/// Tombstones are kept (key → row id of the delete) because the next write of the key records
+/// that id as its `prev_revision`, as it would read it from the table; compaction drops them
+/// when it deletes their rows.
+final class KeyValueCache: Sendable {
+    struct Entry: Sendable {
+        var kv: KeyValue
+        var rowID: Int64
+    }
+
+    struct Tombstone: Sendable {
+        var rowID: Int64
+        var revision: Int64
+    }
+
+    private struct State: Sendable {
+        var live = SortedKeyMap<Entry>()
+        var tombstones: [Bytes: Tombstone] = [:]
+        /// Id of the last row applied and the revision it belongs to; nil until loaded.
+        var lastID: Int64?
+        var revision: Int64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Whether the cache holds a state (false until the first load).
+    var isLoaded: Bool { state.withLock { $0.lastID != nil } }
+
+    /// The position the cache is at: (last row id, revision).
+    var position: (lastID: Int64, revision: Int64)? {
+        state.withLock { state in state.lastID.map { ($0, state.revision) } }
+    }
+
+    /// Replaces everything with the table's latest rows (tombstones included) as of `lastID`.
+    func load(rows: [StoredRow], lastID: Int64, revision: Int64) {
+        var tombstones: [Bytes: Tombstone] = [:]
+        var live: [(Bytes, Entry)] = []
+        live.reserveCapacity(rows.count)
+        for row in rows {
+            let kv = row.keyValue
+            if row.deleted {
+                tombstones[kv.key] = Tombstone(rowID: row.id, revision: row.modRevision)
+            } else {
+                live.append((kv.key, Entry(kv: kv, rowID: row.id)))
+            }
+        }
+        // Rows come in stored-name order, which is client-key order except around the renamed
+        // `compact_rev_key`: sort by client key to be sure.
+        live.sort { SortedKeyMap<Entry>.compare($0.0, $1.0) < 0 }
+        let map = SortedKeyMap(sorted: live)
+        state.withLock { state in
+            state.live = map
+            state.tombstones = tombstones
+            state.lastID = lastID
+            state.revision = revision
+        }
+    }
+
+    /// Forgets everything (the table went away under it, e.g. another database after a failover).
+    func invalidate() {
+        state.withLock { $0 = State() }
+    }
+
+    /// Applies published revisions that follow the cache's position, in order.
+    func apply(_ groups: [RevisionEvents]) {
+        state.withLock { state in
+            guard let lastID = state.lastID else { return }
+            var position = lastID
+            for group in groups where group.lastID > position {
+                for (event, rowID) in zip(group.events, group.rowIDs) where rowID > position {
+                    let key = event.kv.key
+                    switch event.type {
+                    case .put:
+                        state.live.set(key, Entry(kv: event.kv, rowID: rowID))
+                        state.tombstones.removeValue(forKey: key)
+                    case .delete:
+                        state.live.remove(key)
+                        state.tombstones[key] = Tombstone(rowID: rowID, revision: group.revision)
+                    }
+                }
+                position = group.lastID
+                state.revision = max(state.revision, group.revision)
+            }
+            state.lastID = position
+        }
+    }
+
+    /// Compaction through `revision` deleted the tombstones at or below it, except the table's
+    /// newest row, which always stays: drop the same ones here.
+    func compacted(through revision: Int64) {
+        state.withLock { state in
+            guard let newest = state.lastID else { return }
+            state.tombstones = state.tombstones.filter { $0.value.revision > revision || $0.value.rowID >= newest }
+        }
+    }
+
+    // MARK: Reads
+
+    /// Answers a Range at the cache's current revision; nil when the request names another
+    /// revision (history or the future: the table answers those) or the cache is not loaded.
+    func range(_ request: RangeRequest) -> RangeResponse? {
+        let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
+        let fullRange = RangeSelection.needsFullRange(request)
+        return state.withLock { state -> RangeResponse? in
+            guard state.lastID != nil else { return nil }
+            if request.revision != 0 && request.revision != state.revision { return nil }
+            let header = ResponseHeader(revision: state.revision)
+            if range.isEmpty { return RangeSelection.apply(request, kvs: [], count: 0, header: header) }
+            let total = Int64(state.live.count(in: range))
+            if request.countOnly { return RangeSelection.apply(request, kvs: [], count: total, header: header) }
+            // One more than the limit tells RangeSelection there are more.
+            let wanted = fullRange || request.limit <= 0 ? Int.max : Int(request.limit) + 1
+            var kvs: [KeyValue] = []
+            kvs.reserveCapacity(min(wanted, Int(total)))
+            state.live.forEach(in: range) { _, entry in
+                kvs.append(entry.kv)
+                return kvs.count < wanted
+            }
+            return RangeSelection.apply(request, kvs: kvs, count: total, header: header)
+        }
+    }
+
+    /// What the Writer needs to evaluate a batch without reading the table: the latest state of
+    /// `keys` and every live key of `ranges`, as of the position returned. Nil if not loaded.
+    func snapshot(keys: Set<Bytes>, ranges: some Sequence<KeyRange>) -> (states: [Bytes: KeyState], lastID: Int64, revision: Int64)? {
+        state.withLock { state in
+            guard let lastID = state.lastID else { return nil }
+            var states: [Bytes: KeyState] = [:]
+            states.reserveCapacity(keys.count)
+            for key in keys {
+                if let entry = state.live[key] {
+                    states[key] = KeyState(kv: entry.kv, rowID: entry.rowID, deleted: false)
+                } else if let tombstone = state.tombstones[key] {
+                    states[key] = KeyState(kv: KeyValue(key: key, modRevision: tombstone.revision), rowID: tombstone.rowID, deleted: true)
+                }
+            }
+            for range in ranges {
+                state.live.forEach(in: range) { key, entry in
+                    if states[key] == nil { states[key] = KeyState(kv: entry.kv, rowID: entry.rowID, deleted: false) }
+                    return true
+                }
+            }
+            return (states, lastID, state.revision)
+        }
+    }
+}
