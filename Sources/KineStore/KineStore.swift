@@ -81,6 +81,9 @@ public final class KineStore: Sendable {
         watchHub.stop()
     }
 
+    /// Whether the read cache is loaded and serving reads (false when disabled or still loading).
+    public var readCacheLoaded: Bool { cache?.isLoaded ?? false }
+
     public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)
         if let cache, cache.isLoaded {

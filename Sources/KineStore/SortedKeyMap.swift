@@ -98,6 +98,7 @@ struct SortedKeyMap<Value: Sendable>: Sendable {
         case .single(let key):
             return self[key] == nil ? 0 : 1
         case .interval(let start, let end):
+            if range.isEmpty { return 0 }
             let low = position(of: start)
             let high = end.map(position(of:)) ?? (chunks.count, 0)
             if low.chunk == high.chunk { return max(0, high.index - low.index) }

@@ -36,8 +36,10 @@ enum StoreTestDB {
     }
 
     /// Opens a store on `client` with its Writer running for the duration of `body`.
-    static func withStore<T>(_ client: PostgresClient, _ body: (KineStore) async throws -> T) async throws -> T {
-        let store = try await KineStore.open(client: client, logger: logger)
+    static func withStore<T>(
+        _ client: PostgresClient, configuration: KineStore.Configuration = .init(), _ body: (KineStore) async throws -> T
+    ) async throws -> T {
+        let store = try await KineStore.open(client: client, configuration: configuration, logger: logger)
         let writer = Task { await store.run() }
         defer {
             store.stop()
