@@ -47,7 +47,7 @@ public final class KineStore: Sendable {
         cache = configuration.readCache ? KeyValueCache() : nil
         let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache)
         watchHub = hub
-        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch) { rows in
+        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache) { rows in
             hub.publishLocal(rows)
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)

@@ -13,6 +13,8 @@ struct PrefetchPlan {
     var leases = Set<Int64>()
     /// Whether expired leases (and their keys) must be loaded.
     var expiredLeases = false
+    /// Whether a txn reads at a past revision (it needs the compacted revision and history).
+    var readsHistory = false
 
     init(_ requests: some Sequence<WriteRequest>) {
         for request in requests {
@@ -42,6 +44,9 @@ struct PrefetchPlan {
             switch op {
             case .range(let range):
                 let keyRange = KeyRange(key: range.key, rangeEnd: range.rangeEnd)
+                if range.revision != 0 {
+                    readsHistory = true
+                }
                 if range.revision > 0 {
                     if !keyRange.isEmpty { historic.insert(HistoricRange(range: keyRange, revision: range.revision)) }
                 } else {
@@ -57,6 +62,10 @@ struct PrefetchPlan {
 
     /// The statements that load the plan, after `BEGIN`, the lock and the header.
     var loadsLeases: Bool { !leases.isEmpty || expiredLeases }
+
+    /// Whether the read cache has all the batch needs: keys and ranges at the current revision,
+    /// no leases (they live in `kine_leases`, not in the cache) and no history.
+    var servableFromCache: Bool { !loadsLeases && !readsHistory }
 
     func statements(_ sql: StoreSQL) -> (statements: [SQLStatement], ranges: [KeyRange], historic: [HistoricRange]) {
         var statements: [SQLStatement] = []

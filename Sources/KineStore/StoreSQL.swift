@@ -191,6 +191,21 @@ struct StoreSQL: Sendable {
         $11::int8[], $12::int8[]) AS t(i, n, c, d, cr, pr, v, ov, ver, rev, l, ttl)
         """
 
+    /// `insertRows` guarded by "the newest id is `$13`", with the sequence moved to `$14` and
+    /// `NOTIFY kine` with `$15`, all or nothing; yields whether it wrote. In a transaction after
+    /// the lock: `g` reads the table as the lock left it, so a true guard means no row came
+    /// after the state the rows were computed from.
+    static let guardedInsertRows = """
+        WITH g AS (SELECT COALESCE(MAX(id), 0) = $13::int8 AS ok FROM kine), \
+        ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
+        SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $14::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $15::text) END FROM g
+        """
+
+    /// Whether the newest id is still `id` (a batch that wrote nothing: were its reads current?).
+    static func newestIs(_ id: Int64) -> SQLStatement {
+        SQLStatement("SELECT COALESCE(MAX(id), 0) = $1::int8 FROM kine", [.int64(id)], name: "w_newest_is")
+    }
+
     /// Tombstones for every live key of a stored-name range, ids `$1 + 1…` in key order, all at
     /// revision `$2`, computed and inserted by PostgreSQL (`WriteRequest.isBulkDelete`).
     func bulkDelete(_ range: KeyRange, maxID: Int64, revision: Int64) -> SQLStatement {

@@ -21,6 +21,8 @@ final class Writer: Sendable {
         var queue: [Pending] = []
         var waiter: CheckedContinuation<Void, Never>?
         var stopped = false
+        /// The id of the last row this Writer committed: the cache is only worth trying once it has it.
+        var lastCommittedID: Int64 = 0
     }
 
     private let client: any SQLClient
@@ -30,12 +32,18 @@ final class Writer: Sendable {
     private let state = Mutex(State())
     /// Called after each commit with the rows written, in id order (the WatchHub publishes them).
     private let onCommit: @Sendable ([PendingRow]) -> Void
+    /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
+    private let cache: KeyValueCache?
 
-    init(client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, onCommit: @escaping @Sendable ([PendingRow]) -> Void) {
+    init(
+        client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
+        onCommit: @escaping @Sendable ([PendingRow]) -> Void
+    ) {
         self.client = client
         self.sql = sql
         self.logger = logger
         self.maxBatch = maxBatch
+        self.cache = cache
         self.onCommit = onCommit
     }
 
@@ -124,6 +132,9 @@ final class Writer: Sendable {
             return
         }
         let plan = PrefetchPlan(batch.map(\.request))
+        if let cache, plan.servableFromCache, try await processFromCache(batch, plan: plan, cache: cache, session: session) {
+            return
+        }
         let (loads, ranges, historic) = plan.statements(sql)
         let loaded: [SQLResult]
         do {
@@ -134,7 +145,57 @@ final class Writer: Sendable {
         }
 
         var (space, expired) = plan.keySpace(header: loaded[2], loads: loaded[3...], ranges: ranges, historic: historic)
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired)
+        do {
+            var statements: [SQLStatement] = []
+            if !rows.isEmpty {
+                statements += [
+                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
+                ]
+            }
+            if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
+            _ = try await session.pipeline(statements + [StoreSQL.commit])
+        } catch {
+            try await abort(batch, error: error, session: session)
+            return
+        }
+        finish(batch, outcomes: outcomes, rows: rows, lastID: space.nextRowID - 1)
+    }
 
+    /// The one-round-trip path: evaluates the batch against the read cache, then sends the lock,
+    /// the rows and the commit together, the insert guarded by "the newest id is still the one the
+    /// cache is at" (the guard runs under the lock, so no other writer can slip in after it). A
+    /// batch that writes nothing only checks the guard, so its reads are current. Returns false,
+    /// having changed nothing, when the guard fails (another process wrote meanwhile): the caller
+    /// then takes the two-round-trip path.
+    private func processFromCache(_ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession) async throws(SQLError) -> Bool {
+        let lastCommitted = state.withLock { $0.lastCommittedID }
+        guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
+        // No txn in the batch reads history, so the compacted revision is never consulted.
+        var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
+        space.states = snapshot.states
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: [])
+        let current: Bool
+        do {
+            if rows.isEmpty {
+                current = try await session.pipeline([StoreSQL.newestIs(snapshot.lastID)])[0].rows.first?.bool(0) ?? false
+            } else {
+                let guarded = guardedInsertStatement(
+                    rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision)
+                let results = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, guarded, StoreSQL.commit])
+                current = results[2].rows.first?.bool(0) ?? false
+            }
+        } catch {
+            try await abort(batch, error: error, session: session)
+            return true
+        }
+        guard current else { return false }
+        finish(batch, outcomes: outcomes, rows: rows, lastID: rows.isEmpty ? lastCommitted : space.nextRowID - 1)
+        return true
+    }
+
+    /// Executes the batch's requests in order on `space` (each sees the ones before it).
+    private func evaluate(_ batch: [Pending], space: inout KeySpace, expired: [Int64]) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
         var rows: [PendingRow] = []
@@ -158,20 +219,12 @@ final class Writer: Sendable {
                 outcomes.append(.failure(error))
             }
         }
+        return (outcomes, rows)
+    }
 
-        do {
-            var statements: [SQLStatement] = []
-            if !rows.isEmpty {
-                statements += [
-                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
-                ]
-            }
-            if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
-            _ = try await session.pipeline(statements + [StoreSQL.commit])
-        } catch {
-            try await abort(batch, error: error, session: session)
-            return
-        }
+    /// After the commit: publish, then answer.
+    private func finish(_ batch: [Pending], outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow], lastID: Int64) {
+        state.withLock { $0.lastCommittedID = max($0.lastCommittedID, lastID) }
         // Published first, so a client that reads after its response sees its write in the cache
         // and watchers get the event no later than the writer gets its answer.
         if !rows.isEmpty { onCommit(rows) }
@@ -196,6 +249,7 @@ final class Writer: Sendable {
             }
             _ = try await session.pipeline([StoreSQL.commit])
             let revision = deleted > 0 ? current + 1 : current
+            state.withLock { $0.lastCommittedID = max($0.lastCommittedID, maxID + Int64(deleted)) }
             item.continuation.resume(returning: .success(.deleteRange(
                 DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
             if deleted > 0 { onCommit([]) }
@@ -214,8 +268,19 @@ final class Writer: Sendable {
     }
 
     private func insertStatement(_ rows: [PendingRow]) -> SQLStatement {
+        SQLStatement(StoreSQL.insertRows, insertParameters(rows), name: "w_insert")
+    }
+
+    /// The insert, the sequence and the notification as one statement that does nothing unless the
+    /// newest id is `expectedNewestID`; its one row says whether it wrote.
+    private func guardedInsertStatement(_ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64) -> SQLStatement {
         SQLStatement(
-            StoreSQL.insertRows,
+            StoreSQL.guardedInsertRows,
+            insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))], name: "w_guarded_insert")
+    }
+
+    /// `$1…$12` of `StoreSQL.insertRows`.
+    private func insertParameters(_ rows: [PendingRow]) -> [SQLValue] {
             [
                 .int64Array(rows.map(\.id)),
                 .textArray(rows.map { String(decoding: $0.name, as: UTF8.self) }),
@@ -229,6 +294,6 @@ final class Writer: Sendable {
                 .int64Array(rows.map(\.revision)),
                 .int64Array(rows.map(\.lease)),
                 .int64Array(rows.map(\.leaseTTL)),
-            ], name: "w_insert")
+            ]
     }
 }

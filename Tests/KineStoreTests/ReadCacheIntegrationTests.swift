@@ -117,6 +117,37 @@ struct ReadCacheIntegrationTests {
         }
     }
 
+    @Test("Two processes writing the same keys in turn: each write builds on the other's (the Writer's cache guard)")
+    func alternatingWriters() async throws {
+        try await StoreTestDB.withDatabase { client in
+            let other = try await PostgresClient.connect(configuration: client.configuration, logger: StoreTestDB.logger)
+            defer { Task { await other.shutdown() } }
+            try await StoreTestDB.withStore(client) { first in
+                try await StoreTestDB.withStore(other) { second in
+                    try await Self.waitLoaded(first)
+                    try await Self.waitLoaded(second)
+                    var last: [Int: (value: Bytes, revision: Int64, version: Int64)] = [:]
+                    for index in 0..<90 {
+                        let store = index.isMultiple(of: 2) ? first : second
+                        let key = index % 3
+                        let put = try await store.put(PutRequest(key: bytes("k\(key)"), value: bytes("\(index)"), prevKV: true))
+                        #expect(put.prevKV?.value == last[key]?.value && put.prevKV?.modRevision == last[key]?.revision)
+                        #expect(put.prevKV?.version == last[key]?.version)
+                        last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
+                        // A txn that only reads (compare fails) must see the other's write too.
+                        let txn = try await store.txn(TxnRequest(
+                            compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
+                            failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
+                        guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
+                        #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
+                    }
+                    let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
+                    #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
+                }
+            }
+        }
+    }
+
     @Test("A cache loaded from an existing table continues it as the table would (tombstones, versions)")
     func loadFromExistingTable() async throws {
         try await StoreTestDB.withDatabase { client in
