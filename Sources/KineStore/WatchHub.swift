@@ -57,7 +57,12 @@ public final class WatchHub: Sendable {
         await withTaskGroup(of: Void.self) { group in
             if let notifications {
                 group.addTask { [self] in
-                    for await _ in notifications { poke() }
+                    for await payload in notifications {
+                        // The payload is the committed revision: this process's own commits are
+                        // published before their NOTIFY arrives, and need no read of the table.
+                        if let committed = Int64(payload), committed <= revision { continue }
+                        poke()
+                    }
                 }
             }
             group.addTask { [self] in
