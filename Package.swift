@@ -91,11 +91,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .testTarget(name: "KineCoreTests", dependencies: ["KineCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "KineProtoTests", dependencies: ["KineProto", "KineCore"], swiftSettings: swiftSettings),
+        // Helpers shared by the test targets (a seeded random generator).
+        .target(name: "KineTestSupport", path: "Tests/KineTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "KineCoreTests", dependencies: ["KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KineHTTP2Tests",
-            dependencies: ["KineHTTP2", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: ["KineHTTP2", "KineTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL"], swiftSettings: swiftSettings),
@@ -109,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KineStoreTests",
-            dependencies: ["KineStore", "KineCore", "KinePostgres", "KineSQL", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["KineStore", "KineCore", "KinePostgres", "KineSQL", "KineTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,3 +1,4 @@
+import KineTestSupport
 import Testing
 
 @testable import KineCore
@@ -51,18 +52,5 @@ struct KeyEncodingTests {
         let reserved = Array("\u{10FF80}x".utf8)
         #expect(KeyEncoding.encode(reserved) != reserved)
         #expect(KeyEncoding.decode(KeyEncoding.encode(reserved)) == reserved)
-    }
-}
-
-/// A deterministic generator (SplitMix64) so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

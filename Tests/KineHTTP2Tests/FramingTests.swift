@@ -1,21 +1,10 @@
+import KineTestSupport
 import Testing
 import NIOCore
 @testable import KineHTTP2
 
 @Suite("gRPC message framing")
 struct FramingTests {
-    /// A small deterministic PRNG (SplitMix64) so "random" splits are reproducible.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func collect(_ chunks: [[UInt8]], max: Int = 1 << 20) throws -> [[UInt8]] {
         var deframer = GRPCMessageDeframer(maxMessageSize: max)
         var out: [[UInt8]] = []
@@ -42,7 +31,7 @@ struct FramingTests {
 
     @Test("reassembly across arbitrary splits")
     func arbitrarySplits() throws {
-        var rng = SplitMix(state: 42)
+        var rng = SeededGenerator(seed: 42)
         for round in 0..<300 {
             let count = Int.random(in: 1...6, using: &rng)
             let messages: [[UInt8]] = (0..<count).map { _ in

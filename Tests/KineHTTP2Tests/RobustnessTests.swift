@@ -1,20 +1,10 @@
 import NIOCore
+import KineTestSupport
 import Testing
 @testable import KineHTTP2
 
 @Suite("robustness against malformed input")
 struct RobustnessTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
         let length = payload.count
         return [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
@@ -35,11 +25,11 @@ struct RobustnessTests {
 
     static let emptySettings = frame(type: 4, flags: 0, stream: 0, payload: [])
 
-    func randomBytes(_ count: Int, _ rng: inout SplitMix) -> [UInt8] {
+    func randomBytes(_ count: Int, _ rng: inout SeededGenerator) -> [UInt8] {
         (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
-    func makeCase(_ index: Int, _ rng: inout SplitMix) -> [UInt8] {
+    func makeCase(_ index: Int, _ rng: inout SeededGenerator) -> [UInt8] {
         let preface = HTTP1.http2Preface
         switch index % 8 {
         case 0:
@@ -92,7 +82,7 @@ struct RobustnessTests {
     @Test("random bytes, truncated frames and garbage after the preface never take the server down")
     func fuzz() async throws {
         try await withServer { _, port, _ in
-            var rng = SplitMix(state: 0xC0FFEE)
+            var rng = SeededGenerator(seed: 0xC0FFEE)
             let cases = (0..<320).map { makeCase($0, &rng) }
             // Run in small concurrent batches to keep the test quick.
             for batch in stride(from: 0, to: cases.count, by: 16) {

@@ -1,5 +1,6 @@
 import KineCore
 import KineProto
+import KineTestSupport
 import Testing
 
 /// Hostile input: whatever bytes arrive, every decoder must return or throw — never trap, leak

@@ -1,6 +1,7 @@
 import KineCore
 import KinePostgres
 import KineSQL
+import KineTestSupport
 import Testing
 
 @testable import KineStore
@@ -101,17 +102,13 @@ struct ReadCacheIntegrationTests {
     @Test("A linearizable read through one process sees a write acknowledged by another at once")
     func linearizableAcrossProcesses() async throws {
         try await StoreTestDB.withDatabase { client in
-            let other = try await PostgresClient.connect(configuration: client.configuration, logger: StoreTestDB.logger)
-            defer { Task { await other.shutdown() } }
-            try await StoreTestDB.withStore(client) { reader in
-                try await StoreTestDB.withStore(other) { writer in
-                    try await Self.waitLoaded(reader)
-                    for index in 0..<100 {
-                        let put = try await writer.put(PutRequest(key: bytes("k\(index % 7)"), value: bytes("\(index)")))
-                        let read = try await reader.range(RangeRequest(key: bytes("k\(index % 7)")))
-                        #expect(read.kvs.first?.value == bytes("\(index)") && read.kvs.first?.modRevision == put.header.revision)
-                        #expect(read.header.revision >= put.header.revision)
-                    }
+            try await StoreTestDB.withTwoProcesses(client) { reader, writer in
+                try await Self.waitLoaded(reader)
+                for index in 0..<100 {
+                    let put = try await writer.put(PutRequest(key: bytes("k\(index % 7)"), value: bytes("\(index)")))
+                    let read = try await reader.range(RangeRequest(key: bytes("k\(index % 7)")))
+                    #expect(read.kvs.first?.value == bytes("\(index)") && read.kvs.first?.modRevision == put.header.revision)
+                    #expect(read.header.revision >= put.header.revision)
                 }
             }
         }
@@ -120,30 +117,26 @@ struct ReadCacheIntegrationTests {
     @Test("Two processes writing the same keys in turn: each write builds on the other's (the Writer's cache guard)")
     func alternatingWriters() async throws {
         try await StoreTestDB.withDatabase { client in
-            let other = try await PostgresClient.connect(configuration: client.configuration, logger: StoreTestDB.logger)
-            defer { Task { await other.shutdown() } }
-            try await StoreTestDB.withStore(client) { first in
-                try await StoreTestDB.withStore(other) { second in
-                    try await Self.waitLoaded(first)
-                    try await Self.waitLoaded(second)
-                    var last: [Int: (value: Bytes, revision: Int64, version: Int64)] = [:]
-                    for index in 0..<90 {
-                        let store = index.isMultiple(of: 2) ? first : second
-                        let key = index % 3
-                        let put = try await store.put(PutRequest(key: bytes("k\(key)"), value: bytes("\(index)"), prevKV: true))
-                        #expect(put.prevKV?.value == last[key]?.value && put.prevKV?.modRevision == last[key]?.revision)
-                        #expect(put.prevKV?.version == last[key]?.version)
-                        last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
-                        // A txn that only reads (compare fails) must see the other's write too.
-                        let txn = try await store.txn(TxnRequest(
-                            compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
-                            failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
-                        guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
-                        #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
-                    }
-                    let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
-                    #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
+            try await StoreTestDB.withTwoProcesses(client) { first, second in
+                try await Self.waitLoaded(first)
+                try await Self.waitLoaded(second)
+                var last: [Int: (value: Bytes, revision: Int64, version: Int64)] = [:]
+                for index in 0..<90 {
+                    let store = index.isMultiple(of: 2) ? first : second
+                    let key = index % 3
+                    let put = try await store.put(PutRequest(key: bytes("k\(key)"), value: bytes("\(index)"), prevKV: true))
+                    #expect(put.prevKV?.value == last[key]?.value && put.prevKV?.modRevision == last[key]?.revision)
+                    #expect(put.prevKV?.version == last[key]?.version)
+                    last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
+                    // A txn that only reads (compare fails) must see the other's write too.
+                    let txn = try await store.txn(TxnRequest(
+                        compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
+                        failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
+                    guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
+                    #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
                 }
+                let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
+                #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
             }
         }
     }

@@ -65,35 +65,31 @@ struct StoreIntegrationTests {
     @Test("Two stores on one database (two kine processes): every write gets its own revision, no holes")
     func twoWriters() async throws {
         try await StoreTestDB.withDatabase { client in
-            let other = try await PostgresClient.connect(configuration: client.configuration, logger: StoreTestDB.logger)
-            defer { Task { await other.shutdown() } }
-            try await StoreTestDB.withStore(client) { first in
-                try await StoreTestDB.withStore(other) { second in
-                    let revisions = try await withThrowingTaskGroup(of: Int64.self) { group in
-                        for index in 0..<200 {
-                            let store = index.isMultiple(of: 2) ? first : second
-                            group.addTask {
-                                // Compare-and-swap loop on one counter key, as kube-apiserver updates.
-                                while true {
-                                    let current = try await store.range(RangeRequest(key: bytes("counter")))
-                                    let kv = current.kvs.first
-                                    let next = Int(String(decoding: kv?.value ?? bytes("0"), as: UTF8.self)) ?? 0
-                                    let txn = try await store.txn(TxnRequest(
-                                        compare: [Compare(result: .equal, target: .mod, key: bytes("counter"), operand: .modRevision(kv?.modRevision ?? 0))],
-                                        success: [.put(PutRequest(key: bytes("counter"), value: bytes("\(next + 1)")))]))
-                                    if txn.succeeded { return txn.header.revision }
-                                }
+            try await StoreTestDB.withTwoProcesses(client) { first, second in
+                let revisions = try await withThrowingTaskGroup(of: Int64.self) { group in
+                    for index in 0..<200 {
+                        let store = index.isMultiple(of: 2) ? first : second
+                        group.addTask {
+                            // Compare-and-swap loop on one counter key, as kube-apiserver updates.
+                            while true {
+                                let current = try await store.range(RangeRequest(key: bytes("counter")))
+                                let kv = current.kvs.first
+                                let next = Int(String(decoding: kv?.value ?? bytes("0"), as: UTF8.self)) ?? 0
+                                let txn = try await store.txn(TxnRequest(
+                                    compare: [Compare(result: .equal, target: .mod, key: bytes("counter"), operand: .modRevision(kv?.modRevision ?? 0))],
+                                    success: [.put(PutRequest(key: bytes("counter"), value: bytes("\(next + 1)")))]))
+                                if txn.succeeded { return txn.header.revision }
                             }
                         }
-                        return try await group.reduce(into: [Int64]()) { $0.append($1) }
                     }
-                    #expect(Set(revisions).count == 200)
-                    let final = try await first.range(RangeRequest(key: bytes("counter")))
-                    #expect(final.kvs.first?.value == bytes("200") && final.kvs.first?.version == 200)
-                    // Ids are dense: every revision between the first and the last exists.
-                    let row = try await client.query("SELECT min(id), max(id), count(*) FROM kine WHERE name = 'counter'").rows.first
-                    #expect(row.map { $0.int64(1) - $0.int64(0) + 1 } == row?.int64(2))
+                    return try await group.reduce(into: [Int64]()) { $0.append($1) }
                 }
+                #expect(Set(revisions).count == 200)
+                let final = try await first.range(RangeRequest(key: bytes("counter")))
+                #expect(final.kvs.first?.value == bytes("200") && final.kvs.first?.version == 200)
+                // Ids are dense: every revision between the first and the last exists.
+                let row = try await client.query("SELECT min(id), max(id), count(*) FROM kine WHERE name = 'counter'").rows.first
+                #expect(row.map { $0.int64(1) - $0.int64(0) + 1 } == row?.int64(2))
             }
         }
     }

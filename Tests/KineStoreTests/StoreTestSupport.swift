@@ -48,6 +48,16 @@ enum StoreTestDB {
         return try await body(store)
     }
 
+    /// Two stores on the database of `client`, each with its own connections, as two kine
+    /// processes would be.
+    static func withTwoProcesses<T>(_ client: PostgresClient, _ body: (KineStore, KineStore) async throws -> T) async throws -> T {
+        let other = try await PostgresClient.connect(configuration: client.configuration, logger: logger)
+        defer { Task { await other.shutdown() } }
+        return try await withStore(client) { first in
+            try await withStore(other) { second in try await body(first, second) }
+        }
+    }
+
     private static func drop(_ database: String) async {
         guard let admin = try? PostgresConfiguration(endpoint: url ?? ""),
             let client = try? await PostgresClient.connect(configuration: admin, logger: logger, timeout: .seconds(10))
