@@ -4,18 +4,23 @@ import Synchronization
 /// A one-shot completion: resumes its continuation exactly once, whoever gets there first
 /// (the worker thread, cancellation, expiry or shutdown).
 final class Completion<Value: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+    private let handler: Mutex<(@Sendable (Value) -> Void)?>
 
     init(_ continuation: CheckedContinuation<Value, Never>) {
-        self.continuation = Mutex(continuation)
+        handler = Mutex({ continuation.resume(returning: $0) })
+    }
+
+    /// Completes by calling `handler` (on the worker thread: it must not block).
+    init(handler: @escaping @Sendable (Value) -> Void) {
+        self.handler = Mutex(handler)
     }
 
     func complete(_ value: Value) {
-        let taken = continuation.withLock { slot -> CheckedContinuation<Value, Never>? in
+        let taken = handler.withLock { slot -> (@Sendable (Value) -> Void)? in
             defer { slot = nil }
             return slot
         }
-        taken?.resume(returning: value)
+        taken?(value)
     }
 }
 

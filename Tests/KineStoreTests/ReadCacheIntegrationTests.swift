@@ -141,6 +141,45 @@ struct ReadCacheIntegrationTests {
         }
     }
 
+    @Test("Many concurrent writers on two processes: every put's prev_kv and version continue the one before it")
+    func concurrentChains() async throws {
+        try await StoreTestDB.withDatabase { client in
+            try await StoreTestDB.withTwoProcesses(client) { first, second in
+                try await Self.waitLoaded(first)
+                try await Self.waitLoaded(second)
+                // Batches queue up behind each other on each process (pipelined from the cache) while
+                // the other process's commits make some of them stale.
+                let puts = try await withThrowingTaskGroup(of: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)].self) { group in
+                    for task in 0..<48 {
+                        let store = task.isMultiple(of: 3) ? second : first
+                        group.addTask {
+                            var done: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)] = []
+                            for step in 0..<25 {
+                                let key = (task + step) % 5
+                                let value = bytes("\(task)-\(step)")
+                                let put = try await store.put(PutRequest(key: bytes("c\(key)"), value: value, prevKV: true))
+                                done.append((key, put.header.revision, value, put.prevKV))
+                            }
+                            return done
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                #expect(Set(puts.map(\.revision)).count == puts.count)
+                for key in 0..<5 {
+                    let chain = puts.filter { $0.key == key }.sorted { $0.revision < $1.revision }
+                    for (index, put) in chain.enumerated() {
+                        let before = index > 0 ? chain[index - 1] : nil
+                        #expect(put.prev?.value == before?.value && put.prev?.modRevision == before?.revision)
+                        #expect(put.prev?.version == (before == nil ? nil : Int64(index)))
+                    }
+                    let stored = try await first.range(RangeRequest(key: bytes("c\(key)")))
+                    #expect(stored.kvs.first?.version == Int64(chain.count) && stored.kvs.first?.value == chain.last?.value)
+                }
+            }
+        }
+    }
+
     @Test("A cache loaded from an existing table continues it as the table would (tombstones, versions)")
     func loadFromExistingTable() async throws {
         try await StoreTestDB.withDatabase { client in
