@@ -67,15 +67,6 @@ final class PoolCore: Sendable {
         }
     }
 
-    /// Queues a pipeline on a session without waiting: `completion` runs on the worker thread.
-    func send(_ statements: [SQLStatement], session: UInt64, completion: @escaping @Sendable (JobOutcome) -> Void) {
-        let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + options.queueTimeout) }
-        let job = PipelineJob(id: id, statements: statements, deadline: deadline, completion: Completion(handler: completion))
-        let (worker, rejected) = state.withLock { $0.enqueue(.pipeline(job), session: session) }
-        if rejected { job.completion.complete(.failure(SQLError(kind: .cancelled, message: "session is closed"))) }
-        wake(worker)
-    }
-
     /// Cancellation: a job still in the shared queue is removed and fails with `.cancelled`; a
     /// job already taken by a worker runs to completion (its effects are reported).
     private func cancelQueued(id: UInt64) {

@@ -4,23 +4,18 @@ import Synchronization
 /// A one-shot completion: resumes its continuation exactly once, whoever gets there first
 /// (the worker thread, cancellation, expiry or shutdown).
 final class Completion<Value: Sendable>: Sendable {
-    private let handler: Mutex<(@Sendable (Value) -> Void)?>
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
 
     init(_ continuation: CheckedContinuation<Value, Never>) {
-        handler = Mutex({ continuation.resume(returning: $0) })
-    }
-
-    /// Completes by calling `handler` (on the worker thread: it must not block).
-    init(handler: @escaping @Sendable (Value) -> Void) {
-        self.handler = Mutex(handler)
+        self.continuation = Mutex(continuation)
     }
 
     func complete(_ value: Value) {
-        let taken = handler.withLock { slot -> (@Sendable (Value) -> Void)? in
+        let taken = continuation.withLock { slot -> CheckedContinuation<Value, Never>? in
             defer { slot = nil }
             return slot
         }
-        taken?(value)
+        taken?.resume(returning: value)
     }
 }
 

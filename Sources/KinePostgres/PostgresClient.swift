@@ -182,12 +182,4 @@ public struct PostgresSession: SQLSession {
     public func pipelineResults(_ statements: [SQLStatement]) async throws(SQLError) -> [Result<SQLResult, SQLError>] {
         try await core.submit(statements, session: id).get()
     }
-
-    public func send(_ statements: [SQLStatement]) -> PendingPipeline {
-        let pending = PendingPipeline()
-        core.send(statements, session: id) { outcome in
-            pending.fulfil(Result { () throws(SQLError) -> [SQLResult] in try PostgresClient.firstError(outcome) })
-        }
-        return pending
-    }
 }

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// What the store needs from a database: run statements, and hold a session for a transaction.
 public protocol SQLClient: Sendable {
     /// Runs the statements as one pipeline on some pooled connection, one round trip, and returns
@@ -19,48 +17,6 @@ public protocol SQLClient: Sendable {
 /// A connection reserved by `SQLClient.withSession`.
 public protocol SQLSession: Sendable {
     func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
-
-    /// Queues `statements` behind everything this session queued before and returns at once:
-    /// pipelines of one session run in the order they were sent, so a caller can prepare its
-    /// next pipeline while the previous one is still on the wire. Results as with `pipeline`.
-    func send(_ statements: [SQLStatement]) -> PendingPipeline
-}
-
-/// The results of a pipeline sent with `SQLSession.send`, awaited later.
-public final class PendingPipeline: Sendable {
-    private enum State: Sendable {
-        case waiting(CheckedContinuation<Result<[SQLResult], SQLError>, Never>?)
-        case done(Result<[SQLResult], SQLError>)
-    }
-
-    private let state = Mutex(State.waiting(nil))
-
-    public init() {}
-
-    /// Called once by the session when the pipeline finished.
-    public func fulfil(_ result: Result<[SQLResult], SQLError>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Result<[SQLResult], SQLError>, Never>? in
-            guard case .waiting(let waiter) = state else { return nil }
-            state = .done(result)
-            return waiter
-        }
-        waiter?.resume(returning: result)
-    }
-
-    /// Waits for the pipeline (one awaiter at most).
-    public func result() async throws(SQLError) -> [SQLResult] {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[SQLResult], SQLError>, Never>) in
-            let ready = state.withLock { state -> Result<[SQLResult], SQLError>? in
-                switch state {
-                case .done(let result): return result
-                case .waiting: state = .waiting(continuation)
-                }
-                return nil
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
-        return try result.get()
-    }
 }
 
 extension SQLClient {

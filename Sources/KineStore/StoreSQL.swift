@@ -191,27 +191,19 @@ struct StoreSQL: Sendable {
         $11::int8[], $12::int8[]) AS t(i, n, c, d, cr, pr, v, ov, ver, rev, l, ttl)
         """
 
-    /// The condition a batch evaluated on the read cache is written under: the newest id is `$a`
-    /// and, when the batch was queued behind another one on the same connection, that one
-    /// committed (it left its token `$b` in the session setting `kine.batch`).
-    static func cacheGuard(_ first: Int) -> String {
-        "COALESCE(MAX(id), 0) = $\(first)::int8 AND ($\(first + 1)::text IS NULL OR current_setting('kine.batch', true) = $\(first + 1)::text)"
-    }
-
-    /// `insertRows` under `cacheGuard(13)`, with the sequence moved to `$15`, `NOTIFY kine` with
-    /// `$16` and the session's `kine.batch` set to `$17`, all or nothing; yields whether it wrote.
-    /// In a transaction after the lock: `g` reads the table as the lock left it, so a true guard
-    /// means no row came after the state the rows were computed from.
+    /// `insertRows` guarded by "the newest id is `$13`", with the sequence moved to `$14` and
+    /// `NOTIFY kine` with `$15`, all or nothing; yields whether it wrote. In a transaction after
+    /// the lock: `g` reads the table as the lock left it, so a true guard means no row came
+    /// after the state the rows were computed from.
     static let guardedInsertRows = """
-        WITH g AS (SELECT \(cacheGuard(13)) AS ok FROM kine), \
+        WITH g AS (SELECT COALESCE(MAX(id), 0) = $13::int8 AS ok FROM kine), \
         ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
-        SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $15::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $16::text) END, \
-        CASE WHEN g.ok THEN set_config('kine.batch', $17::text, false) END FROM g
+        SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $14::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $15::text) END FROM g
         """
 
-    /// Whether `cacheGuard` holds (a batch that wrote nothing: were its reads current?).
-    static func cacheGuardHolds(_ condition: CacheGuard) -> SQLStatement {
-        SQLStatement("SELECT \(cacheGuard(1)) FROM kine", condition.parameters, name: "w_guard")
+    /// Whether the newest id is still `id` (a batch that wrote nothing: were its reads current?).
+    static func newestIs(_ id: Int64) -> SQLStatement {
+        SQLStatement("SELECT COALESCE(MAX(id), 0) = $1::int8 FROM kine", [.int64(id)], name: "w_newest_is")
     }
 
     /// Tombstones for every live key of a stored-name range, ids `$1 + 1…` in key order, all at

@@ -12,31 +12,28 @@ import Synchronization
 /// commits (second round trip). Because every writer, in any process, holds the same lock until
 /// commit, ids become visible in order: readers never see a hole that fills later.
 final class Writer: Sendable {
-    struct Pending: Sendable {
+    private struct Pending: Sendable {
         var request: WriteRequest
         var continuation: CheckedContinuation<Result<WriteResponse, EtcdError>, Never>
     }
 
-    struct State: Sendable {
+    private struct State: Sendable {
         var queue: [Pending] = []
         var waiter: CheckedContinuation<Void, Never>?
         var stopped = false
         /// The id of the last row this Writer committed: the cache is only worth trying once it has it.
         var lastCommittedID: Int64 = 0
-        /// Batch tokens (`CachedBatch.token`): this process's random prefix and a counter.
-        let processToken = UInt64.random(in: 1...UInt64.max)
-        var batchCounter: UInt64 = 0
     }
 
     private let client: any SQLClient
     private let sql: StoreSQL
     private let logger: Logger
     private let maxBatch: Int
-    let state = Mutex(State())
+    private let state = Mutex(State())
     /// Called after each commit with the rows written, in id order (the WatchHub publishes them).
     private let onCommit: @Sendable ([PendingRow]) -> Void
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
-    let cache: KeyValueCache?
+    private let cache: KeyValueCache?
 
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
@@ -71,7 +68,9 @@ final class Writer: Sendable {
             do {
                 try await client.withSession { session in
                     backoff = .milliseconds(50)
-                    try await self.processBatches(session: session)
+                    while let batch = await self.nextBatch() {
+                        try await self.process(batch, session: session)
+                    }
                 }
                 return
             } catch {
@@ -98,59 +97,10 @@ final class Writer: Sendable {
 
     var isStopped: Bool { state.withLock { $0.stopped } }
 
-    /// The session's loop. A batch the read cache can serve is sent without waiting for its
-    /// answer; while it is on the wire the next batch is evaluated on top of it and queued behind
-    /// it on the same connection (`CachedBatch`), so PostgreSQL goes from one commit to the next
-    /// without waiting for kine. Everything else is processed one batch at a time.
-    private func processBatches(session: any SQLSession) async throws(SQLError) {
-        var inFlight: CachedBatch?
-        while true {
-            guard let flight = inFlight else {
-                guard let batch = await nextBatch() else { return }
-                inFlight = startFromCache(batch, after: nil, session: session)
-                if inFlight == nil { try await process(batch, session: session) }
-                continue
-            }
-            let batch = takeBatch().flatMap { $0.isEmpty ? nil : $0 }
-            let next = batch.flatMap { startFromCache($0, after: flight, session: session) }
-            let outcome: CachedOutcome
-            do {
-                outcome = try await complete(flight, session: session)
-            } catch {
-                // The session broke: whatever was queued behind is lost with it.
-                if let batch { fail(batch, error: error) }
-                throw error
-            }
-            inFlight = nil
-            if outcome == .committed, let next {
-                inFlight = next
-                continue
-            }
-            // `next` was built on `flight`, which did not commit: its guard fails, so it wrote nothing.
-            if let next { await discard(next, session: session) }
-            if outcome == .stale { try await process(flight.batch, session: session, fromCache: false) }
-            if let batch { try await process(batch, session: session, fromCache: next == nil) }
-        }
-    }
-
     /// Waits for work; nil once stopped.
     private func nextBatch() async -> [Pending]? {
         while true {
-            if let batch = takeBatch() { return batch.isEmpty ? nil : batch }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state in
-                    if state.stopped || !state.queue.isEmpty { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        }
-    }
-
-    /// The next batch if work is queued (empty once stopped), without waiting.
-    private func takeBatch() -> [Pending]? {
-            state.withLock { state in
+            let batch: [Pending]? = state.withLock { state in
                 if state.stopped { return [] }
                 guard !state.queue.isEmpty else { return nil }
                 // A bulk delete runs alone; a batch stops before one.
@@ -163,20 +113,28 @@ final class Writer: Sendable {
                 defer { state.queue.removeFirst(count) }
                 return Array(state.queue.prefix(count))
             }
+            if let batch { return batch.isEmpty ? nil : batch }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state in
+                    if state.stopped || !state.queue.isEmpty { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
     }
 
     /// One group commit. Throws only when the session is broken (after failing the batch).
-    private func process(_ batch: [Pending], session: any SQLSession, fromCache: Bool = true) async throws(SQLError) {
+    private func process(_ batch: [Pending], session: any SQLSession) async throws(SQLError) {
         if batch.count == 1, case .deleteRange(let delete) = batch[0].request, batch[0].request.isBulkDelete {
             try await bulkDelete(delete, batch[0], session: session)
             return
         }
-        if fromCache, let started = startFromCache(batch, after: nil, session: session),
-            try await complete(started, session: session) != .stale
-        {
+        let plan = PrefetchPlan(batch.map(\.request))
+        if let cache, plan.servableFromCache, try await processFromCache(batch, plan: plan, cache: cache, session: session) {
             return
         }
-        let plan = PrefetchPlan(batch.map(\.request))
         let (loads, ranges, historic) = plan.statements(sql)
         let loaded: [SQLResult]
         do {
@@ -204,8 +162,40 @@ final class Writer: Sendable {
         finish(batch, outcomes: outcomes, rows: rows, lastID: space.nextRowID - 1)
     }
 
+    /// The one-round-trip path: evaluates the batch against the read cache, then sends the lock,
+    /// the rows and the commit together, the insert guarded by "the newest id is still the one the
+    /// cache is at" (the guard runs under the lock, so no other writer can slip in after it). A
+    /// batch that writes nothing only checks the guard, so its reads are current. Returns false,
+    /// having changed nothing, when the guard fails (another process wrote meanwhile): the caller
+    /// then takes the two-round-trip path.
+    private func processFromCache(_ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession) async throws(SQLError) -> Bool {
+        let lastCommitted = state.withLock { $0.lastCommittedID }
+        guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
+        // No txn in the batch reads history, so the compacted revision is never consulted.
+        var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
+        space.states = snapshot.states
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: [])
+        let current: Bool
+        do {
+            if rows.isEmpty {
+                current = try await session.pipeline([StoreSQL.newestIs(snapshot.lastID)])[0].rows.first?.bool(0) ?? false
+            } else {
+                let guarded = guardedInsertStatement(
+                    rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision)
+                let results = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, guarded, StoreSQL.commit])
+                current = results[2].rows.first?.bool(0) ?? false
+            }
+        } catch {
+            try await abort(batch, error: error, session: session)
+            return true
+        }
+        guard current else { return false }
+        finish(batch, outcomes: outcomes, rows: rows, lastID: rows.isEmpty ? lastCommitted : space.nextRowID - 1)
+        return true
+    }
+
     /// Executes the batch's requests in order on `space` (each sees the ones before it).
-    func evaluate(_ batch: [Pending], space: inout KeySpace, expired: [Int64]) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
+    private func evaluate(_ batch: [Pending], space: inout KeySpace, expired: [Int64]) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
         var rows: [PendingRow] = []
@@ -233,7 +223,7 @@ final class Writer: Sendable {
     }
 
     /// After the commit: publish, then answer.
-    func finish(_ batch: [Pending], outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow], lastID: Int64) {
+    private func finish(_ batch: [Pending], outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow], lastID: Int64) {
         state.withLock { $0.lastCommittedID = max($0.lastCommittedID, lastID) }
         // Published first, so a client that reads after its response sees its write in the cache
         // and watchers get the event no later than the writer gets its answer.
@@ -268,16 +258,11 @@ final class Writer: Sendable {
         }
     }
 
-    /// Answers every request of `batch` with `error` (nothing of it was written).
-    func fail(_ batch: [Pending], error: SQLError) {
+    /// Fails the batch, rolls back, and rethrows if the connection itself is gone.
+    private func abort(_ batch: [Pending], error: SQLError, session: any SQLSession) async throws(SQLError) {
+        logger.warning("write batch failed", metadata: ["kine.error": "\(error)", "kine.batch": "\(batch.count)"])
         let etcdError = StoreError.etcdError(for: error)
         for item in batch { item.continuation.resume(returning: .failure(etcdError)) }
-    }
-
-    /// Fails the batch, rolls back, and rethrows if the connection itself is gone.
-    func abort(_ batch: [Pending], error: SQLError, session: any SQLSession) async throws(SQLError) {
-        logger.warning("write batch failed", metadata: ["kine.error": "\(error)", "kine.batch": "\(batch.count)"])
-        fail(batch, error: error)
         if error.kind == .connection { throw error }
         _ = try? await session.pipeline([StoreSQL.rollback])
     }
@@ -286,13 +271,12 @@ final class Writer: Sendable {
         SQLStatement(StoreSQL.insertRows, insertParameters(rows), name: "w_insert")
     }
 
-    /// The insert, the sequence, the notification and the session's batch token as one statement
-    /// that does nothing unless `guardCondition` holds; its one row says whether it wrote.
-    func guardedInsertStatement(_ rows: [PendingRow], guardCondition: CacheGuard, sequence: Int64, revision: Int64, token: String) -> SQLStatement {
+    /// The insert, the sequence and the notification as one statement that does nothing unless the
+    /// newest id is `expectedNewestID`; its one row says whether it wrote.
+    private func guardedInsertStatement(_ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64) -> SQLStatement {
         SQLStatement(
             StoreSQL.guardedInsertRows,
-            insertParameters(rows) + guardCondition.parameters + [.int64(sequence), .text(String(revision)), .text(token)],
-            name: "w_guarded_insert")
+            insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))], name: "w_guarded_insert")
     }
 
     /// `$1…$12` of `StoreSQL.insertRows`.
