@@ -27,8 +27,11 @@ public final class KineApplication: Service, Sendable {
         // Every kine query is a key or key-range lookup with an index made for it. On a new or
         // fast-growing table the planner's statistics lag (autovacuum analyzes minutes later) and
         // cached generic plans keep sequential scans: measured 680 vs 11 000 puts/s
-        // (docs/benchmarks.md). Tell the planner not to pick them.
-        let planner = "-c enable_seqscan=off"
+        // (docs/benchmarks.md). Tell the planner not to pick them. And no JIT: with sequential
+        // scans costed as disabled, plans of a grown table cross `jit_above_cost`, and PostgreSQL
+        // compiled short statements with LLVM on every execution (27 % of all CPU during cas-64,
+        // which fell from 17k to 9k writes/s as the table grew; docs/benchmarks.md).
+        let planner = "-c enable_seqscan=off -c jit=off"
         database.parameters["options"] = database.parameters["options"].map { "\($0) \(planner)" } ?? planner
         _ = await PostgresClient.ensureDatabaseExists(database, logger: logger)
         var options = PostgresClient.Options()

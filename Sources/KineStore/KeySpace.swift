@@ -16,7 +16,6 @@ struct PendingRow: Sendable {
     var createRevision: Int64
     var prevRevision: Int64
     var value: Bytes?
-    var oldValue: Bytes?
     var version: Int64
     /// Attached lease id (0 = none) and its TTL (Go kine's `lease` column).
     var lease: Int64 = 0

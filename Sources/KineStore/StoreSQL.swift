@@ -183,22 +183,24 @@ struct StoreSQL: Sendable {
     }
 
     /// New rows. `lease` gets the lease's TTL, as Go kine stores it, so Go kine would still expire
-    /// the key; `kv_lease` holds the real lease id.
+    /// the key; `kv_lease` holds the real lease id. `old_value` stays NULL: kine reads the previous
+    /// value from the superseded row (`prev_revision`), and copying it into every row doubled the
+    /// table and its WAL (cas-64 11-14k → 17-19k writes/s; docs/benchmarks.md).
     static let insertRows = """
-        INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision, kv_lease) \
-        SELECT t.i, t.n, t.c::integer, t.d::integer, t.cr, t.pr, LEAST(t.ttl, 2147483647)::integer, t.v, t.ov, t.ver, NULLIF(t.rev, t.i), NULLIF(t.l, 0) \
-        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[], $8::bytea[], $9::int8[], $10::int8[], \
-        $11::int8[], $12::int8[]) AS t(i, n, c, d, cr, pr, v, ov, ver, rev, l, ttl)
+        INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, kv_version, kv_revision, kv_lease) \
+        SELECT t.i, t.n, t.c::integer, t.d::integer, t.cr, t.pr, LEAST(t.ttl, 2147483647)::integer, t.v, t.ver, NULLIF(t.rev, t.i), NULLIF(t.l, 0) \
+        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bytea[], $8::int8[], $9::int8[], \
+        $10::int8[], $11::int8[]) AS t(i, n, c, d, cr, pr, v, ver, rev, l, ttl)
         """
 
-    /// `insertRows` guarded by "the newest id is `$13`", with the sequence moved to `$14` and
-    /// `NOTIFY kine` with `$15`, all or nothing; yields whether it wrote. In a transaction after
+    /// `insertRows` guarded by "the newest id is `$12`", with the sequence moved to `$13` and
+    /// `NOTIFY kine` with `$14`, all or nothing; yields whether it wrote. In a transaction after
     /// the lock: `g` reads the table as the lock left it, so a true guard means no row came
     /// after the state the rows were computed from.
     static let guardedInsertRows = """
-        WITH g AS (SELECT COALESCE(MAX(id), 0) = $13::int8 AS ok FROM kine), \
+        WITH g AS (SELECT COALESCE(MAX(id), 0) = $12::int8 AS ok FROM kine), \
         ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
-        SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $14::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $15::text) END FROM g
+        SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $14::text) END FROM g
         """
 
     /// Whether the newest id is still `id` (a batch that wrote nothing: were its reads current?).
@@ -212,11 +214,11 @@ struct StoreSQL: Sendable {
         let (pred, params, shape) = predicate(range, first: 3)
         let victims = latestRows(pred, bound: "9223372036854775807", keysOnly: false, includeDeleted: false, single: false)
         return SQLStatement("""
-            INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version, kv_revision) \
-            SELECT $1::int8 + v.n, v.name, 0, 1, v.created_at, v.id, 0, NULL, v.value, 0, NULLIF($2::int8, $1::int8 + v.n) \
-            FROM (SELECT row_number() OVER (ORDER BY d.name COLLATE "C") AS n, d.id, d.name, d.value, \
+            INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, kv_version, kv_revision) \
+            SELECT $1::int8 + v.n, v.name, 0, 1, v.created_at, v.id, 0, NULL, 0, NULLIF($2::int8, $1::int8 + v.n) \
+            FROM (SELECT row_number() OVER (ORDER BY d.name COLLATE "C") AS n, d.id, d.name, \
             CASE WHEN d.created <> 0 AND d.create_revision = 0 THEN COALESCE(d.kv_revision, d.id) ELSE d.create_revision END AS created_at \
-            FROM (SELECT kv.id, kv.name, kv.value, kv.created, kv.create_revision, kv.kv_revision FROM (\(victims)) AS x \
+            FROM (SELECT kv.id, kv.name, kv.created, kv.create_revision, kv.kv_revision FROM (\(victims)) AS x \
             JOIN kine AS kv ON kv.id = x.id ORDER BY kv.name) AS d) AS v
             """, [.int64(maxID), .int64(revision)] + params, name: "w_bulk_delete_\(shape)")
     }

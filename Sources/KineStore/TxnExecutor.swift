@@ -166,7 +166,6 @@ struct TxnExecutor {
                 name: KeyMapping.name(forKey: request.key), created: live == nil, deleted: false,
                 createRevision: kv.createRevision, prevRevision: previous?.rowID ?? 0,
                 value: KeyMapping.storedValue(key: kv.key, value: kv.value, version: kv.version),
-                oldValue: live.map { KeyMapping.storedValue(key: $0.key, value: $0.value, version: $0.version) },
                 version: kv.version, lease: kv.lease, leaseTTL: space.leases[kv.lease] ?? 0,
                 event: Event(type: .put, kv: kv, prevKV: live)),
             state: kv, deleted: false)
@@ -182,7 +181,7 @@ struct TxnExecutor {
                 PendingRow(
                     name: KeyMapping.name(forKey: kv.key), created: false, deleted: true,
                     createRevision: kv.createRevision, prevRevision: space.states[kv.key]?.rowID ?? 0,
-                    value: nil, oldValue: KeyMapping.storedValue(key: kv.key, value: kv.value, version: kv.version),
+                    value: nil,
                     version: 0, event: Event(type: .delete, kv: tombstone, prevKV: kv)),
                 state: tombstone, deleted: true)
         }

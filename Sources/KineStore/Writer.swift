@@ -279,7 +279,7 @@ final class Writer: Sendable {
             insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))], name: "w_guarded_insert")
     }
 
-    /// `$1…$12` of `StoreSQL.insertRows`.
+    /// `$1…$11` of `StoreSQL.insertRows`.
     private func insertParameters(_ rows: [PendingRow]) -> [SQLValue] {
             [
                 .int64Array(rows.map(\.id)),
@@ -289,7 +289,6 @@ final class Writer: Sendable {
                 .int64Array(rows.map(\.createRevision)),
                 .int64Array(rows.map(\.prevRevision)),
                 .bytesArray(rows.map(\.value)),
-                .bytesArray(rows.map(\.oldValue)),
                 .int64Array(rows.map(\.version)),
                 .int64Array(rows.map(\.revision)),
                 .int64Array(rows.map(\.lease)),

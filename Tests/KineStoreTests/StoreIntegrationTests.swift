@@ -172,7 +172,7 @@ struct StoreIntegrationTests {
                 let nothing = try await store.deleteRange(DeleteRangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0")))
                 #expect(nothing.deleted == 0 && nothing.header.revision == before + 1)
                 let tombstones = try await client.query(
-                    "SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)), bool_and(old_value IS NOT NULL) FROM kine WHERE deleted = 1 AND name LIKE '/bulk/%'"
+                    "SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)), bool_and(value IS NULL AND prev_revision > 0) FROM kine WHERE deleted = 1 AND name LIKE '/bulk/%'"
                 ).rows.first
                 #expect(tombstones?.int64(0) == 2000 && tombstones?.int64(1) == 1 && tombstones?.bool(2) == true)
                 let next = try await store.put(PutRequest(key: bytes("/bulk/0"), value: bytes("again")))

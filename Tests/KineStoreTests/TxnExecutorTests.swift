@@ -26,7 +26,7 @@ struct TxnExecutorTests {
         let kv = try #require(space.live(b("k")))
         #expect(kv.createRevision == 11 && kv.modRevision == 12 && kv.version == 2)
         let row = results[1].1[0]
-        #expect(row.id == 12 && row.prevRevision == 11 && !row.created && row.oldValue == b("1"))
+        #expect(row.id == 12 && row.prevRevision == 11 && !row.created && row.value == b("2"))
     }
 
     @Test("Delete resets version; re-create points prev_revision at the tombstone")

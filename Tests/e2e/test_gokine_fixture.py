@@ -177,13 +177,14 @@ def test_writes_continue_the_sequence(gokine):
     r = get(cl, "compact_rev_key")
     assert (r.kvs[0].version, r.kvs[0].value) == (4, b"16")
 
-    # The new rows are in Go kine's row format, so Go kine can read the table back.
+    # The new rows are in Go kine's row format, so Go kine can read the table back (old_value
+    # stays NULL: kine reads previous values from the superseded row, docs/compatibility.md).
     rows = harness.psql(url, "SELECT id, name, created, deleted, create_revision, prev_revision, "
                              "encode(coalesce(value, '\\x'::bytea), 'escape'), value IS NULL, "
                              "encode(coalesce(old_value, '\\x'::bytea), 'escape') "
                              f"FROM kine WHERE id > {MAX_ID} AND id <= {MAX_ID + 3} ORDER BY id")
     got = [tuple(l.split("|")) for l in rows.splitlines()]
     assert got[0][:4] == ("15", "/registry/configmaps/default/cm2", "1", "0") and got[0][5] == "0" and got[0][6] == "new", got
-    assert got[1] == ("16", "/registry/configmaps/default/cm1", "0", "0", "3", "12", "v4", "f", "v3"), got
+    assert got[1] == ("16", "/registry/configmaps/default/cm1", "0", "0", "3", "12", "v4", "f", ""), got
     assert got[2][:4] == ("17", "/registry/secrets/default/s1", "0", "1") and got[2][5] == "8", got
     assert int(harness.psql(url, "SELECT MAX(id) FROM kine").strip()) >= MAX_ID + 4
