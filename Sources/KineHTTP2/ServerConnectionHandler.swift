@@ -435,7 +435,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard case .unary(let handler) = stream.kind, let loopBound else { return }
         let callContext = makeContext(stream, deadline: stream.deadline)
         let id = stream.id
-        stream.task = Task {
+        // Started on this event loop thread and run here until its first suspension: a request
+        // that the store answers from memory never leaves the loop, and a write reaches the
+        // Writer without a hop to the task pool first.
+        stream.task = Task.immediate {
             let result: Result<[UInt8], GRPCStatus>
             do throws(GRPCStatus) {
                 result = .success(try await handler(request, callContext))
