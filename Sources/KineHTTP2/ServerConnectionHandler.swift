@@ -27,6 +27,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var streams: [Int32: ServerStream] = [:]
     private var context: ChannelHandlerContext?
     private var loopBound: NIOLoopBound<ServerConnectionHandler>?
+    /// Unary handlers run on this connection's loop (`EventLoopTaskExecutor`).
+    private var loopExecutor: EventLoopTaskExecutor?
     private var remoteAddress: String?
     private var inReadBatch = false
     private var flushScheduled = false
@@ -49,6 +51,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.context = context
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.loopBound = bound
+        self.loopExecutor = EventLoopTaskExecutor(context.eventLoop)
         if context.channel.isActive { channelBecameActive(context: context) }
     }
 
@@ -432,20 +435,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func startUnary(_ stream: ServerStream, request: [UInt8]) {
-        guard case .unary(let handler) = stream.kind, let loopBound else { return }
+        guard case .unary(let handler) = stream.kind, let loopBound, let loopExecutor else { return }
         let callContext = makeContext(stream, deadline: stream.deadline)
         let id = stream.id
         // Started on this event loop thread and run here until its first suspension: a request
         // that the store answers from memory never leaves the loop, and a write reaches the
         // Writer without a hop to the task pool first.
-        stream.task = Task.immediate {
+        stream.task = Task.immediate(executorPreference: loopExecutor) {
             let result: Result<[UInt8], GRPCStatus>
             do throws(GRPCStatus) {
                 result = .success(try await handler(request, callContext))
             } catch {
                 result = .failure(error)
             }
-            loopBound.eventLoop.execute { loopBound.value.handlerCompleted(id, result) }
+            if loopBound.eventLoop.inEventLoop {
+                loopBound.value.handlerCompleted(id, result)
+            } else {
+                loopBound.eventLoop.execute { loopBound.value.handlerCompleted(id, result) }
+            }
         }
     }
 
