@@ -15,13 +15,17 @@ final class PoolCore: Sendable {
     /// registering as waiting under the lock, so no wake-up is lost; extra signals only cause a
     /// spurious loop iteration.
     private let wakers: [DispatchSemaphore]
+    /// One per worker: runs Swift tasks that prefer that worker's thread.
+    let executors: [WorkerExecutor]
     private let exited = DispatchGroup()
 
     init(configuration: PostgresConfiguration, options: PostgresClient.Options, logger: Logger) {
         self.state = Mutex(PoolState(configuration: configuration))
         self.options = options
         self.logger = logger
-        self.wakers = (0..<max(1, options.poolSize)).map { _ in DispatchSemaphore(value: 0) }
+        let wakers = (0..<max(1, options.poolSize)).map { _ in DispatchSemaphore(value: 0) }
+        self.wakers = wakers
+        self.executors = wakers.map { WorkerExecutor(inbox: WorkerInbox(), waker: $0) }
     }
 
     func start() {
@@ -65,6 +69,11 @@ final class PoolCore: Sendable {
         } onCancel: {
             cancelQueued(id: id)
         }
+    }
+
+    /// The executor of the worker a session runs on.
+    func executor(forSession id: UInt64) -> WorkerExecutor? {
+        state.withLock { $0.sessions[id]?.worker }.map { executors[$0] }
     }
 
     /// Cancellation: a job still in the shared queue is removed and fails with `.cancelled`; a
@@ -156,9 +165,13 @@ final class PoolCore: Sendable {
         var connection: PGConnection?
         var backoff = options.reconnectBackoffInitial
         var failing = false
-        defer { connection?.close() }
+        defer {
+            connection?.close()
+            executors[index].runQueued()
+        }
 
         while true {
+            executors[index].runQueued()
             let (generation, configuration, shutdown, session) = state.withLock {
                 ($0.generation, $0.configuration, $0.isShutdown, $0.workerSession[index])
             }

@@ -182,4 +182,7 @@ public struct PostgresSession: SQLSession {
     public func pipelineResults(_ statements: [SQLStatement]) async throws(SQLError) -> [Result<SQLResult, SQLError>] {
         try await core.submit(statements, session: id).get()
     }
+
+    /// The thread of the connection this session holds (`WorkerExecutor`).
+    public var preferredExecutor: (any TaskExecutor)? { core.executor(forSession: id) }
 }

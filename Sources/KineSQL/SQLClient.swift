@@ -17,6 +17,14 @@ public protocol SQLClient: Sendable {
 /// A connection reserved by `SQLClient.withSession`.
 public protocol SQLSession: Sendable {
     func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
+
+    /// Where a task that mostly talks to this session runs best (the connection's own thread),
+    /// if the implementation has such a place.
+    var preferredExecutor: (any TaskExecutor)? { get }
+}
+
+extension SQLSession {
+    public var preferredExecutor: (any TaskExecutor)? { nil }
 }
 
 extension SQLClient {

@@ -68,8 +68,11 @@ final class Writer: Sendable {
             do {
                 try await client.withSession { session in
                     backoff = .milliseconds(50)
-                    while let batch = await self.nextBatch() {
-                        try await self.process(batch, session: session)
+                    // On the session's connection thread: no hop between the Writer and PostgreSQL.
+                    try await withTaskExecutorPreference(session.preferredExecutor) {
+                        while let batch = await self.nextBatch() {
+                            try await self.process(batch, session: session)
+                        }
                     }
                 }
                 return
