@@ -130,6 +130,24 @@ final class KeyValueCache: Sendable {
         }
     }
 
+    /// The live keys a bulk DeleteRange of stored names `nameRange` deletes, in stored-name order
+    /// (the order its tombstones get their ids in), taken from `clientRange` (which holds every
+    /// key of `nameRange` except, at most, keys whose stored name sorts differently: the caller
+    /// compares the count with what PostgreSQL deleted). Nil unless the cache is at `lastID`.
+    func victims(of clientRange: KeyRange, nameRange: KeyRange, at lastID: Int64) -> [(name: Bytes, entry: Entry)]? {
+        let found: [(name: Bytes, entry: Entry)]? = state.withLock { state in
+            guard state.lastID == lastID else { return nil }
+            var found: [(name: Bytes, entry: Entry)] = []
+            state.live.forEach(in: clientRange) { key, entry in
+                let name = KeyMapping.name(forKey: key)
+                if nameRange.contains(name) { found.append((name, entry)) }
+                return true
+            }
+            return found
+        }
+        return found?.sorted { SortedKeyMap<Entry>.compare($0.name, $1.name) < 0 }
+    }
+
     /// What the Writer needs to evaluate a batch without reading the table: the latest state of
     /// `keys` and every live key of `ranges`, as of the position returned. Nil if not loaded.
     func snapshot(keys: Set<Bytes>, ranges: some Sequence<KeyRange>) -> (states: [Bytes: KeyState], lastID: Int64, revision: Int64)? {

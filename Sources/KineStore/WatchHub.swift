@@ -156,8 +156,10 @@ public final class WatchHub: Sendable {
         let compacted = results[0].rows.first?.int64(1) ?? 0
         if fromRevision < compacted { throw .compacted }
         var groups = ChangeEvents.group(results[1].rows)
-        if results[1].rows.count > limit, groups.count > 1 {
-            // The last revision may continue past the limit: leave it for the next call.
+        if results[1].rows.count > limit {
+            // The last revision may continue past the limit: leave it for the next call, or, if it
+            // is the only one, read it again whole (a revision is never delivered in part).
+            if groups.count == 1 { return try await history(range, from: fromRevision, limit: limit * 4) }
             groups.removeLast()
             return (groups, groups.last?.revision ?? revision)
         }
@@ -338,13 +340,18 @@ struct RevisionRing: Sendable {
         groups.append(group)
         eventCount += group.events.count
         byteCount += Self.bytes(group)
-        while eventCount > capacity || byteCount > Self.maxBytes, head < groups.count - 1 {
+        // A revision larger than the whole ring (a prefix delete of a big tree) is not kept at
+        // all: watchers that need it read it from the table, in pages.
+        while eventCount > capacity || byteCount > Self.maxBytes, head < groups.count {
             eventCount -= groups[head].events.count
             byteCount -= Self.bytes(groups[head])
             coversAfter = groups[head].revision
             head += 1
         }
-        if head > 1024 && head * 2 > groups.count {
+        if head == groups.count {
+            groups.removeAll()
+            head = 0
+        } else if head > 1024 && head * 2 > groups.count {
             groups.removeFirst(head)
             head = 0
         }

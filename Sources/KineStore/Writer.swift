@@ -235,16 +235,21 @@ final class Writer: Sendable {
     }
 
     /// One DeleteRange done by PostgreSQL: lock, read the header, insert the tombstones with
-    /// `INSERT … SELECT`, commit. The WatchHub reads the events from the table.
+    /// `INSERT … SELECT`, commit. When the read cache was at the header's position it knows every
+    /// key deleted and its value, and the events are published from it (no read of the
+    /// tombstones and their previous rows back from the table, which for a large prefix cost
+    /// more than a gigabyte of memory); otherwise the WatchHub reads them from the table.
     private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) {
         let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
         do {
             let header = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.headerStatement])[2].rows.first
             let (current, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
+            let nameRange = KeyMapping.nameRange(range)
+            let victims = range.isEmpty ? [] : cache?.victims(of: range, nameRange: nameRange, at: maxID)
             var deleted = 0
             if !range.isEmpty {
                 let results = try await session.pipeline([
-                    sql.bulkDelete(KeyMapping.nameRange(range), maxID: maxID, revision: current + 1),
+                    sql.bulkDelete(nameRange, maxID: maxID, revision: current + 1),
                     SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max"),
                     StoreSQL.notify(current + 1),
                 ])
@@ -253,11 +258,32 @@ final class Writer: Sendable {
             _ = try await session.pipeline([StoreSQL.commit])
             let revision = deleted > 0 ? current + 1 : current
             state.withLock { $0.lastCommittedID = max($0.lastCommittedID, maxID + Int64(deleted)) }
+            if deleted > 0 {
+                // The cache's keys are the deleted ones exactly when there are as many.
+                if let victims, victims.count == deleted {
+                    onCommit(Self.tombstones(victims, firstID: maxID + 1, revision: revision))
+                } else {
+                    onCommit([])
+                }
+            }
             item.continuation.resume(returning: .success(.deleteRange(
                 DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
-            if deleted > 0 { onCommit([]) }
         } catch {
             try await abort([item], error: error, session: session)
+        }
+    }
+
+    /// The rows `StoreSQL.bulkDelete` inserted for `victims` (ids in stored-name order), as the
+    /// table would give them back.
+    private static func tombstones(_ victims: [(name: Bytes, entry: KeyValueCache.Entry)], firstID: Int64, revision: Int64) -> [PendingRow] {
+        victims.enumerated().map { offset, victim in
+            let kv = victim.entry.kv
+            var row = PendingRow(
+                name: victim.name, created: false, deleted: true, createRevision: kv.createRevision, prevRevision: victim.entry.rowID,
+                value: nil, version: 0, event: Event(type: .delete, kv: KeyValue(key: kv.key, modRevision: revision), prevKV: kv))
+            row.id = firstID + Int64(offset)
+            row.revision = revision
+            return row
         }
     }
 

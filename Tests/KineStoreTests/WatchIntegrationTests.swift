@@ -132,4 +132,42 @@ struct WatchIntegrationTests {
             await #expect(throws: EtcdError.leaseNotFound) { try await store.leaseRevoke(LeaseRevokeRequest(id: lease.id)) }
         }
     }
+
+    @Test("A prefix delete larger than the watch ring reaches a live and a history watcher whole, in one revision, with prev_kv")
+    func hugeDelete() async throws {
+        try await withSession { store, session, log in
+            let count = 9000  // more events than the ring keeps (8192)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<32 {
+                    group.addTask {
+                        for index in stride(from: worker, to: count, by: 32) {
+                            _ = try await store.put(PutRequest(key: bytes("/huge/\(index)"), value: bytes("v\(index)")))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let before = try await store.range(RangeRequest(key: bytes("/huge/"), rangeEnd: bytes("/huge0"), countOnly: true))
+            #expect(before.count == Int64(count))
+            await session.handle(.create(WatchCreateRequest(key: bytes("/huge/"), rangeEnd: bytes("/huge0"), prevKV: true, watchID: 1)))
+            _ = await log.wait { $0.contains { $0.created && $0.watchID == 1 } }
+            let deleted = try await store.deleteRange(DeleteRangeRequest(key: bytes("/huge/"), rangeEnd: bytes("/huge0")))
+            #expect(deleted.deleted == Int64(count))
+            // A second watcher replays the same revision from the table.
+            await session.handle(.create(WatchCreateRequest(
+                key: bytes("/huge/"), rangeEnd: bytes("/huge0"), startRevision: deleted.header.revision, prevKV: true, watchID: 2)))
+            let responses = await log.wait { events($0, watch: 1).count >= count && events($0, watch: 2).count >= count }
+            for id: Int64 in [1, 2] {
+                let got = events(responses, watch: id)
+                #expect(got.count == count, "watch \(id)")
+                #expect(got.allSatisfy { $0.type == .delete && $0.kv.modRevision == deleted.header.revision }, "watch \(id)")
+                #expect(got.allSatisfy { $0.prevKV.map { $0.value == bytes("v") + Array($0.key.dropFirst("/huge/".count)) } ?? false }, "watch \(id)")
+                #expect(Set(got.map(\.kv.key)).count == count, "watch \(id)")
+                // One revision arrives in one response.
+                #expect(responses.filter { $0.watchID == id && !$0.events.isEmpty }.count == 1, "watch \(id)")
+            }
+            let after = try await store.range(RangeRequest(key: bytes("/huge/"), rangeEnd: bytes("/huge0"), countOnly: true))
+            #expect(after.count == 0)
+        }
+    }
 }
