@@ -66,6 +66,8 @@ public final class KineApplication: Service, Sendable {
             configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
             router: router, logger: logger)
 
+        let trimmer = Task { await MemoryTrimmer.run() }
+        defer { trimmer.cancel() }
         let startError: (any Error)? = await withTaskGroup(of: Void.self) { group in
             let notifications = client.notifications(channel: "kine")
             group.addTask { await store.run(notifications: notifications) }
