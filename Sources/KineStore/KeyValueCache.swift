@@ -109,25 +109,78 @@ final class KeyValueCache: Sendable {
     /// Answers a Range at the cache's current revision; nil when the request names another
     /// revision (history or the future: the table answers those) or the cache is not loaded.
     func range(_ request: RangeRequest) -> RangeResponse? {
-        let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
-        let fullRange = RangeSelection.needsFullRange(request)
-        return state.withLock { state -> RangeResponse? in
+        state.withLock { state -> RangeResponse? in
             guard state.lastID != nil else { return nil }
             if request.revision != 0 && request.revision != state.revision { return nil }
-            let header = ResponseHeader(revision: state.revision)
-            if range.isEmpty { return RangeSelection.apply(request, kvs: [], count: 0, header: header) }
-            let total = Int64(state.live.count(in: range))
-            if request.countOnly { return RangeSelection.apply(request, kvs: [], count: total, header: header) }
-            // One more than the limit tells RangeSelection there are more.
-            let wanted = fullRange || request.limit <= 0 ? Int.max : Int(request.limit) + 1
-            var kvs: [KeyValue] = []
-            kvs.reserveCapacity(min(wanted, Int(total)))
-            state.live.forEach(in: range) { _, entry in
-                kvs.append(entry.kv)
-                return kvs.count < wanted
-            }
-            return RangeSelection.apply(request, kvs: kvs, count: total, header: header)
+            return Self.range(request, in: state)
         }
+    }
+
+    /// etcd's read-only txn (no put or delete in either branch, at any depth) at the cache's
+    /// current revision, evaluated as the Writer would; nil when a range in it names a revision
+    /// or the cache is not loaded.
+    func readOnlyTxn(_ txn: TxnRequest) -> TxnResponse? {
+        guard Self.isReadOnly(txn) else { return nil }
+        return state.withLock { state -> TxnResponse? in
+            guard state.lastID != nil else { return nil }
+            var response = Self.apply(txn, in: state)
+            response.header = ResponseHeader(revision: state.revision)
+            return response
+        }
+    }
+
+    /// Whether `txn` only reads, and only the current revision.
+    static func isReadOnly(_ txn: TxnRequest) -> Bool {
+        (txn.success + txn.failure).allSatisfy { op in
+            switch op {
+            case .range(let range): return range.revision == 0
+            case .txn(let inner): return isReadOnly(inner)
+            case .empty: return true
+            case .put, .deleteRange: return false
+            }
+        }
+    }
+
+    /// Every compare, nested ones included, sees the same state (etcd `compareToPath`); nested
+    /// txn responses carry no header, as etcd's.
+    private static func apply(_ txn: TxnRequest, in state: State) -> TxnResponse {
+        let succeeded = txn.compare.allSatisfy { compare in
+            var kvs: [KeyValue] = []
+            let range = KeyRange(key: compare.key, rangeEnd: compare.rangeEnd)
+            if !range.isEmpty {
+                state.live.forEach(in: range) { _, entry in
+                    kvs.append(entry.kv)
+                    return true
+                }
+            }
+            return CompareEvaluation.evaluate(compare, against: kvs)
+        }
+        var response = TxnResponse(succeeded: succeeded)
+        for op in succeeded ? txn.success : txn.failure {
+            switch op {
+            case .range(let request): response.responses.append(.range(range(request, in: state)))
+            case .txn(let inner): response.responses.append(.txn(apply(inner, in: state)))
+            case .put, .deleteRange, .empty: continue
+            }
+        }
+        return response
+    }
+
+    private static func range(_ request: RangeRequest, in state: State) -> RangeResponse {
+        let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
+        let header = ResponseHeader(revision: state.revision)
+        if range.isEmpty { return RangeSelection.apply(request, kvs: [], count: 0, header: header) }
+        let total = Int64(state.live.count(in: range))
+        if request.countOnly { return RangeSelection.apply(request, kvs: [], count: total, header: header) }
+        // One more than the limit tells RangeSelection there are more.
+        let wanted = RangeSelection.needsFullRange(request) || request.limit <= 0 ? Int.max : Int(request.limit) + 1
+        var kvs: [KeyValue] = []
+        kvs.reserveCapacity(min(wanted, Int(total)))
+        state.live.forEach(in: range) { _, entry in
+            kvs.append(entry.kv)
+            return kvs.count < wanted
+        }
+        return RangeSelection.apply(request, kvs: kvs, count: total, header: header)
     }
 
     /// The live keys a bulk DeleteRange of stored names `nameRange` deletes, in stored-name order

@@ -116,6 +116,11 @@ public final class KineStore: Sendable {
 
     public func txn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
         try RequestValidation.validate(request, maxOps: configuration.maxTxnOps)
+        if let cache, cache.isLoaded, KeyValueCache.isReadOnly(request) {
+            // Reads only: answered from memory after the read barrier, as a linearizable Range.
+            _ = try await watchHub.sync()
+            if let response = cache.readOnlyTxn(request) { return response }
+        }
         guard case .txn(let response) = try await writer.submit(.txn(request)) else { throw Self.mismatch }
         return response
     }

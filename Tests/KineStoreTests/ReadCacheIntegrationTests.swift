@@ -59,6 +59,18 @@ struct ReadCacheIntegrationTests {
                 let fromTable = try await table.range(request)
                 #expect(fromCache == fromTable, "\(String(decoding: key, as: UTF8.self)) \(request)")
             }
+            // A read-only txn (from memory) against the same txn through the Writer.
+            let inner = TxnRequest(
+                compare: [Compare(result: .equal, target: .value, key: key, operand: .value(bytes("v1")))],
+                success: [.range(RangeRequest(key: key, rangeEnd: end, countOnly: true))],
+                failure: [.range(RangeRequest(key: key, rangeEnd: end, limit: 1, keysOnly: true))])
+            let txn = TxnRequest(
+                compare: [Compare(result: .greater, target: .version, key: key, rangeEnd: end, operand: .version(0))],
+                success: [.range(RangeRequest(key: key, rangeEnd: end, limit: 2)), .txn(inner)],
+                failure: [.range(RangeRequest(key: key, rangeEnd: end, sortOrder: .descend, sortTarget: .create)), .txn(inner)])
+            let fromCache = try await cached.txn(txn)
+            let fromTable = try await table.txn(txn)
+            #expect(fromCache == fromTable, "txn \(String(decoding: key, as: UTF8.self))")
         }
     }
 
