@@ -36,23 +36,34 @@ extension KineStore {
         return response
     }
 
-    /// Renews the lease to its full TTL; an unknown or expired lease answers TTL 0.
-    ///
-    /// A renewal is not worth an fsync: it commits with `synchronous_commit = off` (etcd keeps
-    /// renewals in memory only). A crash can lose the last renewals of the final few hundred
-    /// milliseconds; clients renew every TTL/3, so a live client's lease survives that.
+    /// Renews the lease to its full TTL; an unknown or expired lease answers TTL 0. Renewals
+    /// arriving together are made by one statement (`keepAlives`).
     public func leaseKeepAlive(_ request: LeaseKeepAliveRequest) async throws(EtcdError) -> LeaseKeepAliveResponse {
-        let results = try await runSQL([
+        do {
+            return try await keepAlives.submit(request.id)
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+    }
+
+    /// One round of renewals. A renewal is not worth an fsync: it commits with
+    /// `synchronous_commit = off` (etcd keeps renewals in memory only). A crash can lose the
+    /// renewals of the final few hundred milliseconds; clients renew every TTL/3, so a live
+    /// client's lease survives that.
+    static func renew(_ ids: [Int64], client: any SQLClient) async throws(SQLError) -> [LeaseKeepAliveResponse] {
+        let results = try await client.pipeline([
             SQLStatement("BEGIN", name: "lease_begin"),
             SQLStatement("SET LOCAL synchronous_commit = off", name: "lease_async"),
             StoreSQL.headerStatement,
             SQLStatement(
-                "UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8) WHERE id = $1 AND expires_at > now() RETURNING ttl",
-                [.int64(request.id)], name: "lease_keepalive"),
+                "UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8) WHERE id = ANY($1::int8[]) AND expires_at > now() RETURNING id, ttl",
+                [.int64Array(ids)], name: "lease_keepalive"),
             SQLStatement("COMMIT", name: "lease_commit"),
         ])
-        let revision = results[2].rows.first?.int64(0) ?? 0
-        return LeaseKeepAliveResponse(header: ResponseHeader(revision: revision), id: request.id, ttl: results[3].rows.first?.int64(0) ?? 0)
+        let header = ResponseHeader(revision: results[2].rows.first?.int64(0) ?? 0)
+        var ttls: [Int64: Int64] = [:]
+        for row in results[3].rows { ttls[row.int64(0)] = row.int64(1) }
+        return ids.map { LeaseKeepAliveResponse(header: header, id: $0, ttl: ttls[$0] ?? 0) }
     }
 
     /// Remaining whole seconds and the granted TTL; an unknown lease answers TTL -1.

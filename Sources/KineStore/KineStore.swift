@@ -28,6 +28,8 @@ public final class KineStore: Sendable {
     private let client: any SQLClient
     private let logger: Logger
     private let cache: KeyValueCache?
+    /// Lease renewals waiting together share one UPDATE (`leaseKeepAlive`).
+    let keepAlives: Coalescer<Int64, LeaseKeepAliveResponse>
 
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
@@ -51,6 +53,9 @@ public final class KineStore: Sendable {
             hub.publishLocal(rows)
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
+        keepAlives = Coalescer { (ids: [Int64]) async throws(SQLError) -> [LeaseKeepAliveResponse] in
+            try await Self.renew(ids, client: client)
+        }
     }
 
     /// Runs the Writer and the WatchHub until `stop()`. `notifications` are the payloads of

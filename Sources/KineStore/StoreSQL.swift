@@ -121,7 +121,7 @@ struct StoreSQL: Sendable {
         return SQLStatement(sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
     }
 
-    /// The newest row id: what a linearizable read must have seen (`ReadBarrier`).
+    /// The newest row id: what a linearizable read must have seen (the read barrier, `WatchHub.sync`).
     static let newestIDStatement = SQLStatement("SELECT COALESCE(MAX(id), 0) FROM kine", name: "newest_id")
 
     /// The read cache's starting point from one snapshot: `cur, maxid`, then the columns of the

@@ -32,7 +32,9 @@ public final class WatchHub: Sendable {
     private let batchRows: Int64 = 1000
     /// The latest state of every key, advanced with each published revision; nil when disabled.
     let cache: KeyValueCache?
-    private let barrier: ReadBarrier
+    /// The read barrier: the newest id, read by a query that started after the request (etcd's
+    /// ReadIndex), one query for every request waiting.
+    private let barrier: Coalescer<Void, Int64>
 
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, cache: KeyValueCache? = nil, ringCapacity: Int = 8192,
@@ -44,8 +46,9 @@ public final class WatchHub: Sendable {
         self.cache = cache
         self.pollInterval = pollInterval
         state = Mutex(State(ring: RevisionRing(capacity: ringCapacity)))
-        barrier = ReadBarrier { () async throws(SQLError) -> Int64 in
-            try await client.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) ?? 0
+        barrier = Coalescer { (requests: [Void]) async throws(SQLError) -> [Int64] in
+            let newest = try await client.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) ?? 0
+            return requests.map { newest }
         }
     }
 
@@ -103,11 +106,11 @@ public final class WatchHub: Sendable {
 
     /// Waits until every row committed before the call is published, and returns the revision
     /// published then (the current revision for a watch created "from now", a progress report,
-    /// or a linearizable read from the cache). Concurrent callers share one query (`ReadBarrier`).
+    /// or a linearizable read from the cache). Concurrent callers share one query (`barrier`).
     public func sync() async throws(EtcdError) -> Int64 {
         let maxID: Int64
         do {
-            maxID = try await barrier.newestID()
+            maxID = try await barrier.submit(())
         } catch {
             throw StoreError.etcdError(for: error)
         }
