@@ -72,6 +72,9 @@ if [ -z "${KINE_BIN:-}" ]; then
   KINE_BIN="$ROOT/.build/release/kine"
 fi
 log "building kine-bench (release)"
+# SwiftPM keeps the build description of a path dependency (the kine package) across builds and
+# then misses source files added to it since; dropping it makes the build re-scan (seconds).
+rm -f Benchmarks/.build/release.yaml Benchmarks/.build/release/description.json
 swift build -c release --package-path Benchmarks --product kine-bench >&2
 BENCH="$ROOT/Benchmarks/.build/release/kine-bench"
 
