@@ -35,6 +35,17 @@ struct ReadCacheIntegrationTests {
         return ranges
     }()
 
+    /// A database with two stores on it (two kine processes), both caches loaded.
+    private static func withTwoLoadedProcesses(_ body: (PostgresClient, KineStore, KineStore) async throws -> Void) async throws {
+        try await StoreTestDB.withDatabase { client in
+            try await StoreTestDB.withTwoProcesses(client) { first, second in
+                try await waitLoaded(first)
+                try await waitLoaded(second)
+                try await body(client, first, second)
+            }
+        }
+    }
+
     private static func waitLoaded(_ store: KineStore) async throws {
         for _ in 0..<500 where !store.readCacheLoaded { try await Task.sleep(for: .milliseconds(10)) }
         #expect(store.readCacheLoaded)
@@ -128,66 +139,58 @@ struct ReadCacheIntegrationTests {
 
     @Test("Two processes writing the same keys in turn: each write builds on the other's (the Writer's cache guard)")
     func alternatingWriters() async throws {
-        try await StoreTestDB.withDatabase { client in
-            try await StoreTestDB.withTwoProcesses(client) { first, second in
-                try await Self.waitLoaded(first)
-                try await Self.waitLoaded(second)
-                var last: [Int: (value: Bytes, revision: Int64, version: Int64)] = [:]
-                for index in 0..<90 {
-                    let store = index.isMultiple(of: 2) ? first : second
-                    let key = index % 3
-                    let put = try await store.put(PutRequest(key: bytes("k\(key)"), value: bytes("\(index)"), prevKV: true))
-                    #expect(put.prevKV?.value == last[key]?.value && put.prevKV?.modRevision == last[key]?.revision)
-                    #expect(put.prevKV?.version == last[key]?.version)
-                    last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
-                    // A txn that only reads (compare fails) must see the other's write too.
-                    let txn = try await store.txn(TxnRequest(
-                        compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
-                        failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
-                    guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
-                    #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
-                }
-                let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
-                #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
+        try await Self.withTwoLoadedProcesses { client, first, second in
+            var last: [Int: (value: Bytes, revision: Int64, version: Int64)] = [:]
+            for index in 0..<90 {
+                let store = index.isMultiple(of: 2) ? first : second
+                let key = index % 3
+                let put = try await store.put(PutRequest(key: bytes("k\(key)"), value: bytes("\(index)"), prevKV: true))
+                #expect(put.prevKV?.value == last[key]?.value && put.prevKV?.modRevision == last[key]?.revision)
+                #expect(put.prevKV?.version == last[key]?.version)
+                last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
+                // A txn that only reads (compare fails) must see the other's write too.
+                let txn = try await store.txn(TxnRequest(
+                    compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
+                    failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
+                guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
+                #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
             }
+            let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
+            #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
         }
     }
 
     @Test("Many concurrent writers on two processes: every put's prev_kv and version continue the one before it")
     func concurrentChains() async throws {
-        try await StoreTestDB.withDatabase { client in
-            try await StoreTestDB.withTwoProcesses(client) { first, second in
-                try await Self.waitLoaded(first)
-                try await Self.waitLoaded(second)
-                // Batches queue up behind each other on each process (pipelined from the cache) while
-                // the other process's commits make some of them stale.
-                let puts = try await withThrowingTaskGroup(of: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)].self) { group in
-                    for task in 0..<48 {
-                        let store = task.isMultiple(of: 3) ? second : first
-                        group.addTask {
-                            var done: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)] = []
-                            for step in 0..<25 {
-                                let key = (task + step) % 5
-                                let value = bytes("\(task)-\(step)")
-                                let put = try await store.put(PutRequest(key: bytes("c\(key)"), value: value, prevKV: true))
-                                done.append((key, put.header.revision, value, put.prevKV))
-                            }
-                            return done
+        try await Self.withTwoLoadedProcesses { client, first, second in
+            // Each process batches its writers' puts on its cache while the other process's commits
+            // make some of those batches stale (the guard sends them the slow way).
+            let puts = try await withThrowingTaskGroup(of: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)].self) { group in
+                for task in 0..<48 {
+                    let store = task.isMultiple(of: 3) ? second : first
+                    group.addTask {
+                        var done: [(key: Int, revision: Int64, value: Bytes, prev: KeyValue?)] = []
+                        for step in 0..<25 {
+                            let key = (task + step) % 5
+                            let value = bytes("\(task)-\(step)")
+                            let put = try await store.put(PutRequest(key: bytes("c\(key)"), value: value, prevKV: true))
+                            done.append((key, put.header.revision, value, put.prevKV))
                         }
+                        return done
                     }
-                    return try await group.reduce(into: []) { $0 += $1 }
                 }
-                #expect(Set(puts.map(\.revision)).count == puts.count)
-                for key in 0..<5 {
-                    let chain = puts.filter { $0.key == key }.sorted { $0.revision < $1.revision }
-                    for (index, put) in chain.enumerated() {
-                        let before = index > 0 ? chain[index - 1] : nil
-                        #expect(put.prev?.value == before?.value && put.prev?.modRevision == before?.revision)
-                        #expect(put.prev?.version == (before == nil ? nil : Int64(index)))
-                    }
-                    let stored = try await first.range(RangeRequest(key: bytes("c\(key)")))
-                    #expect(stored.kvs.first?.version == Int64(chain.count) && stored.kvs.first?.value == chain.last?.value)
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(Set(puts.map(\.revision)).count == puts.count)
+            for key in 0..<5 {
+                let chain = puts.filter { $0.key == key }.sorted { $0.revision < $1.revision }
+                for (index, put) in chain.enumerated() {
+                    let before = index > 0 ? chain[index - 1] : nil
+                    #expect(put.prev?.value == before?.value && put.prev?.modRevision == before?.revision)
+                    #expect(put.prev?.version == (before == nil ? nil : Int64(index)))
                 }
+                let stored = try await first.range(RangeRequest(key: bytes("c\(key)")))
+                #expect(stored.kvs.first?.version == Int64(chain.count) && stored.kvs.first?.value == chain.last?.value)
             }
         }
     }
