@@ -133,19 +133,7 @@ struct KeyFactory: Sendable {
     }
 
     /// The etcd range end that covers every key with `prefix` ("prefix + 1").
-    var prefixEnd: Bytes { KeyFactory.prefixEnd(of: prefix) }
-
-    static func prefixEnd(of prefix: Bytes) -> Bytes {
-        var end = prefix
-        while let last = end.last {
-            if last < 0xFF {
-                end[end.count - 1] = last + 1
-                return end
-            }
-            end.removeLast()
-        }
-        return [0]
-    }
+    var prefixEnd: Bytes { KeyRange.prefixEnd(prefix) }
 }
 
 /// A value of `size` printable, not trivially compressible bytes.

@@ -181,7 +181,7 @@ struct ListScenario: Scenario {
     var keys: KeyFactory { KeyFactory(prefix: String(decoding: prefix, as: UTF8.self), keySize: 0, keySpaceSize: keyCount) }
 
     func setup(_ client: EtcdClient) async throws -> [String: Int] {
-        let existing = try await client.range(0, RangeRequest(key: prefix, rangeEnd: KeyFactory.prefixEnd(of: prefix), countOnly: true))
+        let existing = try await client.range(0, RangeRequest(key: prefix, rangeEnd: KeyRange.prefixEnd(prefix), countOnly: true))
         if existing.count != Int64(keyCount) {
             _ = try await client.populate(keys: (0..<keyCount).map(keys.key), value: value, parallelism: max(options.clients, 16))
         }
@@ -199,7 +199,7 @@ struct ListScenario: Scenario {
 
         mutating func perform(op: Int) async throws -> Duration? {
             let request = RangeRequest(
-                key: start, rangeEnd: KeyFactory.prefixEnd(of: scenario.prefix), limit: scenario.pageSize, revision: revision)
+                key: start, rangeEnd: KeyRange.prefixEnd(scenario.prefix), limit: scenario.pageSize, revision: revision)
             let response = try await etcd.range(client, request)
             keysRead += response.kvs.count
             if response.more, let last = response.kvs.last {
