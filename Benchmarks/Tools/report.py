@@ -87,6 +87,16 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "–"
 
 
+def failure_note(name, target, r):
+    """The report line for a run that was not available or had errors, else None."""
+    if r and not r.get("available", True):
+        return f"- {name} on {target}: not available ({r.get('reason', '')})"
+    if r and (r.get("failed") or r.get("errors")):
+        samples = r.get("errorSamples") or [r.get("reason", "")]
+        return f"- {name} on {target}: {r.get('errors', 'all')} errors, e.g. `{str(samples[0])[:200]}`"
+    return None
+
+
 def tput_ratio(k, e) -> float | None:
     if ok(k) and ok(e) and e["requestsPerSecond"]:
         return k["requestsPerSecond"] / e["requestsPerSecond"]
@@ -212,11 +222,9 @@ def generate(results: str, out_md: str, plot_dir: str) -> str:
     for name, _ in scenarios:
         for target in ("kine", "etcd"):
             r = data[name].get(target)
-            if r and not r.get("available", True):
-                notes.append(f"- {name} on {target}: not available ({r.get('reason', '')})")
-            elif r and (r.get("failed") or r.get("errors")):
-                samples = r.get("errorSamples") or [r.get("reason", "")]
-                notes.append(f"- {name} on {target}: {r.get('errors', 'all')} errors, e.g. `{str(samples[0])[:200]}`")
+            note = failure_note(name, target, r)
+            if note:
+                notes.append(note)
             extra = (r or {}).get("extra") or {}
             if target == "kine" and extra.get("cas_failures"):
                 notes.append(f"- {name}: {extra['cas_failures']} CAS compare failures on kine")
@@ -452,11 +460,9 @@ def generate_watch(results: str, out_md: str, plot_dir: str) -> str:
     for name, _ in scenarios:
         for target in ("etcd", "kine"):
             r = data[name].get(target)
-            if r and not r.get("available", True):
-                notes.append(f"- {name} on {target}: not available ({r.get('reason', '')})")
-            elif r and (r.get("failed") or r.get("errors")):
-                samples = r.get("errorSamples") or [r.get("reason", "")]
-                notes.append(f"- {name} on {target}: {r.get('errors', 'all')} errors, e.g. `{str(samples[0])[:200]}`")
+            note = failure_note(name, target, r)
+            if note:
+                notes.append(note)
             x = (r or {}).get("extra") or {}
             if x.get("watchers_incomplete"):
                 notes.append(f"- {name} on {target}: {x['watchers_incomplete']} watchers missed events "
