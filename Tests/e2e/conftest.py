@@ -102,6 +102,18 @@ def servers(ref, target):
     return ref, target
 
 
+@pytest.fixture(scope="module")
+def clients(servers):
+    """A gRPC client per server of the pair, for the differential suites."""
+    from etcdgrpc import Client  # generates the stubs on first use; not every suite needs them
+
+    ref, tgt = servers
+    a, b = Client(ref.endpoint), Client(tgt.endpoint)
+    yield a, b
+    a.close()
+    b.close()
+
+
 @pytest.fixture(autouse=True)
 def _alive_check(request):
     yield

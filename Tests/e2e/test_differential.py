@@ -16,19 +16,13 @@ import uuid
 
 import pytest
 
+from cases import Cases
 from etcdgrpc import Client, modules, to_dict
 from normalize import assert_same, normalize
 
 RUN = uuid.uuid4().hex[:6]
-CASES: list = []
-
-
-def case(fn=None, *, xfail: str | None = None):
-    def reg(f):
-        marks = [pytest.mark.xfail(reason=xfail, strict=True)] if xfail else []
-        CASES.append(pytest.param(f, id=f.__name__.removeprefix("case_"), marks=marks))
-        return f
-    return reg(fn) if fn else reg
+CASES = Cases()
+case = CASES.case
 
 
 class Ctx:
@@ -129,15 +123,6 @@ class Ctx:
 def _normalized(ctx: Ctx):
     # Requests carry absolute revisions too (e.g. `revision`, `mod_revision` compares).
     return normalize(ctx.records, ctx.base)
-
-
-@pytest.fixture(scope="module")
-def clients(servers):
-    ref, tgt = servers
-    a, b = Client(ref.endpoint), Client(tgt.endpoint)
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.mark.parametrize("fn", CASES)

@@ -18,22 +18,16 @@ import uuid
 import pytest
 
 import harness
-from etcdgrpc import Client, Stream, to_dict
+from cases import Cases
+from etcdgrpc import Stream, to_dict
 from normalize import assert_same, normalize, normalize_text
 from test_watch import WCtx, compare, run_pair
 
 RUN = uuid.uuid4().hex[:6]
-CASES: list = []
+CASES = Cases()
+case = CASES.case
 # Explicit lease IDs of this run (the same on both servers): unlikely to collide with server-chosen ones.
 ID_BASE = 0x7E58_0000_0000 + (int(RUN, 16) << 8)
-
-
-def case(fn=None, *, xfail: str | None = None):
-    def reg(f):
-        marks = [pytest.mark.xfail(reason=xfail, strict=True)] if xfail else []
-        CASES.append(pytest.param(f, id=f.__name__.removeprefix("case_"), marks=marks))
-        return f
-    return reg(fn) if fn else reg
 
 
 class LCtx(WCtx):
@@ -87,15 +81,6 @@ class LCtx(WCtx):
         for s in getattr(self, "_ka", []):
             s.close()
         super().finish()
-
-
-@pytest.fixture(scope="module")
-def clients(servers):
-    ref, tgt = servers
-    a, b = Client(ref.endpoint), Client(tgt.endpoint)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def _run(servers, clients, fn, name):

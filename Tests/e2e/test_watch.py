@@ -29,19 +29,13 @@ import uuid
 import pytest
 
 import harness
+from cases import Cases
 from etcdgrpc import Client, Stream, to_dict
 from normalize import assert_same, normalize, normalize_leases, pretty, rel
 
 RUN = uuid.uuid4().hex[:6]
-CASES: list = []
-
-
-def case(fn=None, *, xfail: str | None = None):
-    def reg(f):
-        marks = [pytest.mark.xfail(reason=xfail, strict=True)] if xfail else []
-        CASES.append(pytest.param(f, id=f.__name__.removeprefix("case_"), marks=marks))
-        return f
-    return reg(fn) if fn else reg
+CASES = Cases()
+case = CASES.case
 
 
 class WatchStream:
@@ -169,15 +163,6 @@ class WCtx:
             w.close()
         for lid in self.leases:
             self.cl.call(self.cl.lease.LeaseRevoke, self.pb.LeaseRevokeRequest(ID=lid))
-
-
-@pytest.fixture(scope="module")
-def clients(servers):
-    ref, tgt = servers
-    a, b = Client(ref.endpoint), Client(tgt.endpoint)
-    yield a, b
-    a.close()
-    b.close()
 
 
 def run_pair(servers, clients, fn, name: str, ctx_class=None):
