@@ -232,18 +232,32 @@ final class PGConnection {
         return true
     }
 
-    /// Sends one statement with binary parameters and binary results. All parameter bytes live
-    /// in one buffer, and every pointer into it is used inside a single `withUnsafeBufferPointer`.
+    /// Sends one statement with binary parameters and binary results.
     private func send(_ statement: SQLStatement, on conn: OpaquePointer) -> Bool {
-        let count = statement.parameters.count
+        Self.withBinaryParameters(statement.parameters) { types, values, lengths, formats in
+            let count = Int32(values.count)
+            if let name = statement.name {
+                return PQsendQueryPrepared(conn, name, count, values, lengths, formats, 1) == 1
+            } else {
+                return PQsendQueryParams(conn, statement.sql, count, types, values, lengths, formats, 1) == 1
+            }
+        } ?? false
+    }
+
+    /// Encodes `parameters` in PostgreSQL's binary format and calls `body` with libpq's parallel
+    /// arrays (types, value pointers, lengths, formats). All bytes live in one buffer, and every
+    /// pointer into it is used inside `body` only.
+    private static func withBinaryParameters<R>(
+        _ parameters: [SQLValue], _ body: ([Oid], [UnsafePointer<CChar>?], [Int32], [Int32]) -> R
+    ) -> R? {
         var types: [Oid] = []
         var offsets: [Int] = []
         var lengths: [Int32] = []
-        types.reserveCapacity(count)
-        offsets.reserveCapacity(count)
-        lengths.reserveCapacity(count)
+        types.reserveCapacity(parameters.count)
+        offsets.reserveCapacity(parameters.count)
+        lengths.reserveCapacity(parameters.count)
         var buffer: [UInt8] = []
-        for value in statement.parameters {
+        for value in parameters {
             let encoded = PostgresBinary.encode(value)
             types.append(Oid(encoded.oid))
             if let bytes = encoded.bytes {
@@ -257,17 +271,13 @@ final class PGConnection {
         }
         // Never empty, so the base address is non-nil and empty values are non-NULL pointers.
         buffer.append(0)
-        let formats = [Int32](repeating: 1, count: count)
-        return buffer.withUnsafeBufferPointer { raw -> Bool in
-            guard let base = raw.baseAddress else { return false }
+        let formats = [Int32](repeating: 1, count: parameters.count)
+        return buffer.withUnsafeBufferPointer { raw -> R? in
+            guard let base = raw.baseAddress else { return nil }
             let values: [UnsafePointer<CChar>?] = offsets.map { offset in
                 offset < 0 ? nil : UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self)
             }
-            if let name = statement.name {
-                return PQsendQueryPrepared(conn, name, Int32(count), values, lengths, formats, 1) == 1
-            } else {
-                return PQsendQueryParams(conn, statement.sql, Int32(count), types, values, lengths, formats, 1) == 1
-            }
+            return body(types, values, lengths, formats)
         }
     }
 
@@ -336,30 +346,9 @@ final class PGConnection {
         guard let conn, !isPipelined else {
             return .failure(SQLError(kind: .connection, message: "connection is closed"))
         }
-        let encoded = parameters.map(PostgresBinary.encode)
-        var buffer: [UInt8] = []
-        var offsets: [Int] = []
-        var lengths: [Int32] = []
-        for value in encoded {
-            if let bytes = value.bytes {
-                offsets.append(buffer.count)
-                lengths.append(Int32(clamping: bytes.count))
-                buffer.append(contentsOf: bytes)
-            } else {
-                offsets.append(-1)
-                lengths.append(0)
-            }
-        }
-        buffer.append(0)
-        let types = encoded.map { Oid($0.oid) }
-        let formats = [Int32](repeating: 1, count: encoded.count)
-        let result: OpaquePointer? = buffer.withUnsafeBufferPointer { raw in
-            guard let base = raw.baseAddress else { return nil }
-            let values: [UnsafePointer<CChar>?] = offsets.map { offset in
-                offset < 0 ? nil : UnsafeRawPointer(base + offset).assumingMemoryBound(to: CChar.self)
-            }
-            return PQexecParams(conn, sql, Int32(encoded.count), types, values, lengths, formats, 1)
-        }
+        let result: OpaquePointer? = Self.withBinaryParameters(parameters) { types, values, lengths, formats in
+            PQexecParams(conn, sql, Int32(values.count), types, values, lengths, formats, 1)
+        } ?? nil
         guard let result else {
             return .failure(SQLError(kind: .connection, message: Self.errorMessage(conn)))
         }
