@@ -6,8 +6,8 @@ import Synchronization
 /// Loaded once from the table (`load`), then advanced by the WatchHub with every revision it
 /// publishes, in id order, so the cache is always the table's state at the hub's `lastID`: no
 /// revision is skipped or applied twice. Range reads at the current revision are answered from
-/// here (after a read barrier for linearizable ones, `WatchHub.linearize`), and the Writer
-/// evaluates batches against it instead of reading their keys back (`Writer`'s fast path).
+/// here (after the read barrier for linearizable ones, `WatchHub.sync`), and the Writer
+/// evaluates batches against it instead of reading their keys back (`Writer.processFromCache`).
 ///
 /// Tombstones are kept (key → row id of the delete) because the next write of the key records
 /// that id as its `prev_revision`, as it would read it from the table; compaction drops them
@@ -29,17 +29,22 @@ final class KeyValueCache: Sendable {
         /// Id of the last row applied and the revision it belongs to; nil until loaded.
         var lastID: Int64?
         var revision: Int64 = 0
+
+        /// Live values in `range`, in key order, at most `limit`.
+        func kvs(in range: KeyRange, limit: Int = .max) -> [KeyValue] {
+            var kvs: [KeyValue] = []
+            live.forEach(in: range) { _, entry in
+                kvs.append(entry.kv)
+                return kvs.count < limit
+            }
+            return kvs
+        }
     }
 
     private let state = Mutex(State())
 
     /// Whether the cache holds a state (false until the first load).
     var isLoaded: Bool { state.withLock { $0.lastID != nil } }
-
-    /// The position the cache is at: (last row id, revision).
-    var position: (lastID: Int64, revision: Int64)? {
-        state.withLock { state in state.lastID.map { ($0, state.revision) } }
-    }
 
     /// Replaces everything with the table's latest rows (tombstones included) as of `lastID`.
     func load(rows: [StoredRow], lastID: Int64, revision: Int64) {
@@ -64,11 +69,6 @@ final class KeyValueCache: Sendable {
             state.lastID = lastID
             state.revision = revision
         }
-    }
-
-    /// Forgets everything (the table went away under it, e.g. another database after a failover).
-    func invalidate() {
-        state.withLock { $0 = State() }
     }
 
     /// Applies published revisions that follow the cache's position, in order.
@@ -145,15 +145,7 @@ final class KeyValueCache: Sendable {
     /// txn responses carry no header, as etcd's.
     private static func apply(_ txn: TxnRequest, in state: State) -> TxnResponse {
         let succeeded = txn.compare.allSatisfy { compare in
-            var kvs: [KeyValue] = []
-            let range = KeyRange(key: compare.key, rangeEnd: compare.rangeEnd)
-            if !range.isEmpty {
-                state.live.forEach(in: range) { _, entry in
-                    kvs.append(entry.kv)
-                    return true
-                }
-            }
-            return CompareEvaluation.evaluate(compare, against: kvs)
+            CompareEvaluation.evaluate(compare, against: state.kvs(in: KeyRange(key: compare.key, rangeEnd: compare.rangeEnd)))
         }
         var response = TxnResponse(succeeded: succeeded)
         for op in succeeded ? txn.success : txn.failure {
@@ -174,13 +166,7 @@ final class KeyValueCache: Sendable {
         if request.countOnly { return RangeSelection.apply(request, kvs: [], count: total, header: header) }
         // One more than the limit tells RangeSelection there are more.
         let wanted = RangeSelection.needsFullRange(request) || request.limit <= 0 ? Int.max : Int(request.limit) + 1
-        var kvs: [KeyValue] = []
-        kvs.reserveCapacity(min(wanted, Int(total)))
-        state.live.forEach(in: range) { _, entry in
-            kvs.append(entry.kv)
-            return kvs.count < wanted
-        }
-        return RangeSelection.apply(request, kvs: kvs, count: total, header: header)
+        return RangeSelection.apply(request, kvs: state.kvs(in: range, limit: wanted), count: total, header: header)
     }
 
     /// The live keys a bulk DeleteRange of stored names `nameRange` deletes, in stored-name order
