@@ -61,6 +61,8 @@ struct StoreSQL: Sendable {
     /// The current etcd revision: the revision of the newest row.
     static let currentRevision = "COALESCE((SELECT COALESCE(kv_revision, id) FROM kine ORDER BY id DESC LIMIT 1), 0)"
     static let compactRevision = "(SELECT COALESCE(MAX(prev_revision), 0) FROM kine WHERE name = 'compact_rev_key')"
+    /// The newest row id (0 for an empty table).
+    static let newestID = "(SELECT COALESCE(MAX(id), 0) FROM kine)"
 
     /// The id of the last row of revision `parameter` or before: reads at a revision read rows up
     /// to this id. Served by `kine_revision_id_index`.
@@ -71,12 +73,12 @@ struct StoreSQL: Sendable {
     /// Header of a read at revision `$1` (0 = current): current revision, compacted revision and
     /// the id bound of the read, from one snapshot.
     static let headerCTE = """
-        WITH cur AS (SELECT \(currentRevision) AS rev, (SELECT COALESCE(MAX(id), 0) FROM kine) AS maxid), \
+        WITH cur AS (SELECT \(currentRevision) AS rev, \(newestID) AS maxid), \
         hdr AS (SELECT cur.rev AS cur, \(compactRevision) AS compact, \
         CASE WHEN $1::int8 > 0 THEN \(idBound("$1::int8")) ELSE cur.maxid END AS bound FROM cur)
         """
 
-    static let header = "SELECT \(currentRevision), \(compactRevision), (SELECT COALESCE(MAX(id), 0) FROM kine)"
+    static let header = "SELECT \(currentRevision), \(compactRevision), \(newestID)"
 
     /// The name predicate for a stored-name range and its parameters, numbered from `first`.
     func predicate(_ range: KeyRange, first: Int, table: String? = nil) -> (sql: String, parameters: [SQLValue], shape: String) {
@@ -122,14 +124,14 @@ struct StoreSQL: Sendable {
     }
 
     /// The newest row id: what a linearizable read must have seen (the read barrier, `WatchHub.sync`).
-    static let newestIDStatement = SQLStatement("SELECT COALESCE(MAX(id), 0) FROM kine", name: "newest_id")
+    static let newestIDStatement = SQLStatement("SELECT \(newestID)", name: "newest_id")
 
     /// The read cache's starting point from one snapshot: `cur, maxid`, then the columns of the
     /// latest row of every name up to `maxid`, tombstones included (`KeyValueCache.load`).
     var latestOfAllNames: SQLStatement {
         let rows = latestRows("true", bound: "hdr.maxid", keysOnly: false, includeDeleted: true, single: false)
         return SQLStatement("""
-            WITH hdr AS (SELECT \(Self.currentRevision) AS cur, (SELECT COALESCE(MAX(id), 0) FROM kine) AS maxid) \
+            WITH hdr AS (SELECT \(Self.currentRevision) AS cur, \(Self.newestID) AS maxid) \
             SELECT hdr.cur, hdr.maxid, r.* FROM hdr LEFT JOIN LATERAL (\(rows)) AS r ON true
             """, name: "cache_load")
     }
@@ -198,15 +200,10 @@ struct StoreSQL: Sendable {
     /// the lock: `g` reads the table as the lock left it, so a true guard means no row came
     /// after the state the rows were computed from.
     static let guardedInsertRows = """
-        WITH g AS (SELECT COALESCE(MAX(id), 0) = $12::int8 AS ok FROM kine), \
+        WITH g AS (SELECT \(newestID) = $12::int8 AS ok), \
         ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
         SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $14::text) END FROM g
         """
-
-    /// Whether the newest id is still `id` (a batch that wrote nothing: were its reads current?).
-    static func newestIs(_ id: Int64) -> SQLStatement {
-        SQLStatement("SELECT COALESCE(MAX(id), 0) = $1::int8 FROM kine", [.int64(id)], name: "w_newest_is")
-    }
 
     /// Tombstones for every live key of a stored-name range, ids `$1 + 1…` in key order, all at
     /// revision `$2`, computed and inserted by PostgreSQL (`WriteRequest.isBulkDelete`).

@@ -181,7 +181,7 @@ final class Writer: Sendable {
         let current: Bool
         do {
             if rows.isEmpty {
-                current = try await session.pipeline([StoreSQL.newestIs(snapshot.lastID)])[0].rows.first?.bool(0) ?? false
+                current = try await session.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) == snapshot.lastID
             } else {
                 let guarded = guardedInsertStatement(
                     rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision)
