@@ -31,7 +31,7 @@ public final class WatchHub: Sendable {
     private let state: Mutex<State>
     private let batchRows: Int64 = 1000
     /// The latest state of every key, advanced with each published revision; nil when disabled.
-    let cache: KeyValueCache?
+    private let cache: KeyValueCache?
     /// The read barrier: the newest id, read by a query that started after the request (etcd's
     /// ReadIndex), one query for every request waiting.
     private let barrier: Coalescer<Void, Int64>
