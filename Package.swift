@@ -46,6 +46,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Two-node HA role logic as a pure state machine (no I/O): roles, probe rules, decisions.
+        .target(name: "KineHA", swiftSettings: swiftSettings),
         // MVCC over the kine table: Writer (group commit), Reader, compaction.
         .target(
             name: "KineStore",
@@ -72,7 +74,7 @@ let package = Package(
         .target(
             name: "KineServer",
             dependencies: [
-                "KineCore", "KineStore", "KineProto", "KineHTTP2", "KinePostgres", "KineSQL",
+                "KineCore", "KineStore", "KineProto", "KineHTTP2", "KinePostgres", "KineSQL", "KineHA",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -83,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "kine",
             dependencies: [
-                "KineServer",
+                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KineHA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,6 +95,7 @@ let package = Package(
 
         // Helpers shared by the test targets (a seeded random generator).
         .target(name: "KineTestSupport", path: "Tests/KineTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "KineHATests", dependencies: ["KineHA"], swiftSettings: swiftSettings),
         .testTarget(name: "KineCoreTests", dependencies: ["KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
         .testTarget(

@@ -23,6 +23,7 @@ files=(
   etcd/authpb/auth.proto
   etcd/etcdserverpb/rpc.proto
   grpc/health/v1/health.proto
+  kine/ha/v1/peer.proto
 )
 
 command -v protoc-c >/dev/null || { echo "protoc-c not found (apt-get install protobuf-c-compiler)" >&2; exit 1; }
@@ -33,7 +34,7 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$protos" && protoc-c --proto_path=. --c_out="$tmp" "${files[@]}")
 
 # Replace previous output: every generated file, and nothing else, lives in these places.
-rm -rf "$out/include" "$out/etcd" "$out/grpc"
+rm -rf "$out/include" "$out/etcd" "$out/grpc" "$out/kine"
 rm -f "$out/placeholder.c"
 mkdir -p "$out/include"
 

@@ -14,11 +14,19 @@ public final class GRPCClientConnection: Sendable {
         self.handler = handler
     }
 
+    /// `connectTimeout` bounds the TCP connect (NIO's default is 10 s; the HA prober needs its
+    /// probe timeout against a peer whose packets are silently dropped).
     public static func connect(
-        host: String, port: Int, eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        host: String, port: Int, connectTimeout: Duration? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> GRPCClientConnection {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let channel = try await ClientBootstrap(group: eventLoopGroup)
+        var bootstrap = ClientBootstrap(group: eventLoopGroup)
+        if let connectTimeout {
+            bootstrap = bootstrap.connectTimeout(.nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
+                + connectTimeout.components.attoseconds / 1_000_000_000))
+        }
+        let channel = try await bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -97,6 +105,9 @@ public final class GRPCClientConnection: Sendable {
         return GRPCClientBidirectionalCall(
             handle: callHandle, outbound: outbound, responses: responses, status: promise.futureResult)
     }
+
+    /// Whether the connection is still open.
+    public var isActive: Bool { channel.isActive }
 
     /// Sends GOAWAY and closes the connection; open calls fail with UNAVAILABLE.
     public func close() async {

@@ -112,6 +112,22 @@ public struct PostgresConfiguration: Sendable, Hashable, CustomStringConvertible
         return result
     }
 
+    /// A libpq conninfo string (`key='value' …`) for this target with `overrides` applied, for
+    /// a server-side connection such as a logical-replication subscription.
+    public func conninfo(overrides: [String: String] = [:]) -> String {
+        var pairs: [(String, String)] = []
+        var seen = Set<String>()
+        for key in overrides.keys.sorted() {
+            if let value = overrides[key] { pairs.append((key, value)) }
+            seen.insert(key)
+        }
+        for (key, value) in connectionParameters where !seen.contains(key) { pairs.append((key, value)) }
+        return pairs.map { key, value in
+            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'")
+            return "\(key)='\(escaped)'"
+        }.joined(separator: " ")
+    }
+
     /// The target without the password, for logs.
     public var description: String {
         var text = "postgres://"

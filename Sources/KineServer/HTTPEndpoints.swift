@@ -1,11 +1,14 @@
 import Foundation
+import KineCore
 import KineHTTP2
 import KineStore
 
 /// The HTTP/1.1 endpoints etcd serves on its client port: `/health`, `/version` and a minimal
 /// `/metrics` (`etcdctl check datascale` reads `process_resident_memory_bytes` there).
 struct HTTPEndpoints: Sendable {
-    let store: KineStore
+    let stores: StoreHandle
+    /// The current epoch's store (looked up per request, never kept).
+    private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
 
     func respond(_ path: String) async -> GRPCHTTP1Response {

@@ -5,7 +5,9 @@ import KineStore
 
 /// `/etcdserverpb.KV/*` on top of the store.
 struct KVService: Sendable {
-    let store: KineStore
+    let stores: StoreHandle
+    /// The current epoch's store (looked up per request, never kept).
+    private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
     /// etcd's `--max-request-bytes`: larger write requests fail with "request is too large".
     let maxRequestBytes: Int

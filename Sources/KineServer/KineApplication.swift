@@ -6,7 +6,8 @@ import KineStore
 public import Logging
 public import ServiceLifecycle
 
-/// The whole server as one `Service`: database pool, store (Writer) and gRPC transport.
+/// The whole server as one `Service`: the store (behind a `StoreHandle`), the etcd gRPC
+/// transport and, with `--ha-peer`, the HA controller and its peer port.
 public final class KineApplication: Service, Sendable {
     public let configuration: KineConfiguration
     private let logger: Logger
@@ -23,71 +24,66 @@ public final class KineApplication: Service, Sendable {
     }
 
     public func run(onListening: @Sendable (GRPCListenTarget) -> Void) async throws {
-        var database = try PostgresConfiguration(endpoint: configuration.endpoint)
-        // Every kine query is a key or key-range lookup with an index made for it. On a new or
-        // fast-growing table the planner's statistics lag (autovacuum analyzes minutes later) and
-        // cached generic plans keep sequential scans: measured 680 vs 11 000 puts/s
-        // (docs/benchmarks.md). Tell the planner not to pick them. And no JIT: with sequential
-        // scans costed as disabled, plans of a grown table cross `jit_above_cost`, and PostgreSQL
-        // compiled short statements with LLVM on every execution (27 % of all CPU during cas-64,
-        // which fell from 17k to 9k writes/s as the table grew; docs/benchmarks.md).
-        let planner = "-c enable_seqscan=off -c jit=off"
-        database.parameters["options"] = database.parameters["options"].map { "\($0) \(planner)" } ?? planner
-        _ = await PostgresClient.ensureDatabaseExists(database, logger: logger)
-        var options = PostgresClient.Options()
-        options.poolSize = configuration.readConnections + 1
-        let client = try await PostgresClient.connect(configuration: database, options: options, logger: logger)
-
-        var storeConfiguration = KineStore.Configuration()
-        storeConfiguration.schemaMigrationLevel = configuration.schemaMigrationLevel
-        storeConfiguration.compactBatchSize = configuration.compactBatchSize
-        storeConfiguration.readCache = configuration.readCache
-        let store: KineStore
-        do {
-            store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)
-        } catch {
-            await client.shutdown()
-            throw error
-        }
-
+        let local = try PostgresConfiguration(endpoint: configuration.endpoint)
+        let stores = StoreHandle()
         let identity = ServerIdentity(
-            clusterID: ServerIdentity.stableID("cluster:\(database.host ?? "local"):\(database.port ?? 5432)/\(database.database)"),
+            clusterID: ServerIdentity.stableID("cluster:\(local.host ?? "local"):\(local.port ?? 5432)/\(local.database)"),
             memberID: ServerIdentity.stableID("member:\(ProcessInfo.processInfo.hostName):\(configuration.listen)"),
             name: configuration.memberName, version: configuration.emulatedEtcdVersion,
             clientURL: Self.clientURL(configuration.listen))
+        let ha: HAController?
+        let single: StoreInstance?
+        if let haConfiguration = configuration.ha {
+            let haIdentity = identity.forPair(haConfiguration)
+            ha = try await HAController.start(
+                configuration: configuration, ha: haConfiguration, local: local, stores: stores, identity: haIdentity, logger: logger)
+            single = nil
+            try await serve(stores: stores, identity: haIdentity, ha: ha, onListening: onListening)
+        } else {
+            ha = nil
+            let instance = try await StoreInstance.open(local, configuration: configuration, logger: logger)
+            stores.install(instance.store, startRevision: 0)
+            single = instance
+            try await serve(stores: stores, identity: identity, ha: nil, onListening: onListening)
+        }
+        await ha?.shutdown()
+        await single?.shutdown()
+    }
+
+    /// Serves etcd clients (and, with HA, the peer port) until graceful shutdown.
+    private func serve(
+        stores: StoreHandle, identity: ServerIdentity, ha: HAController?, onListening: @Sendable (GRPCListenTarget) -> Void
+    ) async throws {
         let router = EtcdRouter([
-            KVService(store: store, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
-            MaintenanceService(store: store, identity: identity).methods(),
-            WatchService(store: store, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
-            LeaseService(store: store, identity: identity).methods(),
+            KVService(stores: stores, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
+            MaintenanceService(stores: stores, identity: identity).methods(),
+            WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
+            LeaseService(stores: stores, identity: identity).methods(),
         ])
-        let endpoints = HTTPEndpoints(store: store, identity: identity)
+        let endpoints = HTTPEndpoints(stores: stores, identity: identity)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
             router: router, logger: logger)
 
         let trimmer = Task { await MemoryTrimmer.run() }
         defer { trimmer.cancel() }
-        let startError: (any Error)? = await withTaskGroup(of: Void.self) { group in
-            let notifications = client.notifications(channel: "kine")
-            group.addTask { await store.run(notifications: notifications) }
-            var startError: (any Error)?
-            do {
-                let bound = try await server.start()
-                onListening(bound)
-                logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\(database)"])
+        var startError: (any Error)?
+        do {
+            let bound = try await server.start()
+            onListening(bound)
+            logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\(configuration.endpoint)"])
+            await withTaskGroup(of: Void.self) { group in
+                if let ha { group.addTask { await ha.run() } }
                 // Returns on graceful shutdown or cancellation.
                 try? await gracefulShutdown()
-            } catch {
-                logger.error("cannot listen", metadata: ["kine.listen": "\(configuration.listen)", "kine.error": "\(error)"])
-                startError = error
+                ha?.stop()
+                await group.waitForAll()
             }
-            await server.shutdown()
-            store.stop()
-            await group.waitForAll()
-            return startError
+        } catch {
+            logger.error("cannot listen", metadata: ["kine.listen": "\(configuration.listen)", "kine.error": "\(error)"])
+            startError = error
         }
-        await client.shutdown()
+        await server.shutdown()
         if let startError { throw startError }
     }
 

@@ -20,6 +20,9 @@ public struct KineConfiguration: Sendable {
     /// Go kine's `--watch-progress-notify-interval` (default 5 s; etcd's is 10 min).
     public var watchProgressNotifyInterval: Duration = .seconds(5)
 
+    /// Two-node HA (`--ha-peer` and friends); nil runs a single node.
+    public var ha: HAConfiguration?
+
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen
         self.endpoint = endpoint

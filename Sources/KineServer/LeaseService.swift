@@ -5,7 +5,9 @@ import KineStore
 
 /// `/etcdserverpb.Lease/*`.
 struct LeaseService: Sendable {
-    let store: KineStore
+    let stores: StoreHandle
+    /// The current epoch's store (looked up per request, never kept).
+    private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
 
     func methods() -> [String: GRPCMethod] {

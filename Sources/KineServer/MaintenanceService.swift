@@ -6,7 +6,9 @@ import KineStore
 /// `/etcdserverpb.Maintenance/*`, `/etcdserverpb.Cluster/MemberList` and `grpc.health.v1`:
 /// what a single always-leader member answers.
 struct MaintenanceService: Sendable {
-    let store: KineStore
+    let stores: StoreHandle
+    /// The current epoch's store (looked up per request, never kept).
+    private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
 
     func methods() -> [String: GRPCMethod] {
@@ -26,7 +28,7 @@ struct MaintenanceService: Sendable {
         }
         let response = StatusResponse(
             header: identity.header(revision: revision), version: identity.version, dbSize: size,
-            leader: identity.memberID, raftIndex: UInt64(max(revision, 0)), raftTerm: identity.raftTerm,
+            leader: identity.cluster.leaderID, raftIndex: UInt64(max(revision, 0)), raftTerm: identity.raftTerm,
             raftAppliedIndex: UInt64(max(revision, 0)), dbSizeInUse: size)
         return ProtoEncode.statusResponse(response)
     }
@@ -46,13 +48,17 @@ struct MaintenanceService: Sendable {
         return []
     }
 
-    /// This member alone, advertising the URL the client reached it by (as Go kine does).
+    /// A single node lists itself alone, advertising the URL the client reached it by (as Go
+    /// kine does); an HA node lists both nodes of the pair.
     func memberList(_ bytes: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8] {
         _ = try StatusMapping.decode(bytes, ProtoDecode.memberListRequest)
         let revision = try await currentRevision()
         let url = context.authority.isEmpty ? identity.clientURL : "http://\(context.authority)"
-        let member = Member(id: identity.memberID, name: identity.name, peerURLs: [url], clientURLs: [url])
-        return ProtoEncode.memberListResponse(MemberListResponse(header: identity.header(revision: revision), members: [member]))
+        var members = identity.cluster.members.map { Member(id: $0.id, name: $0.name, peerURLs: $0.peerURLs, clientURLs: $0.clientURLs) }
+        if members.isEmpty {
+            members = [Member(id: identity.memberID, name: identity.name, peerURLs: [url], clientURLs: [url])]
+        }
+        return ProtoEncode.memberListResponse(MemberListResponse(header: identity.header(revision: revision), members: members))
     }
 
     func healthCheck(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {

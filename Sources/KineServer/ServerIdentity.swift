@@ -10,16 +10,20 @@ public struct ServerIdentity: Sendable {
     public var version: String
     /// Client URL advertised when a request carries no `:authority`.
     public var clientURL: String
-    /// A single member never changes term.
-    public let raftTerm: UInt64 = 2
+    /// Term and leader: fixed for a single node (term 2, itself, as a fresh one-member etcd
+    /// reports), moved by the HA controller on every role change.
+    public let cluster: ClusterView
 
-    public init(clusterID: UInt64, memberID: UInt64, name: String, version: String, clientURL: String) {
+    public init(clusterID: UInt64, memberID: UInt64, name: String, version: String, clientURL: String, cluster: ClusterView? = nil) {
         self.clusterID = clusterID
         self.memberID = memberID
         self.name = name
         self.version = version
         self.clientURL = clientURL
+        self.cluster = cluster ?? ClusterView(term: 2, leaderID: memberID)
     }
+
+    public var raftTerm: UInt64 { cluster.term }
 
     /// Stable non-zero ids derived from names (FNV-1a), so restarts keep them.
     public static func stableID(_ text: String) -> UInt64 {

@@ -2,10 +2,15 @@ import KineCore
 import KineHTTP2
 import KineProto
 import KineStore
+import Synchronization
 
-/// `/etcdserverpb.Watch/Watch`: one WatchSession per stream.
+/// `/etcdserverpb.Watch/Watch`: one WatchSession per stream and store epoch.
+///
+/// When the store is replaced (HA), the stream's session cancels every watch as compacted at the
+/// new epoch's start revision and a new session on the new store takes the stream's next
+/// requests. When no store serves, the stream ends with etcd's "no leader" (clients retry).
 struct WatchService: Sendable {
-    let store: KineStore
+    let stores: StoreHandle
     let identity: ServerIdentity
     /// Go kine's `--watch-progress-notify-interval`.
     let progressInterval: Duration
@@ -18,47 +23,159 @@ struct WatchService: Sendable {
 
     func watch(_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter) async throws(GRPCStatus) {
         let identity = self.identity
-        let session = WatchSession(hub: store.watchHub) { response in
+        let sessions = StreamSessions { response in
             var response = response
             identity.fill(&response.header)
             try await responses.write(ProtoEncode.watchResponse(response))
         }
+        let token = stores.observe { change in sessions.storeChanged(change) }
+        defer { stores.stopObserving(token) }
         let interval = progressInterval
-        let failure: GRPCStatus? = await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // A failed send means the stream is gone; the request loop ends with it.
-                try? await session.run()
-            }
+        let stores = self.stores
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
-                    session.progressTick()
+                    sessions.current?.progressTick()
                 }
             }
-            var failure: GRPCStatus?
-            for await message in requests {
-                let request: WatchRequest
-                do throws(GRPCStatus) {
-                    request = try StatusMapping.decode(message, ProtoDecode.watchRequest)
-                } catch {
-                    failure = error
-                    break
-                }
-                await session.handle(request)
-            }
-            if failure == nil {
-                // etcd keeps a half-closed Watch stream open and goes on sending events; it ends
-                // when the client resets the stream (this task is cancelled) or goes away.
-                await withTaskCancellationHandler {
-                    _ = await group.next()
-                } onCancel: {
-                    session.close()
+            group.addTask {
+                // etcd keeps a half-closed Watch stream open and goes on sending events, so the
+                // end of the requests ends nothing; a malformed one ends the stream.
+                for await message in requests {
+                    do throws(GRPCStatus) {
+                        let request = try StatusMapping.decode(message, ProtoDecode.watchRequest)
+                        try await sessions.session(for: stores).handle(request)
+                    } catch {
+                        sessions.fail(error)
+                        return
+                    }
                 }
             }
-            session.close()
+            // Until the client resets the stream (this task is cancelled), a send fails (it went
+            // away), a request is malformed, or the store stops serving.
+            await withTaskCancellationHandler {
+                await sessions.runAll()
+            } onCancel: {
+                sessions.closeAll()
+            }
             group.cancelAll()
-            return failure
         }
-        if let failure { throw failure }
+        if let failure = sessions.failure { throw failure }
+    }
+}
+
+/// The sessions of one Watch stream: the current epoch's, and earlier ones still sending their
+/// cancellations. `runAll` returns when the stream is done (closed, a send failed, or no store).
+private final class StreamSessions: Sendable {
+    private struct State: Sendable {
+        var current: (epoch: UInt64, session: WatchSession)?
+        var failure: GRPCStatus?
+        var closed = false
+        var started: [WatchSession] = []
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let send: WatchSession.Sender
+    private let state = Mutex(State())
+
+    init(send: @escaping WatchSession.Sender) {
+        self.send = send
+    }
+
+    var current: WatchSession? { state.withLock { $0.current?.session } }
+    var failure: GRPCStatus? { state.withLock { $0.failure } }
+
+    /// The session of the current epoch, created on first use.
+    func session(for stores: StoreHandle) throws(GRPCStatus) -> WatchSession {
+        let epoch: StoreHandle.Epoch
+        do {
+            epoch = try stores.currentEpoch()
+        } catch {
+            throw StatusMapping.status(error)
+        }
+        let (session, waiter) = state.withLock { state -> (WatchSession, CheckedContinuation<Void, Never>?) in
+            if let current = state.current, current.epoch == epoch.number { return (current.session, nil) }
+            state.current?.session.endEpoch(compactRevision: epoch.startRevision)
+            let session = WatchSession(hub: epoch.store.watchHub, send: send)
+            state.current = (epoch.number, session)
+            state.started.append(session)
+            defer { state.waiter = nil }
+            return (session, state.waiter)
+        }
+        waiter?.resume()
+        return session
+    }
+
+    func storeChanged(_ change: StoreHandle.Change) {
+        switch change {
+        case .installed(let epoch):
+            state.withLock { state in
+                guard let current = state.current, current.epoch != epoch.number else { return }
+                current.session.endEpoch(compactRevision: epoch.startRevision)
+                state.current = nil
+            }
+        case .withdrawn(let reason):
+            fail(StatusMapping.status(reason))
+        }
+    }
+
+    /// Ends the stream with `status`.
+    func fail(_ status: GRPCStatus) {
+        state.withLock { $0.failure = $0.failure ?? status }
+        closeAll()
+    }
+
+    func closeAll() {
+        let sessions = state.withLock { $0.started }
+        for session in sessions { session.close() }
+        finish()
+    }
+
+    private func finish() {
+        let waiter = state.withLock { state in
+            state.closed = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Runs every session as it is created, until the stream is closed or a send fails (the
+    /// stream is gone), then waits for all of them to end.
+    func runAll() async {
+        await withTaskGroup(of: Void.self) { group in
+            var launched = 0
+            while true {
+                let (sessions, closed) = state.withLock { ($0.started, $0.closed) }
+                for session in sessions.dropFirst(launched) {
+                    group.addTask { [self] in
+                        do {
+                            try await session.run()
+                        } catch {
+                            closeAll()
+                        }
+                    }
+                }
+                launched = sessions.count
+                if closed { break }
+                await waitForChange(seen: launched)
+            }
+            let sessions = state.withLock { $0.started }
+            for session in sessions { session.close() }
+            await group.waitForAll()
+        }
+    }
+
+    /// Returns once a session beyond the first `seen` exists or the stream is closed.
+    private func waitForChange(seen: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state in
+                if state.closed || state.started.count > seen { return true }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 }

@@ -41,6 +41,15 @@ public final class KineStore: Sendable {
         return KineStore(client: client, sql: StoreSQL(legacyCollation: legacy), configuration: configuration, logger: logger)
     }
 
+    /// Creates or adopts the kine table and its indexes (DDL only, no rows): an HA follower's
+    /// copy needs the tables before its subscription fills them.
+    public static func prepareSchema(client: any SQLClient, migrationLevel: Int = 0, logger: Logger) async throws(SQLError) {
+        _ = try await Schema.prepare(client, migrationLevel: migrationLevel, logger: logger)
+    }
+
+    /// The transaction-scoped advisory lock every writer takes (commit order = id order).
+    public static let writeLockKey = StoreSQL.lockKey
+
     private init(client: any SQLClient, sql: StoreSQL, configuration: Configuration, logger: Logger) {
         self.client = client
         self.configuration = configuration

@@ -37,6 +37,8 @@ public final class WatchSession: Sendable {
         var progressTick = false
         var dirty = true
         var closed = false
+        /// Set by `endEpoch`: the send loop ends once the queued responses are out.
+        var closeWhenFlushed = false
         var waiter: CheckedContinuation<Void, Never>?
         /// The revision every synced watcher has been given everything up to.
         var deliveredThrough: Int64 = 0
@@ -121,6 +123,23 @@ public final class WatchSession: Sendable {
         update { $0.progressTick = true }
     }
 
+    /// The store this session follows was replaced (HA re-point or promotion): every watcher is
+    /// cancelled as compacted at `compactRevision`, the new epoch's start, as etcd cancels a
+    /// watch whose revision was compacted away (clients re-list, R3 of docs/ha.md). The send loop
+    /// ends once those responses are out; the stream goes on with a new session.
+    public func endEpoch(compactRevision: Int64) {
+        update { state in
+            let ids = Set(state.watchers.keys).union(state.pendingIDs).sorted()
+            state.watchers = [:]
+            state.pendingIDs = []
+            for id in ids {
+                state.control.append(.response(
+                    WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: compactRevision)))
+            }
+            state.closeWhenFlushed = true
+        }
+    }
+
     /// Ends the send loop.
     public func close() {
         let waiter = state.withLock { state in
@@ -152,6 +171,7 @@ public final class WatchSession: Sendable {
             await waitForWork()
             if state.withLock({ $0.closed }) { return }
             try await deliverRound()
+            if state.withLock({ $0.closeWhenFlushed && $0.control.isEmpty }) { return }
         }
     }
 

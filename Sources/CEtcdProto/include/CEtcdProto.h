@@ -5,3 +5,4 @@
 #include "auth.pb-c.h"
 #include "rpc.pb-c.h"
 #include "health.pb-c.h"
+#include "peer.pb-c.h"

@@ -1,0 +1,58 @@
+/// The messages of kine's own peer service (`kine.ha.v1.Peer`, `Protos/kine/ha/v1/peer.proto`).
+
+public struct HAStatusRequest: Sendable, Equatable {
+    /// The asking node ("" for the command line) and its term.
+    public var fromNode: String
+    public var term: UInt64
+
+    public init(fromNode: String = "", term: UInt64 = 0) {
+        self.fromNode = fromNode
+        self.term = term
+    }
+}
+
+/// What a node last learned about its peer from its own probes.
+public struct HAPeerView: Sendable, Equatable {
+    public var node = ""
+    /// Channel A (the peer's HA service) and channel B (a SQL round trip to the peer's PostgreSQL).
+    public var rpcOK = false
+    public var sqlOK = false
+    public var role = ""
+    public var term: UInt64 = 0
+    /// Consecutive probe rounds in which both channels failed.
+    public var failedRounds: UInt32 = 0
+    public var lastProbeUnixMilliseconds: Int64 = 0
+    public var error = ""
+
+    public init() {}
+}
+
+public struct HAStatus: Sendable, Equatable {
+    public var node = ""
+    public var term: UInt64 = 0
+    /// `HARole.rawValue`.
+    public var role = ""
+    public var leader = ""
+    public var paused = false
+    /// The etcd revision this node serves now.
+    public var maxRevision: Int64 = 0
+    /// The highest revision this node ever handed to a client (persisted).
+    public var highestServed: Int64 = 0
+    /// none (it leads), syncing, ready, disabled.
+    public var subscription = ""
+    public var lagRevisions: Int64 = 0
+    public var postgresUp = false
+    public var clockUnixMilliseconds: Int64 = 0
+    /// sync or async.
+    public var replication = ""
+    public var syncActive = false
+    public var epochStart: Int64 = 0
+    public var hasData = false
+    public var priority = ""
+    public var schemaVersion: UInt32 = 0
+    public var peer: HAPeerView?
+    /// The newest row id of the local database.
+    public var localMaxID: Int64 = 0
+
+    public init() {}
+}

@@ -1,0 +1,92 @@
+/// What the controller saw in one probe round: the input of `HARoleMachine.step`.
+public struct HAObservation: Sendable {
+    /// Time since the controller started (monotonic; tests pass any clock).
+    public var now: Duration
+    public var local: Local
+    public var peer: Peer
+
+    public init(now: Duration, local: Local, peer: Peer) {
+        self.now = now
+        self.local = local
+        self.peer = peer
+    }
+
+    /// This node's own PostgreSQL.
+    public struct Local: Sendable {
+        public var postgresUp: Bool
+        public var copy: CopyState
+        /// Every table of the copy finished its initial sync (`r`), whether or not the
+        /// subscription is enabled now: a subscription stopped by a lost connection still holds
+        /// a complete copy up to what it applied.
+        public var copyComplete: Bool
+        /// The leader term the local copy was made from (0: none).
+        public var subscribedTerm: UInt64
+        /// As leader: the follower's replication connection streams and is caught up.
+        public var followerStreaming: Bool
+
+        public init(
+            postgresUp: Bool = true, copy: CopyState = .none, copyComplete: Bool? = nil, subscribedTerm: UInt64 = 0,
+            followerStreaming: Bool = false
+        ) {
+            self.postgresUp = postgresUp
+            self.copy = copy
+            self.copyComplete = copyComplete ?? (copy == .ready)
+            self.subscribedTerm = subscribedTerm
+            self.followerStreaming = followerStreaming
+        }
+    }
+
+    /// The peer, through channel A (its HA service) and channel B (a SQL round trip to its
+    /// PostgreSQL).
+    public struct Peer: Sendable {
+        /// The peer's answer on channel A; nil when it did not answer in time.
+        public var status: PeerStatus?
+        public var sqlOK: Bool
+        /// As follower: whether this node's replication slot on the leader is gone or invalidated.
+        public var slotLost: Bool
+
+        public init(status: PeerStatus? = nil, sqlOK: Bool = false, slotLost: Bool = false) {
+            self.status = status
+            self.sqlOK = sqlOK
+            self.slotLost = slotLost
+        }
+    }
+}
+
+/// The parts of the peer's status the decisions use (`kine.ha.v1.StatusResponse`).
+public struct PeerStatus: Sendable, Equatable {
+    public var node: String
+    public var role: HARole
+    public var term: UInt64
+    public var leader: String
+    public var postgresUp: Bool
+    public var hasData: Bool
+    public var copy: CopyState
+    public var maxRevision: Int64
+    public var highestServed: Int64
+    public var priority: HAPriority
+    public var schemaVersion: UInt32
+
+    public init(
+        node: String, role: HARole, term: UInt64, leader: String = "", postgresUp: Bool = true, hasData: Bool = false,
+        copy: CopyState = .none, maxRevision: Int64 = 0, highestServed: Int64 = 0, priority: HAPriority = .secondary,
+        schemaVersion: UInt32 = HASchema.version
+    ) {
+        self.node = node
+        self.role = role
+        self.term = term
+        self.leader = leader
+        self.postgresUp = postgresUp
+        self.hasData = hasData
+        self.copy = copy
+        self.maxRevision = maxRevision
+        self.highestServed = highestServed
+        self.priority = priority
+        self.schemaVersion = schemaVersion
+    }
+}
+
+/// The version of kine's HA tables and peer protocol; a peer with another version is refused.
+public enum HASchema {
+    public static let version: UInt32 = 1
+}

@@ -1,0 +1,288 @@
+/// What the controller must do; each one changes the database the node serves from or its
+/// replication, and the controller persists role and term before it serves in the new role.
+public enum HAAction: Sendable, Equatable {
+    /// Serve as leader from the local database at `term` (no revision bump: nobody else led since).
+    case lead(term: UInt64, reason: String)
+    /// Take over: detach the copy, bump revisions above everything seen (`peerMaxRevision`
+    /// included), open the local database for writes, serve at `term`.
+    case promote(term: UInt64, peerMaxRevision: Int64, reason: String)
+    /// Route every request to `leader`'s database and follow it at `term`.
+    case follow(leader: String, term: UInt64, reason: String)
+    /// Re-make the local copy from the leader (save what only this node has, empty, subscribe).
+    case resync(reason: String)
+    /// Re-enable a copy that stopped (after a lost connection it simply continues).
+    case resumeCopy(reason: String)
+    /// As leader: wait for the follower on every commit (true) or not.
+    case setSynchronous(Bool, reason: String)
+    /// The role changed without any I/O (e.g. the copy became ready): persist it.
+    case persist(reason: String)
+}
+
+/// The role logic of one node as a pure state machine: each probe round's observation goes in,
+/// the actions come out (as swift-nio's state machines return actions). No clock, socket or
+/// database inside, so every rule is unit-tested (`HARoleMachineTests`).
+///
+/// The rules (docs/ha.md):
+/// - The peer is dead after `liveness` of consecutive rounds in which both channels failed. A
+///   follower whose leader's kine does not answer but whose database does never promotes.
+/// - A leader whose kine reports its own PostgreSQL down for two rounds is replaced at once.
+/// - Never promote while the copy is not ready, or within `holdDown` of the last leadership
+///   change. Never fail back.
+/// - A node that sees a leader with a newer term follows it.
+public struct HARoleMachine: Sendable {
+    public let node: String
+    public let priority: HAPriority
+    public let mode: ReplicationMode
+    public let timing: HATiming
+
+    public private(set) var role: HARole = .bootstrap
+    public private(set) var term: UInt64
+    /// Who this node believes leads ("" unknown).
+    public private(set) var leader: String = ""
+    /// Whether the leader now waits for the follower on commit.
+    public private(set) var synchronous = false
+    /// The role persisted by the last run (nil for a fresh node).
+    public let lastRole: HARole?
+
+    private var lastLeadershipChange: Duration = .zero
+    private var peerFailingSince: Duration?
+    private var replicationMissingSince: Duration?
+    private var fastPathRounds = 0
+    private var nextResyncAt: Duration = .zero
+    private var resyncBackoff: Duration = .seconds(1)
+    /// Resumes of a stopped copy since it was last seen streaming; a copy that keeps stopping
+    /// after `maxResumes` is re-made.
+    private var resumes = 0
+    static let maxResumes = 3
+    private var previous: (role: HARole, term: UInt64, leader: String, synchronous: Bool)?
+
+    public init(node: String, priority: HAPriority, mode: ReplicationMode, timing: HATiming, lastRole: HARole?, term: UInt64) {
+        self.node = node
+        self.priority = priority
+        self.mode = mode
+        self.timing = timing
+        self.lastRole = lastRole
+        self.term = term
+    }
+
+    /// Whether both channels have failed for `liveness`.
+    public func peerDead(at now: Duration) -> Bool {
+        guard let since = peerFailingSince else { return false }
+        return now - since >= timing.liveness
+    }
+
+    /// One probe round. The returned actions are carried out in order; if one fails the
+    /// controller calls `failed()` and the next round decides again.
+    public mutating func step(_ observation: HAObservation) -> [HAAction] {
+        let now = observation.now
+        trackPeer(observation)
+        previous = (role, term, leader, synchronous)
+        switch role {
+        case .bootstrap: return bootstrap(observation)
+        case .leader, .leaderAlone: return leading(observation)
+        case .follower, .followerSyncing, .resyncing: return following(observation)
+        case .promoting:
+            _ = now
+            return []
+        }
+    }
+
+    /// The last step's actions did not all succeed: back to the role before them; a failed
+    /// resync waits longer before the next try.
+    public mutating func failed(now: Duration) {
+        if let previous {
+            role = previous.role
+            term = previous.term
+            leader = previous.leader
+            synchronous = previous.synchronous
+        }
+        nextResyncAt = now + resyncBackoff
+        resyncBackoff = min(resyncBackoff * 2, .seconds(60))
+    }
+
+    /// A resync finished: the copy is being made.
+    public mutating func resyncStarted() {
+        resyncBackoff = .seconds(1)
+    }
+
+    // MARK: Roles
+
+    private mutating func bootstrap(_ observation: HAObservation) -> [HAAction] {
+        let now = observation.now
+        if let peer = observation.peer.status {
+            guard peer.schemaVersion == HASchema.version else { return [] }
+            switch peer.role {
+            case .leader, .leaderAlone:
+                if peer.term >= term { return follow(peer, now: now, reason: "peer \(peer.node) leads at term \(peer.term)") }
+                return lead(now: now, reason: "peer \(peer.node) leads at the older term \(peer.term); this node's term is \(term)")
+            case .follower, .followerSyncing, .resyncing:
+                if peer.leader == node { return lead(now: now, reason: "peer \(peer.node) still follows this node") }
+                return []
+            case .bootstrap:
+                if wins(over: peer, hasData: observation.local.copy != .none || term > 0) {
+                    return lead(now: now, reason: "both nodes starting; this node wins (data, term, priority, name)")
+                }
+                return []
+            case .promoting:
+                return []
+            }
+        }
+        guard now >= timing.startupGrace else { return [] }
+        switch lastRole {
+        case .leader, .leaderAlone:
+            return lead(now: now, reason: "peer unreachable after the startup grace; this node led before")
+        case nil where priority == .primary:
+            return lead(now: now, reason: "peer unreachable after the startup grace; this node is the primary")
+        case .follower?, .promoting?:
+            let copyReady = observation.local.copyComplete && observation.local.postgresUp
+            if copyReady && now >= timing.startupGrace + timing.holdDown && peerDead(at: now) {
+                return promote(now: now, peerMaxRevision: 0, reason: "peer unreachable since start; this node's copy is ready")
+            }
+            return []
+        default:
+            return []
+        }
+    }
+
+    private mutating func leading(_ observation: HAObservation) -> [HAAction] {
+        let now = observation.now
+        if let peer = observation.peer.status, peer.role.isLeading, peer.term > term {
+            return follow(peer, now: now, reason: "peer \(peer.node) leads at the newer term \(peer.term)")
+        }
+        let streaming = observation.local.followerStreaming
+        if streaming {
+            replicationMissingSince = nil
+        } else if replicationMissingSince == nil {
+            replicationMissingSince = now
+        }
+        let missingTooLong = replicationMissingSince.map { now - $0 >= timing.liveness } ?? false
+        let peerReady = observation.peer.status.map { $0.copy == .ready && $0.leader == node } ?? false
+        switch role {
+        case .leader where peerDead(at: now) || missingTooLong:
+            role = .leaderAlone
+            let why = peerDead(at: now) ? "follower unreachable for \(timing.liveness)" : "follower not replicating for \(timing.liveness)"
+            var actions: [HAAction] = [.persist(reason: why)]
+            if synchronous {
+                synchronous = false
+                actions.insert(.setSynchronous(false, reason: why), at: 0)
+            }
+            return actions
+        case .leaderAlone where streaming && peerReady && !peerDead(at: now):
+            role = .leader
+            var actions: [HAAction] = [.persist(reason: "follower caught up")]
+            if mode == .sync && !synchronous {
+                synchronous = true
+                actions.insert(.setSynchronous(true, reason: "follower caught up"), at: 0)
+            }
+            return actions
+        default:
+            return []
+        }
+    }
+
+    private mutating func following(_ observation: HAObservation) -> [HAAction] {
+        let now = observation.now
+        let local = observation.local
+        let peer = observation.peer.status
+        if let peer, peer.role.isLeading, peer.node != leader || peer.term > term, peer.term >= term {
+            return follow(peer, now: now, reason: "peer \(peer.node) leads at term \(peer.term)")
+        }
+        if let peer, peer.role.isLeading, peer.postgresUp == false { fastPathRounds += 1 } else if peer != nil { fastPathRounds = 0 }
+
+        let copyReady = local.postgresUp && local.copyComplete && local.subscribedTerm == term && !observation.peer.slotLost
+        let leaderGone = peerDead(at: now) || fastPathRounds >= 2
+        if leaderGone && role == .follower && copyReady && now - lastLeadershipChange >= timing.holdDown {
+            let why = fastPathRounds >= 2
+                ? "leader \(leader) reports its PostgreSQL down"
+                : "leader \(leader) unreachable on both channels for \(timing.liveness)"
+            return promote(now: now, peerMaxRevision: peerMaxRevision, reason: why)
+        }
+        // Never touch the copy while the leader is gone: it is what a promotion needs.
+        if leaderGone || !local.postgresUp || !observation.peer.sqlOK { return [] }
+
+        if local.copy == .ready { resumes = 0 }
+        let broken = local.copy == .none || local.subscribedTerm != term || observation.peer.slotLost
+            || (local.copy == .disabled && resumes >= Self.maxResumes)
+        if broken {
+            guard now >= nextResyncAt else { return [] }
+            let why: String
+            if local.copy == .none {
+                why = "no local copy"
+            } else if observation.peer.slotLost {
+                why = "this node's replication slot on the leader is lost"
+            } else if local.subscribedTerm != term {
+                why = "the local copy is from term \(local.subscribedTerm), the leader's is \(term)"
+            } else {
+                why = "the local copy stopped \(resumes) times after resuming (a conflict)"
+            }
+            role = .resyncing
+            resumes = 0
+            return [.resync(reason: why)]
+        }
+        if local.copy == .disabled {
+            resumes += 1
+            return [.resumeCopy(reason: "the local copy stopped (attempt \(resumes) of \(Self.maxResumes))")]
+        }
+        let settled: HARole = copyReady && local.copy == .ready ? .follower : .followerSyncing
+        if role != settled {
+            role = settled
+            return [.persist(reason: settled == .follower ? "local copy ready" : "local copy catching up")]
+        }
+        return []
+    }
+
+    // MARK: Transitions
+
+    private var peerMaxRevision: Int64 { lastPeer.map { max($0.maxRevision, $0.highestServed) } ?? 0 }
+    private var lastPeer: PeerStatus?
+
+    private mutating func trackPeer(_ observation: HAObservation) {
+        if let status = observation.peer.status { lastPeer = status }
+        if observation.peer.status == nil && !observation.peer.sqlOK {
+            if peerFailingSince == nil { peerFailingSince = observation.now }
+        } else {
+            peerFailingSince = nil
+        }
+    }
+
+    private mutating func lead(now: Duration, reason: String) -> [HAAction] {
+        role = .leaderAlone
+        term = max(term, 1)
+        leader = node
+        synchronous = false
+        lastLeadershipChange = now
+        replicationMissingSince = nil
+        return [.lead(term: term, reason: reason)]
+    }
+
+    private mutating func promote(now: Duration, peerMaxRevision: Int64, reason: String) -> [HAAction] {
+        role = .leaderAlone
+        term += 1
+        leader = node
+        synchronous = false
+        lastLeadershipChange = now
+        replicationMissingSince = nil
+        fastPathRounds = 0
+        return [.promote(term: term, peerMaxRevision: peerMaxRevision, reason: reason)]
+    }
+
+    private mutating func follow(_ peer: PeerStatus, now: Duration, reason: String) -> [HAAction] {
+        role = .followerSyncing
+        term = peer.term
+        leader = peer.node
+        synchronous = false
+        lastLeadershipChange = now
+        fastPathRounds = 0
+        nextResyncAt = .zero
+        return [.follow(leader: peer.node, term: peer.term, reason: reason)]
+    }
+
+    /// Both starting: a node with data beats an empty one, then the higher term, the primary,
+    /// and the smaller name.
+    private func wins(over peer: PeerStatus, hasData: Bool) -> Bool {
+        if hasData != peer.hasData { return hasData }
+        if term != peer.term { return term > peer.term }
+        if priority != peer.priority { return priority == .primary }
+        return node < peer.node
+    }
+}

@@ -1,0 +1,43 @@
+public import KineHA
+public import KineHTTP2
+
+/// The two-node HA settings (`--ha-*` flags). HA is off unless `--ha-peer` is given.
+public struct HAConfiguration: Sendable {
+    /// This node's name (`--ha-node-name`, default: the host name); names slots and members.
+    public var nodeName: String
+    /// The peer's HA port (`--ha-peer HOST:PORT`).
+    public var peerHost: String
+    public var peerPort: Int
+    /// This node's HA port (`--ha-listen-address`, default 0.0.0.0:2380).
+    public var listen: GRPCListenTarget
+    /// The peer's PostgreSQL (`--ha-peer-endpoint`): where a follower routes, what it probes,
+    /// and the publisher its subscription connects to.
+    public var peerEndpoint: String
+    public var replication: ReplicationMode = .sync
+    public var priority: HAPriority = .secondary
+    public var timing = HATiming()
+    /// How far a promotion moves revisions forward (etcd's restore guidance: 10⁹).
+    public var revisionBump: Int64 = 1_000_000_000
+
+    public init(nodeName: String, peerHost: String, peerPort: Int, listen: GRPCListenTarget, peerEndpoint: String) {
+        self.nodeName = nodeName
+        self.peerHost = peerHost
+        self.peerPort = peerPort
+        self.listen = listen
+        self.peerEndpoint = peerEndpoint
+    }
+}
+
+/// Names derived from node names: replication slot names allow only lower-case letters, digits
+/// and underscores, so every other character becomes `_`.
+enum HANames {
+    static func sanitized(_ node: String) -> String {
+        String(node.lowercased().map { $0.isASCII && ($0.isLetter || $0.isNumber) ? $0 : "_" })
+    }
+
+    /// The subscription (and its slot on the leader) of `node`'s copy.
+    static func subscription(_ node: String) -> String { "kine_sub_\(sanitized(node))" }
+
+    /// `application_name` of `node`'s replication connection: what `synchronous_standby_names` lists.
+    static func application(_ node: String) -> String { "kine_\(sanitized(node))" }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import KineCore
+import KineHTTP2
+import KineProto
+import KineServer
+
+/// `kine ha …`: talks to a running node's HA port.
+struct HACommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ha", abstract: "Two-node HA administration (docs/ha.md).", subcommands: [HAStatusCommand.self])
+}
+
+/// `kine ha status`: both nodes as this node sees them: role, term, leader, mode, copy, lag, probes.
+struct HAStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show this node's and its peer's HA state.")
+
+    @Option(help: "The node's HA port, HOST:PORT (KINE_HA_LISTEN_ADDRESS). Default 127.0.0.1:2380.")
+    var address: String?
+
+    @Flag(help: "Print one JSON object (for scripts).")
+    var json = false
+
+    func run() async throws {
+        let text = address ?? ProcessInfo.processInfo.environment["KINE_HA_LISTEN_ADDRESS"] ?? "127.0.0.1:2380"
+        guard case .tcp(var host, let port) = try KineConfiguration.parseListenAddress(text) else {
+            throw ValidationError("--address must be HOST:PORT")
+        }
+        if host == "0.0.0.0" { host = "127.0.0.1" }
+        let status: HAStatus
+        do {
+            let connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: .seconds(3))
+            let bytes = try await connection.unary(
+                path: "/kine.ha.v1.Peer/Status", request: ProtoEncode.haStatusRequest(HAStatusRequest()), timeout: .seconds(5))
+            await connection.close()
+            status = try ProtoDecode.haStatus(bytes)
+        } catch {
+            throw ValidationError("cannot read the HA status at \(host):\(port): \(error)")
+        }
+        print(json ? HAStatusFormat.json(status) : HAStatusFormat.text(status))
+    }
+}
+
+/// The two renderings of `kine ha status`.
+enum HAStatusFormat {
+    static func json(_ status: HAStatus) -> String {
+        var object: [String: Any] = [
+            "node": status.node, "role": status.role, "term": status.term, "leader": status.leader,
+            "replication": status.replication, "syncActive": status.syncActive, "maxRevision": status.maxRevision,
+            "highestServed": status.highestServed, "epochStart": status.epochStart, "subscription": status.subscription,
+            "lagRevisions": status.lagRevisions, "postgresUp": status.postgresUp, "paused": status.paused,
+            "localMaxID": status.localMaxID, "priority": status.priority, "clockUnixMs": status.clockUnixMilliseconds,
+        ]
+        if let peer = status.peer {
+            object["peer"] = [
+                "node": peer.node, "rpcOK": peer.rpcOK, "sqlOK": peer.sqlOK, "role": peer.role, "term": peer.term,
+                "failedRounds": peer.failedRounds, "lastProbeUnixMs": peer.lastProbeUnixMilliseconds, "error": peer.error,
+            ] as [String: Any]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func text(_ status: HAStatus) -> String {
+        var lines = [
+            "node \(status.node): \(status.role), term \(status.term), leader \(status.leader.isEmpty ? "(none)" : status.leader)",
+            "  replication \(status.replication)\(status.syncActive ? " (synchronous now)" : ""), revision \(status.maxRevision), "
+                + "epoch start \(status.epochStart), highest served \(status.highestServed)",
+            "  local PostgreSQL \(status.postgresUp ? "up" : "DOWN"), copy \(status.subscription), lag \(status.lagRevisions) revisions",
+        ]
+        if let peer = status.peer {
+            lines.append("peer \(peer.node.isEmpty ? "(not yet seen)" : peer.node): \(peer.role.isEmpty ? "unknown" : peer.role), term \(peer.term)")
+            lines.append("  last probe: HA port \(peer.rpcOK ? "ok" : "FAILED"), PostgreSQL \(peer.sqlOK ? "ok" : "FAILED")")
+            if !peer.error.isEmpty { lines.append("  \(peer.error)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import KineHA
+import KineServer
+
+/// The `--ha-*` flags of `kine serve`; each also `KINE_HA_*`. HA is off unless `--ha-peer` is given.
+struct HAOptions: ParsableArguments {
+    @Option(help: "This node's name in the pair (KINE_HA_NODE_NAME). Default: the host name.")
+    var haNodeName: String?
+
+    @Option(help: "The peer's HA port, HOST:PORT; turns two-node HA on (KINE_HA_PEER).")
+    var haPeer: String?
+
+    @Option(help: "Where this node serves its HA port (KINE_HA_LISTEN_ADDRESS). Default 0.0.0.0:2380.")
+    var haListenAddress: String?
+
+    @Option(help: "The peer's PostgreSQL, postgres://user:password@host:port/database (KINE_HA_PEER_ENDPOINT).")
+    var haPeerEndpoint: String?
+
+    @Option(help: "sync (an acknowledged write is on both nodes) or async (KINE_HA_REPLICATION). Default sync.")
+    var haReplication: String?
+
+    @Option(help: "How long both probe channels must fail before the peer is dead, e.g. 5s (KINE_HA_LIVENESS). Default 5s.")
+    var haLiveness: String?
+
+    @Option(help: "Time between probe rounds (KINE_HA_PROBE_INTERVAL). Default 1s.")
+    var haProbeInterval: String?
+
+    @Option(help: "Time one probe may take (KINE_HA_PROBE_TIMEOUT). Default: 80% of the interval.")
+    var haProbeTimeout: String?
+
+    @Option(help: "No automatic promotion this long after a leadership change (KINE_HA_HOLD_DOWN). Default 30s.")
+    var haHoldDown: String?
+
+    @Option(help: "How long a starting node waits for its peer before serving alone (KINE_HA_STARTUP_GRACE). Default 10s.")
+    var haStartupGrace: String?
+
+    @Option(help: "primary or secondary: who leads when both start empty (KINE_HA_PRIORITY). Default secondary.")
+    var haPriority: String?
+
+    /// nil when HA is off; a `ValidationError` naming the flag for anything malformed.
+    func configuration(environment: [String: String]) throws -> HAConfiguration? {
+        func setting(_ value: String?, _ name: String) -> String? { value ?? environment["KINE_HA_\(name)"] }
+        guard let peer = setting(haPeer, "PEER") else {
+            if setting(haPeerEndpoint, "PEER_ENDPOINT") != nil { throw ValidationError("--ha-peer-endpoint needs --ha-peer") }
+            return nil
+        }
+        guard case .tcp(let peerHost, let peerPort)? = try? KineConfiguration.parseListenAddress(peer), peerPort > 0 else {
+            throw ValidationError("--ha-peer \(peer): expected HOST:PORT (the peer's --ha-listen-address)")
+        }
+        guard let peerEndpoint = setting(haPeerEndpoint, "PEER_ENDPOINT") else {
+            throw ValidationError("--ha-peer needs --ha-peer-endpoint (the peer's PostgreSQL: postgres://user:password@host:port/database)")
+        }
+        let listen = try KineConfiguration.parseListenAddress(setting(haListenAddress, "LISTEN_ADDRESS") ?? "0.0.0.0:2380")
+        guard case .tcp = listen else { throw ValidationError("--ha-listen-address must be host:port") }
+        let name = setting(haNodeName, "NODE_NAME") ?? ProcessInfo.processInfo.hostName
+        guard !name.isEmpty else { throw ValidationError("--ha-node-name must not be empty") }
+        var ha = HAConfiguration(nodeName: name, peerHost: peerHost, peerPort: peerPort, listen: listen, peerEndpoint: peerEndpoint)
+        if let text = setting(haReplication, "REPLICATION") {
+            guard let mode = ReplicationMode(rawValue: text.lowercased()) else { throw ValidationError("--ha-replication \(text): sync or async") }
+            ha.replication = mode
+        }
+        if let text = setting(haPriority, "PRIORITY") {
+            guard let priority = HAPriority(rawValue: text.lowercased()) else { throw ValidationError("--ha-priority \(text): primary or secondary") }
+            ha.priority = priority
+        }
+        func duration(_ value: String?, _ name: String, _ flag: String) throws -> Duration? {
+            guard let text = setting(value, name) else { return nil }
+            guard let parsed = ServeCommand.parseDuration(text), parsed > .zero else { throw ValidationError("invalid \(flag) \(text)") }
+            return parsed
+        }
+        if let value = try duration(haLiveness, "LIVENESS", "--ha-liveness") { ha.timing.liveness = value }
+        if let value = try duration(haProbeInterval, "PROBE_INTERVAL", "--ha-probe-interval") {
+            ha.timing.probeInterval = value
+            ha.timing.probeTimeout = value * 0.8
+        }
+        if let value = try duration(haProbeTimeout, "PROBE_TIMEOUT", "--ha-probe-timeout") { ha.timing.probeTimeout = value }
+        if let value = try duration(haHoldDown, "HOLD_DOWN", "--ha-hold-down") { ha.timing.holdDown = value }
+        if let value = try duration(haStartupGrace, "STARTUP_GRACE", "--ha-startup-grace") { ha.timing.startupGrace = value }
+        if ha.timing.liveness < ha.timing.probeInterval * 2 {
+            throw ValidationError("--ha-liveness must be at least two probe intervals")
+        }
+        return ha
+    }
+}

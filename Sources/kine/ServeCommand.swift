@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import KineServer
+import Logging
+import ServiceLifecycle
+
+/// `kine [serve]`: the server, flag-compatible with Go kine. Every flag can also be given as
+/// `KINE_<FLAG_IN_UPPER_SNAKE_CASE>`; the flag wins.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the etcd v3 API from PostgreSQL (the default command).")
+
+    @Option(help: "Address to serve etcd clients on: host:port, tcp://host:port or unix://path (KINE_LISTEN_ADDRESS). Default 0.0.0.0:2379.")
+    var listenAddress: String?
+
+    @Option(help: "PostgreSQL to store data in: postgres://user:password@host:port/database (KINE_ENDPOINT). Default postgres://postgres:postgres@localhost/ (database kubernetes).")
+    var endpoint: String?
+
+    @Option(help: "etcd version reported to clients (KINE_EMULATED_ETCD_VERSION). Default 3.5.13.")
+    var emulatedEtcdVersion: String?
+
+    @Option(help: "PostgreSQL connections for reads (KINE_DATASTORE_MAX_OPEN_CONNECTIONS). Default 4.")
+    var datastoreMaxOpenConnections: Int?
+
+    @Option(help: "Revisions per compaction transaction (KINE_COMPACT_BATCH_SIZE). Default 1000.")
+    var compactBatchSize: Int?
+
+    @Option(help: "Interval between watch progress notifications, e.g. 5s, 500ms, 1m (KINE_WATCH_PROGRESS_NOTIFY_INTERVAL). Default 5s.")
+    var watchProgressNotifyInterval: String?
+
+    @Option(help: "Keep the latest value of every key in memory and serve reads from it: true or false (KINE_READ_CACHE). Default true.")
+    var readCache: String?
+
+    @Flag(help: "Log at debug level (KINE_DEBUG).")
+    var debug = false
+
+    @OptionGroup(title: "Two-node high availability (docs/ha.md)")
+    var ha: HAOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ value: String?, _ name: String) -> String? { value ?? environment["KINE_\(name)"] }
+
+        let listen = try KineConfiguration.parseListenAddress(setting(listenAddress, "LISTEN_ADDRESS") ?? "0.0.0.0:2379")
+        var configuration = KineConfiguration(listen: listen, endpoint: setting(endpoint, "ENDPOINT") ?? "")
+        if let version = setting(emulatedEtcdVersion, "EMULATED_ETCD_VERSION") { configuration.emulatedEtcdVersion = version }
+        if let connections = datastoreMaxOpenConnections ?? environment["KINE_DATASTORE_MAX_OPEN_CONNECTIONS"].flatMap(Int.init), connections > 0 {
+            configuration.readConnections = connections
+        }
+        if let batch = compactBatchSize ?? environment["KINE_COMPACT_BATCH_SIZE"].flatMap(Int.init) {
+            guard batch >= 100 else { throw ValidationError("--compact-batch-size must be at least 100") }
+            configuration.compactBatchSize = Int64(batch)
+        }
+        if let text = setting(watchProgressNotifyInterval, "WATCH_PROGRESS_NOTIFY_INTERVAL") {
+            guard let interval = Self.parseDuration(text), interval > .zero else {
+                throw ValidationError("invalid --watch-progress-notify-interval \(text)")
+            }
+            configuration.watchProgressNotifyInterval = interval
+        }
+        if let text = setting(readCache, "READ_CACHE") {
+            guard let enabled = ["true": true, "1": true, "false": false, "0": false][text.lowercased()] else {
+                throw ValidationError("invalid --read-cache \(text): true or false")
+            }
+            configuration.readCache = enabled
+        }
+        configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
+        configuration.ha = try ha.configuration(environment: environment)
+        if let pair = configuration.ha { configuration.memberName = pair.nodeName }
+
+        let verbose = debug || ["1", "true"].contains(environment["KINE_DEBUG"]?.lowercased() ?? "")
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = verbose ? .debug : .info
+            return handler
+        }
+        let logger = Logger(label: "kine")
+        let application = KineApplication(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
+    /// Go-style durations: a number with ms, s, m or h (e.g. "500ms", "5s", "1m").
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (unit, seconds) in units where text.hasSuffix(unit) {
+            if let value = Double(text.dropLast(unit.count)) { return .milliseconds(Int64(value * seconds * 1000)) }
+        }
+        return nil
+    }
+}
