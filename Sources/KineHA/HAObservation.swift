@@ -23,11 +23,14 @@ public struct HAObservation: Sendable {
         public var subscribedTerm: UInt64
         /// As leader: the follower's replication connection streams and is caught up.
         public var followerStreaming: Bool
+        /// The local table holds rows beyond kine's two bookkeeping rows.
+        public var hasData: Bool
 
         public init(
             postgresUp: Bool = true, copy: CopyState = .none, copyComplete: Bool? = nil, subscribedTerm: UInt64 = 0,
-            followerStreaming: Bool = false
+            followerStreaming: Bool = false, hasData: Bool = false
         ) {
+            self.hasData = hasData
             self.postgresUp = postgresUp
             self.copy = copy
             self.copyComplete = copyComplete ?? (copy == .ready)

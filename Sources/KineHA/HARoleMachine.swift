@@ -119,7 +119,7 @@ public struct HARoleMachine: Sendable {
                 if peer.leader == node { return lead(now: now, reason: "peer \(peer.node) still follows this node") }
                 return []
             case .bootstrap:
-                if wins(over: peer, hasData: observation.local.copy != .none || term > 0) {
+                if wins(over: peer, hasData: observation.local.hasData) {
                     return lead(now: now, reason: "both nodes starting; this node wins (data, term, priority, name)")
                 }
                 return []

@@ -248,6 +248,7 @@ final class HAController: Sendable {
             local.followerStreaming = localRow.bool(3)
             local.subscribedTerm = localRow.isNull(4) ? 0 : UInt64(max(localRow.int64(4), 0))
             hasData = localRow.bool(5)
+            local.hasData = hasData
         }
 
         var peer = HAObservation.Peer(sqlOK: peerRow != nil)
