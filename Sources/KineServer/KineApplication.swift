@@ -54,12 +54,7 @@ public final class KineApplication: Service, Sendable {
     private func serve(
         stores: StoreHandle, identity: ServerIdentity, ha: HAController?, onListening: @Sendable (GRPCListenTarget) -> Void
     ) async throws {
-        let router = EtcdRouter([
-            KVService(stores: stores, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
-            MaintenanceService(stores: stores, identity: identity).methods(),
-            WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
-            LeaseService(stores: stores, identity: identity).methods(),
-        ])
+        let router = Self.etcdRouter(stores: stores, identity: identity, configuration: configuration)
         let endpoints = HTTPEndpoints(stores: stores, identity: identity)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
@@ -71,7 +66,7 @@ public final class KineApplication: Service, Sendable {
         do {
             let bound = try await server.start()
             onListening(bound)
-            logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\(configuration.endpoint)"])
+            logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\((try? PostgresConfiguration(endpoint: configuration.endpoint))?.description ?? "")"])
             await withTaskGroup(of: Void.self) { group in
                 if let ha { group.addTask { await ha.run() } }
                 // Returns on graceful shutdown or cancellation.
@@ -85,6 +80,16 @@ public final class KineApplication: Service, Sendable {
         }
         await server.shutdown()
         if let startError { throw startError }
+    }
+
+    /// Every etcd service, reaching the store through `stores`.
+    static func etcdRouter(stores: StoreHandle, identity: ServerIdentity, configuration: KineConfiguration) -> EtcdRouter {
+        EtcdRouter([
+            KVService(stores: stores, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
+            MaintenanceService(stores: stores, identity: identity).methods(),
+            WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
+            LeaseService(stores: stores, identity: identity).methods(),
+        ])
     }
 
     static func clientURL(_ target: GRPCListenTarget) -> String {

@@ -18,8 +18,10 @@ public final class StoreHandle: Sendable {
 
     public enum Change: Sendable {
         case installed(Epoch)
-        /// No store serves now; requests fail with `reason`.
-        case withdrawn(reason: EtcdError)
+        /// No store serves now; requests fail with `reason`. With `endStreams` (shutdown) open
+        /// watch streams end with it too; otherwise (a promotion in progress) they wait for the
+        /// next epoch, which cancels their watches as compacted.
+        case withdrawn(reason: EtcdError, endStreams: Bool)
     }
 
     private struct State: Sendable {
@@ -65,13 +67,13 @@ public final class StoreHandle: Sendable {
     }
 
     /// Stops serving: requests fail with `reason` until the next `install`.
-    public func withdraw(reason: EtcdError = StoreHandle.noLeader) {
+    public func withdraw(reason: EtcdError = StoreHandle.noLeader, endStreams: Bool = false) {
         let listeners = state.withLock { state in
             state.epoch = nil
             state.unavailable = reason
             return Array(state.listeners.values)
         }
-        for listener in listeners { listener(.withdrawn(reason: reason)) }
+        for listener in listeners { listener(.withdrawn(reason: reason, endStreams: endStreams)) }
     }
 
     /// `listener` hears every change (from the thread making it; it must not block).

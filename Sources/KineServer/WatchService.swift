@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// When the store is replaced (HA), the stream's session cancels every watch as compacted at the
 /// new epoch's start revision and a new session on the new store takes the stream's next
-/// requests. When no store serves, the stream ends with etcd's "no leader" (clients retry).
+/// requests. While no store serves, open watches wait for the next epoch; a create in that gap
+/// ends the stream with etcd's "no leader" (clients retry).
 struct WatchService: Sendable {
     let stores: StoreHandle
     let identity: ServerIdentity
@@ -115,8 +116,8 @@ private final class StreamSessions: Sendable {
                 current.session.endEpoch(compactRevision: epoch.startRevision)
                 state.current = nil
             }
-        case .withdrawn(let reason):
-            fail(StatusMapping.status(reason))
+        case .withdrawn(let reason, let endStreams):
+            if endStreams { fail(StatusMapping.status(reason)) }
         }
     }
 

@@ -167,8 +167,20 @@ final class HAController: Sendable {
                     break
                 }
             }
+            await ensureServing(machine.role)
             publish(machine)
             await sleep(ha.timing.probeInterval)
+        }
+    }
+
+    /// A node in a serving role with nothing installed (an action failed half-way) serves again
+    /// from where its role says.
+    private func ensureServing(_ role: HARole) async {
+        guard stores.epoch == nil, role.isLeading || role.isFollowing else { return }
+        do {
+            if role.isLeading { try await serveLocal(startRevision: nil) } else { try await serveRouted() }
+        } catch {
+            logger.warning("HA: cannot serve as \(role.rawValue) yet", metadata: ["kine.error": "\(error)"])
         }
     }
 
@@ -188,7 +200,7 @@ final class HAController: Sendable {
             defer { state.instance = nil }
             return state.instance
         }
-        stores.withdraw(reason: .serverStopped)
+        stores.withdraw(reason: .serverStopped, endStreams: true)
         await instance?.shutdown()
         peerRPC.close()
         await peerSQL.shutdown()
