@@ -34,6 +34,7 @@ def pytest_report_header(config):
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs_kine: needs the kine binary and PostgreSQL (skipped for KINE_E2E_TARGET=etcd*)")
     config.addinivalue_line("markers", "slow: takes a minute or more")
+    config.addinivalue_line("markers", "ha: two-node HA lab in network namespaces (root, ip netns; hanet.py)")
 
 
 def pytest_collection_modifyitems(config, items):
