@@ -6,8 +6,10 @@ import KineStore
 public import Logging
 public import ServiceLifecycle
 
-/// The whole server as one `Service`: the store (behind a `StoreHandle`), the etcd gRPC
-/// transport and, with `--ha-peer`, the HA controller and its peer port.
+/// One kine process: the store (behind a `StoreHandle`) or, with `--ha-peer`, the HA controller
+/// that chooses it; the etcd gRPC server; the memory trimmer. Each part is a `Service`
+/// (`services(onListening:)`), run under one ServiceGroup that stops them in reverse order (the
+/// server drains before the store stops).
 public final class KineApplication: Service, Sendable {
     public let configuration: KineConfiguration
     private let logger: Logger
@@ -17,69 +19,40 @@ public final class KineApplication: Service, Sendable {
         self.logger = logger
     }
 
-    /// Starts everything, calls `onListening` with the bound address, and runs until graceful
-    /// shutdown (SIGTERM/SIGINT through the ServiceGroup) or cancellation.
-    public func run() async throws {
-        try await run(onListening: { _ in })
-    }
-
-    public func run(onListening: @Sendable (GRPCListenTarget) -> Void) async throws {
+    /// The parts, in start order. `onListening` hears the etcd server's bound address.
+    public func services(onListening: @escaping @Sendable (GRPCListenTarget) -> Void = { _ in }) throws -> [any Service] {
         let local = try PostgresConfiguration(endpoint: configuration.endpoint)
         let stores = StoreHandle()
-        let identity = ServerIdentity(
+        var identity = ServerIdentity(
             clusterID: ServerIdentity.stableID("cluster:\(local.host ?? "local"):\(local.port ?? 5432)/\(local.database)"),
             memberID: ServerIdentity.stableID("member:\(ProcessInfo.processInfo.hostName):\(configuration.listen)"),
             name: configuration.memberName, version: configuration.emulatedEtcdVersion,
             clientURL: Self.clientURL(configuration.listen))
-        let ha: HAController?
-        let single: StoreInstance?
-        if let haConfiguration = configuration.ha {
-            let haIdentity = identity.forPair(haConfiguration)
-            ha = try await HAController.start(
-                configuration: configuration, ha: haConfiguration, local: local, stores: stores, identity: haIdentity, logger: logger)
-            single = nil
-            try await serve(stores: stores, identity: haIdentity, ha: ha, onListening: onListening)
+        let storeService: any Service
+        if let ha = configuration.ha {
+            identity = identity.forPair(ha)
+            storeService = HAService(configuration: configuration, ha: ha, database: local, stores: stores, identity: identity, logger: logger)
         } else {
-            ha = nil
-            let instance = try await StoreInstance.open(local, configuration: configuration, logger: logger)
-            stores.install(instance.store, startRevision: 0)
-            single = instance
-            try await serve(stores: stores, identity: identity, ha: nil, onListening: onListening)
+            storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
-        await ha?.shutdown()
-        await single?.shutdown()
-    }
-
-    /// Serves etcd clients (and, with HA, the peer port) until graceful shutdown.
-    private func serve(
-        stores: StoreHandle, identity: ServerIdentity, ha: HAController?, onListening: @Sendable (GRPCListenTarget) -> Void
-    ) async throws {
-        let router = Self.etcdRouter(stores: stores, identity: identity, configuration: configuration)
         let endpoints = HTTPEndpoints(stores: stores, identity: identity)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
-            router: router, logger: logger)
+            router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)
+        let etcd = EtcdServerService(
+            server: server, stores: stores, waitForStore: configuration.ha == nil, onListening: onListening, logger: logger)
+        return [MemoryTrimService(), storeService, etcd]
+    }
 
-        let trimmer = Task { await MemoryTrimmer.run() }
-        defer { trimmer.cancel() }
-        var startError: (any Error)?
-        do {
-            let bound = try await server.start()
-            onListening(bound)
-            logger.info("kine ready", metadata: ["kine.listen": "\(bound)", "kine.database": "\((try? PostgresConfiguration(endpoint: configuration.endpoint))?.description ?? "")"])
-            await withTaskGroup(of: Void.self) { group in
-                if let ha { group.addTask { await ha.run() } }
-                // Returns on graceful shutdown or cancellation.
-                try? await gracefulShutdown()
-                ha?.stop()
-                await group.waitForAll()
-            }
-        } catch {
-            logger.error("cannot listen", metadata: ["kine.listen": "\(configuration.listen)", "kine.error": "\(error)"])
-            startError = error
-        }
-        await server.shutdown()
-        if let startError { throw startError }
+    /// Runs every part until graceful shutdown (SIGTERM/SIGINT through the caller's ServiceGroup)
+    /// or cancellation.
+    public func run() async throws {
+        try await run(onListening: { _ in })
+    }
+
+    public func run(onListening: @escaping @Sendable (GRPCListenTarget) -> Void) async throws {
+        let group = ServiceGroup(configuration: .init(services: try services(onListening: onListening), logger: logger))
+        try await group.run()
     }
 
     /// Every etcd service, reaching the store through `stores`.

@@ -30,6 +30,8 @@ public final class StoreHandle: Sendable {
         var unavailable = StoreHandle.noLeader
         var listeners: [UInt64: @Sendable (Change) -> Void] = [:]
         var nextListener: UInt64 = 0
+        var firstEpochWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
     }
 
     /// etcd's answer while a member has no leader; clients (kube-apiserver, clientv3) retry it.
@@ -56,12 +58,14 @@ public final class StoreHandle: Sendable {
     /// Serves from `store` from now on. Returns the new epoch; the caller stops the previous store.
     @discardableResult
     public func install(_ store: KineStore, startRevision: Int64) -> Epoch {
-        let (epoch, listeners) = state.withLock { state in
+        let (epoch, listeners, waiters) = state.withLock { state in
             state.lastNumber += 1
             let epoch = Epoch(number: state.lastNumber, store: store, startRevision: startRevision)
             state.epoch = epoch
-            return (epoch, Array(state.listeners.values))
+            defer { state.firstEpochWaiters = [:] }
+            return (epoch, Array(state.listeners.values), Array(state.firstEpochWaiters.values))
         }
+        for waiter in waiters { waiter.resume() }
         for listener in listeners { listener(.installed(epoch)) }
         return epoch
     }
@@ -74,6 +78,26 @@ public final class StoreHandle: Sendable {
             return Array(state.listeners.values)
         }
         for listener in listeners { listener(.withdrawn(reason: reason, endStreams: endStreams)) }
+    }
+
+    /// Returns once a store has been installed (at once if one has), or when the task is cancelled.
+    public func waitForFirstEpoch() async {
+        let id = state.withLock { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let ready = state.withLock { state in
+                    if state.lastNumber > 0 || Task.isCancelled { return true }
+                    state.firstEpochWaiters[id] = continuation
+                    return false
+                }
+                if ready { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.firstEpochWaiters.removeValue(forKey: id) }?.resume()
+        }
     }
 
     /// `listener` hears every change (from the thread making it; it must not block).

@@ -77,7 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "kine")
         let application = KineApplication(configuration: configuration, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: try application.services(), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 
