@@ -56,8 +56,13 @@ public struct HARoleMachine: Sendable {
     static let maxResumes = 3
     private var previous: (role: HARole, term: UInt64, leader: String, synchronous: Bool)?
 
-    public init(node: String, priority: HAPriority, mode: ReplicationMode, timing: HATiming, lastRole: HARole?, term: UInt64) {
+    /// `lastRole`, `term` and `lastLeader` are what the node persisted before it stopped.
+    public init(
+        node: String, priority: HAPriority, mode: ReplicationMode, timing: HATiming, lastRole: HARole?, term: UInt64,
+        lastLeader: String = ""
+    ) {
         self.node = node
+        leader = lastLeader
         self.priority = priority
         self.mode = mode
         self.timing = timing
@@ -119,10 +124,16 @@ public struct HARoleMachine: Sendable {
                 if peer.leader == node { return lead(now: now, reason: "peer \(peer.node) still follows this node") }
                 return []
             case .bootstrap:
-                if wins(over: peer, hasData: observation.local.hasData) {
-                    return lead(now: now, reason: "both nodes starting; this node wins (data, term, priority, name)")
+                guard wins(over: peer, hasData: observation.local.hasData) else { return [] }
+                let why = "both nodes starting; this node wins (data, term, last leader, priority, name)"
+                // A node that followed has only a copy: it may not hand out revisions its leader
+                // may have handed out already (async, or a commit in flight), so it takes over
+                // with a revision bump, never as a plain lead.
+                if lastRole?.isFollowing == true || lastRole == .promoting {
+                    guard observation.local.copyComplete && observation.local.postgresUp else { return [] }
+                    return promote(now: now, peerMaxRevision: max(peer.maxRevision, peer.highestServed), reason: why)
                 }
-                return []
+                return lead(now: now, reason: why)
             case .promoting:
                 return []
             }
@@ -277,11 +288,15 @@ public struct HARoleMachine: Sendable {
         return [.follow(leader: peer.node, term: peer.term, reason: reason)]
     }
 
-    /// Both starting: a node with data beats an empty one, then the higher term, the primary,
-    /// and the smaller name.
+    /// Both starting: a node with data beats an empty one, then the higher term, then the node
+    /// that led last (the other followed it: after a power loss the pair comes back as it was),
+    /// then the primary, then the smaller name.
     private func wins(over peer: PeerStatus, hasData: Bool) -> Bool {
         if hasData != peer.hasData { return hasData }
         if term != peer.term { return term > peer.term }
+        let ledLast = leader == node
+        let peerLedLast = peer.leader == peer.node
+        if ledLast != peerLedLast { return ledLast }
         if priority != peer.priority { return priority == .primary }
         return node < peer.node
     }

@@ -57,7 +57,7 @@ struct HARoleMachineTests {
     func bootstrapBothEmpty() {
         var primary = Harness(node: "a", priority: .primary)
         let actions = primary.round(.init(), .init(status: PeerStatus(node: "b", role: .bootstrap, term: 0), sqlOK: true))
-        #expect(actions == [.lead(term: 1, reason: "both nodes starting; this node wins (data, term, priority, name)")])
+        #expect(actions == [.lead(term: 1, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")])
         #expect(primary.machine.role == .leaderAlone)
 
         var secondary = Harness(node: "b", priority: .secondary)
@@ -81,13 +81,37 @@ struct HARoleMachineTests {
         var secondary = Harness(node: "b", priority: .secondary)
         let peer = HAObservation.Peer(status: PeerStatus(node: "a", role: .bootstrap, term: 0, hasData: false, priority: .primary), sqlOK: true)
         let actions = secondary.round(.init(hasData: true), peer)
-        #expect(actions == [.lead(term: 1, reason: "both nodes starting; this node wins (data, term, priority, name)")])
+        #expect(actions == [.lead(term: 1, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")])
         #expect(secondary.machine.role == .leaderAlone)
 
         var primary = Harness(node: "a", priority: .primary)
         let withData = HAObservation.Peer(status: PeerStatus(node: "b", role: .bootstrap, term: 0, hasData: true), sqlOK: true)
         #expect(primary.round(.init(), withData).isEmpty)
         #expect(primary.machine.role == .bootstrap)
+    }
+
+    @Test("Both restarting after a power loss: the node that led leads again; a former follower that wins takes over with a bump")
+    func powerLoss() {
+        // b was promoted (term 2) and led; a followed it. Both come back; a is the primary.
+        var a = Harness(node: "a", priority: .primary, lastRole: .follower, term: 2)
+        a.machine = HARoleMachine(node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
+        let bStarting = HAObservation.Peer(
+            status: PeerStatus(node: "b", role: .bootstrap, term: 2, leader: "b", hasData: true), sqlOK: true)
+        #expect(a.round(.init(hasData: true), bStarting).isEmpty)
+        var b = Harness(node: "b", priority: .secondary)
+        b.machine = HARoleMachine(node: "b", priority: .secondary, mode: .sync, timing: Self.timing, lastRole: .leaderAlone, term: 2, lastLeader: "b")
+        let aStarting = HAObservation.Peer(
+            status: PeerStatus(node: "a", role: .bootstrap, term: 2, leader: "b", hasData: true, priority: .primary), sqlOK: true)
+        #expect(b.round(.init(hasData: true), aStarting).first == .lead(term: 2, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)"))
+
+        // b's machine was replaced (empty database): a, which followed b, wins on data and, as a
+        // former follower, takes over with a revision bump instead of leading at b's revisions.
+        var c = Harness(node: "a", priority: .primary)
+        c.machine = HARoleMachine(node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
+        let other = HAObservation.Peer(
+            status: PeerStatus(node: "b", role: .bootstrap, term: 0, hasData: false, maxRevision: 77), sqlOK: true)
+        let actions = c.round(.init(copy: .disabled, copyComplete: true, subscribedTerm: 2, hasData: true), other)
+        #expect(actions == [.promote(term: 3, peerMaxRevision: 77, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")])
     }
 
     @Test("A lone primary leads after the startup grace; a fresh lone secondary never serves alone")

@@ -43,12 +43,12 @@ final class HAController: Sendable {
     private let shared = Mutex(Shared())
     /// What the Status RPC answers.
     private let board: HAStatusBoard
-    private let initial: (role: HARole?, term: UInt64, highestServed: Int64)
+    private let initial: (role: HARole?, term: UInt64, leader: String, highestServed: Int64)
 
     private init(
         ha: HAConfiguration, configuration: KineConfiguration, stores: StoreHandle, identity: ServerIdentity, logger: Logger,
         local: PostgresConfiguration, peer: PostgresConfiguration, admin: PostgresClient, peerSQL: PostgresClient,
-        initial: (role: HARole?, term: UInt64, highestServed: Int64)
+        initial: (role: HARole?, term: UInt64, leader: String, highestServed: Int64)
     ) {
         self.ha = ha
         self.configuration = configuration
@@ -109,7 +109,7 @@ final class HAController: Sendable {
             let row = try await admin.pipeline([SQLStatement(HASQL.readLocalState)])[0].rows.first
             let initial = (
                 role: row.flatMap { HARole(rawValue: $0.text(0)) }, term: UInt64(max(row?.int64(1) ?? 0, 0)),
-                highestServed: row?.int64(4) ?? 0)
+                leader: row?.text(2) ?? "", highestServed: row?.int64(4) ?? 0)
             var peerTarget = peer
             peerTarget.parameters["connect_timeout"] = "2"
             var peerOptions = PostgresClient.Options(poolSize: 1)
@@ -150,7 +150,8 @@ final class HAController: Sendable {
 
     func run() async {
         var machine = HARoleMachine(
-            node: node, priority: ha.priority, mode: ha.replication, timing: ha.timing, lastRole: initial.role, term: initial.term)
+            node: node, priority: ha.priority, mode: ha.replication, timing: ha.timing, lastRole: initial.role, term: initial.term,
+            lastLeader: initial.leader)
         publish(machine)
         while !isStopped {
             let observation = await observe(machine)
@@ -447,10 +448,12 @@ final class HAController: Sendable {
         if let previous { Task { await previous.shutdown() } }
     }
 
-    /// Re-makes the local copy: fence, detach, clean stale slots on both sides, save the rows the
-    /// leader does not have, empty the copy, subscribe with `copy_data`.
+    /// Re-makes the local copy: fence, end waiting commits, detach, clean stale slots on both
+    /// sides, save the rows the leader does not have, empty the copy, subscribe with `copy_data`.
     private func resync(leaderTerm: UInt64, reason: String) async throws {
-        try await adminEach([HASQL.fence, HASQL.reload])
+        // Fenced first (no new local transaction), then no waiting for a standby: a node that
+        // led kept `synchronous_standby_names`, and its waiting commits are ended, not released.
+        try await adminEach([HASQL.fence, HASQL.reload, HASQL.terminateStoreSessions, HASQL.synchronousStandbys(nil), HASQL.reload])
         try await detachOwnSubscription()
         _ = try await peerSQL.pipeline([HASQL.dropInactiveSlot(subscription)])
         _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])

@@ -99,6 +99,14 @@ enum HASQL {
     static let unfence = "ALTER SYSTEM RESET default_transaction_read_only"
     static let reload = "SELECT pg_reload_conf()"
 
+    /// Ends this database's kine store sessions (`application_name = 'kine'`, not the HA admin's):
+    /// a demoted node's commits that still wait for a synchronous standby must fail, never be
+    /// acknowledged once the wait is lifted.
+    static let terminateStoreSessions = """
+        SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+        WHERE datname = current_database() AND application_name = 'kine' AND pid <> pg_backend_pid()
+        """
+
     static func synchronousStandbys(_ application: String?) -> String {
         guard let application else { return "ALTER SYSTEM SET synchronous_standby_names = ''" }
         return "ALTER SYSTEM SET synchronous_standby_names = \(literal("FIRST 1 (\"\(application)\")"))"
