@@ -42,7 +42,8 @@ public struct HAObservation: Sendable {
     /// The peer, through channel A (its HA service) and channel B (a SQL round trip to its
     /// PostgreSQL).
     public struct Peer: Sendable {
-        /// The peer's answer on channel A; nil when it did not answer in time.
+        /// The peer's answer on channel A; nil when it did not answer in time, or when the
+    /// controller cannot act on it (another HA schema version, this node's own name).
         public var status: PeerStatus?
         public var sqlOK: Bool
         /// As follower: whether this node's replication slot on the leader is gone or invalidated.

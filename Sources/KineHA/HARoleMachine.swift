@@ -115,7 +115,6 @@ public struct HARoleMachine: Sendable {
     private mutating func bootstrap(_ observation: HAObservation) -> [HAAction] {
         let now = observation.now
         if let peer = observation.peer.status {
-            guard peer.schemaVersion == HASchema.version else { return [] }
             switch peer.role {
             case .leader, .leaderAlone:
                 if peer.term >= term { return follow(peer, now: now, reason: "peer \(peer.node) leads at term \(peer.term)") }

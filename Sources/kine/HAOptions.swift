@@ -77,6 +77,8 @@ struct HAOptions: ParsableArguments {
         if let value = try duration(haProbeTimeout, "PROBE_TIMEOUT", "--ha-probe-timeout") { ha.timing.probeTimeout = value }
         if let value = try duration(haHoldDown, "HOLD_DOWN", "--ha-hold-down") { ha.timing.holdDown = value }
         if let value = try duration(haStartupGrace, "STARTUP_GRACE", "--ha-startup-grace") { ha.timing.startupGrace = value }
+        // Fault injection for the mixed-version test (Tests/e2e/test_ha.py); not a user setting.
+        if let text = environment["KINE_HA_TEST_SCHEMA_VERSION"], let version = UInt32(text) { ha.schemaVersion = version }
         if ha.timing.liveness < ha.timing.probeInterval * 2 {
             throw ValidationError("--ha-liveness must be at least two probe intervals")
         }

@@ -597,9 +597,11 @@ class HALab:
                 cmd += [k, v]
         return cmd + list(extra_args)
 
-    def start_kine(self, n: "str | Node", wait: str | None = "ha", timeout: float = 30, **kw) -> Node:
-        """Starts kine in the node's namespace (kw: see kine_command). wait: "ha" (until `kine ha
-        status` answers), "etcd" (until an etcd Range answers), or None."""
+    def start_kine(self, n: "str | Node", wait: str | None = "ha", timeout: float = 30,
+                   env: dict[str, str] | None = None, **kw) -> Node:
+        """Starts kine in the node's namespace (kw: see kine_command), with `env` added to its
+        environment. wait: "ha" (until `kine ha status` answers), "etcd" (until an etcd Range
+        answers), or None."""
         node = self.node(n)
         if node.kine_pid and pid_alive(node.kine_pid):
             raise RuntimeError(f"kine {node.name} is already running (pid {node.kine_pid})")
@@ -612,7 +614,8 @@ class HALab:
         # `ip netns exec` execs the command, so the pid is kine's; its own session so signals to
         # the group reach only kine.
         node.kine_proc = subprocess.Popen(self.nsexec(node) + node.kine_args, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          env={**os.environ, **(env or {})})
         log.close()
         node.kine_pid = node.kine_proc.pid
         if wait:

@@ -18,6 +18,9 @@ public struct HAConfiguration: Sendable {
     public var timing = HATiming()
     /// How far a promotion moves revisions forward (etcd's restore guidance: 10⁹).
     public var revisionBump: Int64 = 1_000_000_000
+    /// The HA schema and protocol version this node announces (`HASchema.version`; tests of a
+    /// mixed-version pair set another with `KINE_HA_TEST_SCHEMA_VERSION`).
+    public var schemaVersion: UInt32 = HASchema.version
 
     public init(nodeName: String, peerHost: String, peerPort: Int, listen: GRPCListenTarget, peerEndpoint: String) {
         self.nodeName = nodeName

@@ -275,8 +275,8 @@ final class HAController: Sendable {
             view.rpcOK = true
             view.role = status.role
             view.term = status.term
-            if status.schemaVersion != HASchema.version {
-                problem = "peer \(status.node) runs HA schema version \(status.schemaVersion), this node \(HASchema.version): not pairing"
+            if status.schemaVersion != ha.schemaVersion {
+                problem = "peer \(status.node) runs HA schema version \(status.schemaVersion), this node \(ha.schemaVersion): not pairing"
                 peer.sqlOK = true  // alive, but nothing it says is acted on
             } else if status.node == node {
                 problem = "the peer at \(ha.peerHost):\(ha.peerPort) has this node's own name \(node): check --ha-peer and --ha-node-name"
@@ -347,7 +347,7 @@ final class HAController: Sendable {
             status.highestServed = highest
             status.epochStart = epochStart
             status.priority = ha.priority.rawValue
-            status.schemaVersion = HASchema.version
+            status.schemaVersion = ha.schemaVersion
         }
         let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
         identity.cluster.update(term: machine.term, leaderID: leaderID)
@@ -398,7 +398,7 @@ final class HAController: Sendable {
     }
 
     private func persist(role: HARole, term: UInt64, leader: String) async throws {
-        _ = try await admin.pipeline([HASQL.writeLocalState(node: node, role: role.rawValue, term: term, leader: leader)])
+        _ = try await admin.pipeline([HASQL.writeLocalState(node: node, role: role.rawValue, term: term, leader: leader, schemaVersion: ha.schemaVersion)])
     }
 
     /// One pipeline call per statement: ALTER SYSTEM and (DROP/CREATE) SUBSCRIPTION refuse to run

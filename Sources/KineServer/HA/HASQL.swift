@@ -51,11 +51,11 @@ enum HASQL {
         SELECT role, term, leader, subscribed_term, highest_served, schema_version FROM kine_ha_local
         """
 
-    static func writeLocalState(node: String, role: String, term: UInt64, leader: String) -> SQLStatement {
+    static func writeLocalState(node: String, role: String, term: UInt64, leader: String, schemaVersion: UInt32) -> SQLStatement {
         SQLStatement("""
             INSERT INTO kine_ha_local (singleton, node, role, term, leader, schema_version) VALUES (true, $1, $2, $3, $4, $5) \
             ON CONFLICT (singleton) DO UPDATE SET node = $1, role = $2, term = $3, leader = $4, schema_version = $5, updated_at = now()
-            """, [.text(node), .text(role), .int64(Int64(term)), .text(leader), .int64(Int64(HASchema.version))])
+            """, [.text(node), .text(role), .int64(Int64(term)), .text(leader), .int64(Int64(schemaVersion))])
     }
 
     static func setSubscribedTerm(_ term: UInt64) -> SQLStatement {
