@@ -1,0 +1,149 @@
+import Foundation
+import KineCore
+import KineHA
+import KineHTTP2
+import KinePostgres
+import KineProto
+import KineSQL
+import KineStore
+import Logging
+import Synchronization
+
+/// Carrying out the role machine's actions: each persists the role before the node serves in
+/// it, and changes the database the node serves from, its copy, or its standby setting.
+extension HAController {
+    func perform(_ action: HAAction, machine: HARoleMachine) async throws {
+        switch action {
+        case .lead(let term, _):
+            try await persist(role: .leaderAlone, term: term, leader: node)
+            try await detachOwnSubscription()
+            try await openForWrites()
+            _ = try await admin.pipeline([HASQL.claimLeadership(term: term, node: node)])
+            try await serveLocal(startRevision: nil)
+        case .promote(let term, let peerMaxRevision, _):
+            stores.withdraw()
+            try await persist(role: .promoting, term: term, leader: node)
+            try await detachOwnSubscription()
+            let localMax = try await admin.pipeline([SQLStatement(HASQL.localMaxID)])[0].rows.first?.int64(0) ?? 0
+            let served = shared.withLock { $0.highestServed }
+            let target = max(localMax, served, peerMaxRevision) + ha.revisionBump
+            _ = try await admin.pipeline(HASQL.bump(to: target, term: term, node: node, forkID: localMax, lockKey: HAIdentity.writeLockKey))
+            try await openForWrites()
+            try await serveLocal(startRevision: target)
+            try await persist(role: .leaderAlone, term: term, leader: node)
+            _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
+            logger.notice("HA: promoted", metadata: [
+                "kine.ha.term": "\(term)", "kine.ha.epochStart": "\(target)", "kine.ha.localMaxID": "\(localMax)",
+                "kine.ha.highestServed": "\(served)", "kine.ha.peerMaxRevision": "\(peerMaxRevision)",
+            ])
+        case .follow(let leader, let term, _):
+            do {
+                try await persist(role: .followerSyncing, term: term, leader: leader)
+            } catch {
+                logger.warning("HA: cannot persist the follower role yet (local PostgreSQL down?); routing anyway", metadata: ["kine.error": "\(error)"])
+            }
+            try await serveRouted()
+        case .resync(let reason):
+            try await resync(leaderTerm: machine.term, reason: reason)
+        case .resumeCopy:
+            try await adminEach([HASQL.enableSubscription(subscription)])
+        case .setSynchronous(let on, _):
+            try await adminEach([HASQL.synchronousStandbys(on ? HANames.application(peerName) : nil), HASQL.reload])
+        case .persist:
+            try await persist(role: machine.role, term: machine.term, leader: machine.leader)
+        }
+    }
+
+    func persist(role: HARole, term: UInt64, leader: String) async throws {
+        _ = try await admin.pipeline([HASQL.writeLocalState(node: node, role: role.rawValue, term: term, leader: leader, schemaVersion: ha.schemaVersion)])
+    }
+
+    /// One pipeline call per statement: ALTER SYSTEM and (DROP/CREATE) SUBSCRIPTION refuse to run
+    /// in a transaction block, which several statements of one call would form.
+    func adminEach(_ statements: [String]) async throws {
+        for statement in statements { _ = try await admin.pipeline([SQLStatement(statement)]) }
+    }
+
+    func openForWrites() async throws {
+        try await adminEach([HASQL.unfence, HASQL.synchronousStandbys(nil), HASQL.reload])
+    }
+
+    func detachOwnSubscription() async throws {
+        let exists = try await admin.pipeline([HASQL.subscriptionExists(subscription)])[0].rows.first?.int64(0) ?? 0
+        if exists > 0 { try await adminEach(HASQL.detachSubscription(subscription)) }
+    }
+
+    /// Leader: serve from the local database. `startRevision` is the promotion's bump, else the
+    /// table's compacted revision.
+    func serveLocal(startRevision: Int64?) async throws {
+        let instance = try await StoreInstance.open(localDatabase, configuration: configuration, logger: logger, connectTimeout: .seconds(10))
+        let start: Int64
+        if let startRevision {
+            start = startRevision
+        } else {
+            start = try await instance.store.revisions().compact
+        }
+        install(instance, startRevision: start)
+    }
+
+    /// Follower: every request goes to the leader's database, as a second kine process there.
+    func serveRouted() async throws {
+        let instance = try await StoreInstance.open(
+            peerDatabase, configuration: configuration, logger: logger, connectTimeout: ha.timing.liveness)
+        let start = try await instance.store.revisions().compact
+        install(instance, startRevision: start)
+    }
+
+    func install(_ instance: StoreInstance, startRevision: Int64) {
+        let previous = shared.withLock { state in
+            defer { state.instance = instance }
+            return state.instance
+        }
+        stores.install(instance.store, startRevision: startRevision)
+        logger.info("HA: serving from \(instance.database)", metadata: ["kine.ha.epochStart": "\(startRevision)"])
+        // The old database may be dead: its pool's shutdown must not hold up the new epoch.
+        if let previous { Task { await previous.shutdown() } }
+    }
+
+    /// Re-makes the local copy: fence, end waiting commits, detach, clean stale slots on both
+    /// sides, save the rows the leader does not have, empty the copy, subscribe with `copy_data`.
+    func resync(leaderTerm: UInt64, reason: String) async throws {
+        // Fenced first (no new local transaction), then no waiting for a standby: a node that
+        // led kept `synchronous_standby_names`, and its waiting commits are ended, not released.
+        try await adminEach([HASQL.fence, HASQL.reload, HASQL.terminateStoreSessions, HASQL.synchronousStandbys(nil), HASQL.reload])
+        try await detachOwnSubscription()
+        _ = try await peerSQL.pipeline([HASQL.dropInactiveSlot(subscription)])
+        _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
+        let localTerm = try await admin.pipeline([SQLStatement(HASQL.localEpoch)])[0].rows.first.map { UInt64(max($0.int64(0), 0)) } ?? 0
+        if localTerm < leaderTerm {
+            let fork = try await peerSQL.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first?.int64(3) ?? 0
+            let saved = try await admin.pipeline([HASQL.saveRowsAbove(fork, leaderTerm: leaderTerm, reason: reason)])[0].affectedRows
+            if saved > 0 {
+                logger.warning("HA: saved rows the leader does not have before resyncing (table kine_ha_saved)", metadata: [
+                    "kine.ha.savedRows": "\(saved)", "kine.ha.forkID": "\(fork)", "kine.ha.localTerm": "\(localTerm)",
+                    "kine.ha.leaderTerm": "\(leaderTerm)",
+                ])
+            }
+        }
+        try await adminEach([HASQL.emptyCopy])
+        let connection = peerDatabase.conninfo(overrides: [
+            "application_name": HANames.application(node), "connect_timeout": "5",
+            "keepalives_idle": "5", "keepalives_interval": "2", "keepalives_count": "3",
+        ])
+        try await adminEach([HASQL.createSubscription(subscription, connection: connection, slot: subscription)])
+        _ = try await admin.pipeline([HASQL.setSubscribedTerm(leaderTerm)])
+        logger.info("HA: resync started (copying the leader's tables)", metadata: ["kine.ha.reason": "\(reason)"])
+    }
+
+    static func describe(_ action: HAAction) -> String {
+        switch action {
+        case .lead(let term, let reason): return "leading at term \(term): \(reason)"
+        case .promote(let term, _, let reason): return "promoting to term \(term): \(reason)"
+        case .follow(let leader, let term, let reason): return "following \(leader) at term \(term): \(reason)"
+        case .resync(let reason): return "resyncing the local copy: \(reason)"
+        case .resumeCopy(let reason): return "resuming the local copy: \(reason)"
+        case .setSynchronous(let on, let reason): return "synchronous replication \(on ? "on" : "off"): \(reason)"
+        case .persist(let reason): return "role change: \(reason)"
+        }
+    }
+}

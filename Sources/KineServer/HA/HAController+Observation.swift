@@ -1,0 +1,134 @@
+import Foundation
+import KineCore
+import KineHA
+import KineHTTP2
+import KinePostgres
+import KineProto
+import KineSQL
+import KineStore
+import Logging
+import Synchronization
+
+/// One probe round: the local database, the peer on both channels, and what the Status RPC,
+/// etcd's Status and MemberList report from it.
+extension HAController {
+    func observe(_ machine: HARoleMachine) async -> HAObservation {
+        let timeout = ha.timing.probeTimeout
+        let request = HAStatusRequest(fromNode: node, term: machine.term)
+        let admin = self.admin
+        let peerSQL = self.peerSQL
+        let localProbe = HASQL.localProbe(subscription: subscription, followerApplication: HANames.application(peerName))
+        let peerProbe = HASQL.peerProbe(slot: subscription)
+        async let localRows = withDeadline(timeout) { try? await admin.pipeline([localProbe])[0].rows.first }
+        async let peerAnswer = withDeadline(timeout) { [peerRPC] in await peerRPC.status(request) }
+        async let peerRows = withDeadline(timeout) { try? await peerSQL.pipeline([peerProbe])[0].rows.first }
+        let (localRow, answer, peerRow) = await (localRows ?? nil, peerAnswer, peerRows ?? nil)
+
+        var local = HAObservation.Local(postgresUp: localRow != nil)
+        var localMaxID: Int64 = 0
+        var hasData = false
+        if let localRow {
+            localMaxID = localRow.int64(0)
+            local.copyComplete = !localRow.isNull(1) && localRow.bool(2)
+            if localRow.isNull(1) {
+                local.copy = .none
+            } else if !localRow.bool(1) {
+                local.copy = .disabled
+            } else {
+                local.copy = local.copyComplete ? .ready : .syncing
+            }
+            local.followerStreaming = localRow.bool(3)
+            local.subscribedTerm = localRow.isNull(4) ? 0 : UInt64(max(localRow.int64(4), 0))
+            hasData = localRow.bool(5)
+            local.hasData = hasData
+        }
+
+        var peer = HAObservation.Peer(sqlOK: peerRow != nil)
+        var view = HAPeerView()
+        view.node = peerName
+        view.sqlOK = peer.sqlOK
+        view.lastProbeUnixMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        var problem = ""
+        switch answer {
+        case .success(let status)?:
+            view.rpcOK = true
+            view.role = status.role
+            view.term = status.term
+            if status.schemaVersion != ha.schemaVersion {
+                problem = "peer \(status.node) runs HA schema version \(status.schemaVersion), this node \(ha.schemaVersion): not pairing"
+                peer.sqlOK = true  // alive, but nothing it says is acted on
+            } else if status.node == node {
+                problem = "the peer at \(ha.peerHost):\(ha.peerPort) has this node's own name \(node): check --ha-peer and --ha-node-name"
+                peer.sqlOK = true
+            } else {
+                learnPeerName(status.node)
+                peer.status = status.peerStatus
+            }
+        case .failure(let error)?:
+            problem = "\(error)"
+        case nil:
+            problem = "peer HA port \(ha.peerHost):\(ha.peerPort) did not answer within \(timeout)"
+        }
+        if peerRow == nil {
+            problem += (problem.isEmpty ? "" : "; ") + "peer PostgreSQL \(peerDatabase) did not answer within \(timeout)"
+        }
+        if machine.role.isFollowing, local.copy == .ready || local.copy == .syncing, let peerRow {
+            let slot = peerRow.isNull(1) ? "missing" : peerRow.text(1)
+            peer.slotLost = slot == "missing" || slot == "lost"
+        }
+        let observation = HAObservation(now: now, local: local, peer: peer)
+        view.failedRounds = UInt32(clamping: machine.peerDead(at: observation.now) ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
+        view.error = problem
+        let leaderMax = peerRow?.int64(0) ?? 0
+        recordRound(local: local, localMaxID: localMaxID, hasData: hasData, view: view, problem: problem,
+                    lag: machine.role.isFollowing ? max(leaderMax - localMaxID, 0) : 0)
+        return observation
+    }
+
+    /// Keeps what the Status RPC reports, logs a changed problem once, and persists the highest
+    /// revision served when it grew.
+    func recordRound(local: HAObservation.Local, localMaxID: Int64, hasData: Bool, view: HAPeerView, problem: String, lag: Int64) {
+        let served = stores.epoch?.store.watchHub.revision ?? 0
+        board.update { status in
+            status.postgresUp = local.postgresUp
+            status.subscription = local.copy.rawValue
+            status.localMaxID = localMaxID
+            status.hasData = hasData
+            status.lagRevisions = lag
+            status.peer = view
+        }
+        let (changedProblem, persist) = shared.withLock { state -> (Bool, Int64?) in
+            state.highestServed = max(state.highestServed, served)
+            let changed = state.lastProblem != problem
+            state.lastProblem = problem
+            let persist = state.highestServed > state.persistedHighest && local.postgresUp ? state.highestServed : nil
+            if let persist { state.persistedHighest = persist }
+            return (changed, persist)
+        }
+        if changedProblem && !problem.isEmpty { logger.warning("HA probe: \(problem)") }
+        if changedProblem && problem.isEmpty { logger.info("HA probe: peer answers on both channels") }
+        if let persist { Task { [admin] in _ = try? await admin.pipeline([HASQL.raiseHighestServed(persist)]) } }
+    }
+
+    /// Role, term and leader as the Status RPC, etcd's Status and MemberList report them.
+    func publish(_ machine: HARoleMachine) {
+        let revision = stores.epoch?.store.watchHub.revision ?? 0
+        let epochStart = stores.epoch?.startRevision ?? 0
+        let highest = shared.withLock { max($0.highestServed, revision) }
+        board.update { status in
+            status.node = node
+            status.term = machine.term
+            status.role = machine.role.rawValue
+            status.leader = machine.leader
+            status.replication = ha.replication.rawValue
+            status.syncActive = machine.synchronous
+            status.maxRevision = revision
+            status.highestServed = highest
+            status.epochStart = epochStart
+            status.priority = ha.priority.rawValue
+            status.schemaVersion = ha.schemaVersion
+        }
+        let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
+        identity.cluster.update(term: machine.term, leaderID: leaderID)
+    }
+}
