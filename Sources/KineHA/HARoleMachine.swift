@@ -45,6 +45,8 @@ public struct HARoleMachine: Sendable {
     public let lastRole: HARole?
 
     private var lastLeadershipChange: Duration = .zero
+    /// When the peer was last heard on either channel (nil: never), and since when it has not been.
+    private var lastPeerContact: Duration?
     private var peerFailingSince: Duration?
     private var replicationMissingSince: Duration?
     private var fastPathRounds = 0
@@ -249,8 +251,11 @@ public struct HARoleMachine: Sendable {
     private mutating func trackPeer(_ observation: HAObservation) {
         if let status = observation.peer.status { lastPeer = status }
         if observation.peer.status == nil && !observation.peer.sqlOK {
-            if peerFailingSince == nil { peerFailingSince = observation.now }
+            // Silent since the last round that heard it, not since the first that did not: the
+            // verdict comes `liveness` after the peer was last known alive.
+            if peerFailingSince == nil { peerFailingSince = lastPeerContact ?? observation.now }
         } else {
+            lastPeerContact = observation.now
             peerFailingSince = nil
         }
     }
