@@ -81,7 +81,6 @@ public struct HARoleMachine: Sendable {
     /// One probe round. The returned actions are carried out in order; if one fails the
     /// controller calls `failed()` and the next round decides again.
     public mutating func step(_ observation: HAObservation) -> [HAAction] {
-        let now = observation.now
         trackPeer(observation)
         previous = (role, term, leader, synchronous)
         switch role {
@@ -89,7 +88,6 @@ public struct HARoleMachine: Sendable {
         case .leader, .leaderAlone: return leading(observation)
         case .follower, .followerSyncing, .resyncing: return following(observation)
         case .promoting:
-            _ = now
             return []
         }
     }
