@@ -53,6 +53,40 @@ public struct HAStatus: Sendable, Equatable {
     public var peer: HAPeerView?
     /// The newest row id of the local database.
     public var localMaxID: Int64 = 0
+    /// After a split, the node the reunion decided keeps leading ("" none pending).
+    public var reunionWinner = ""
+    /// With a witness: it was unreachable while the peer was, since the pair was last whole.
+    public var witnessLost = false
+    /// Wall-clock time of this node's newest write of its own as leader (Unix ms).
+    public var lastWriteUnixMilliseconds: Int64 = 0
+    /// The maintenance pause: until when (Unix ms, 0: none) and when it was set (the newer wins).
+    public var pausedUntilUnixMilliseconds: Int64 = 0
+    public var pauseSetUnixMilliseconds: Int64 = 0
+    /// A handover in progress: the node asked to take over.
+    public var handoverTo = ""
+    /// "" (no witness configured), reachable, unreachable.
+    public var witness = ""
+    /// With `reunionWinner`: the id the two histories forked at.
+    public var reunionForkID: Int64 = 0
 
     public init() {}
+}
+
+/// `kine ha pause --for` / `kine ha resume` (until 0).
+public struct HAPauseRequest: Sendable, Equatable {
+    public var untilUnixMilliseconds: Int64
+
+    public init(untilUnixMilliseconds: Int64) {
+        self.untilUnixMilliseconds = untilUnixMilliseconds
+    }
+}
+
+/// `kine ha handover`.
+public struct HAHandoverRequest: Sendable, Equatable {
+    /// 0: the node's default.
+    public var timeoutMilliseconds: Int64
+
+    public init(timeoutMilliseconds: Int64 = 0) {
+        self.timeoutMilliseconds = timeoutMilliseconds
+    }
 }

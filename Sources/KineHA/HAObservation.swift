@@ -25,12 +25,25 @@ public struct HAObservation: Sendable {
         public var followerStreaming: Bool
         /// The local table holds rows beyond kine's two bookkeeping rows.
         public var hasData: Bool
+        /// The newest row id of the local table (a handover waits for the copy to reach the leader's).
+        public var maxID: Int64
+        /// The revision the node's current epoch started at (a leader's promotion bump).
+        public var epochStart: Int64
+        /// `--ha-witness`: whether this round's TCP connect reached it (nil: no witness configured).
+        public var witness: Bool?
+        /// A maintenance pause is in force (`kine ha pause`): no automatic promotion.
+        public var paused: Bool
 
         public init(
             postgresUp: Bool = true, copy: CopyState = .none, copyComplete: Bool? = nil, subscribedTerm: UInt64 = 0,
-            followerStreaming: Bool = false, hasData: Bool = false
+            followerStreaming: Bool = false, hasData: Bool = false, maxID: Int64 = 0, epochStart: Int64 = 0, witness: Bool? = nil,
+            paused: Bool = false
         ) {
             self.hasData = hasData
+            self.maxID = maxID
+            self.epochStart = epochStart
+            self.witness = witness
+            self.paused = paused
             self.postgresUp = postgresUp
             self.copy = copy
             self.copyComplete = copyComplete ?? (copy == .ready)
@@ -70,12 +83,30 @@ public struct PeerStatus: Sendable, Equatable {
     public var highestServed: Int64
     public var priority: HAPriority
     public var schemaVersion: UInt32
+    /// The newest row id of the peer's own table.
+    public var maxID: Int64
+    /// The reunion verdict the peer published, and the fork id with it.
+    public var reunionWinner: String
+    public var reunionForkID: Int64
+    /// With a witness: the peer could not reach it while this node was unreachable.
+    public var witnessLost: Bool
+    /// A handover in progress on the peer (its leader): the node asked to take over.
+    public var handoverTo: String
+    /// The peer's newest write of its own as leader, by its clock (Unix ms; the reunion's `newest`).
+    public var lastWriteUnixMilliseconds: Int64
 
     public init(
         node: String, role: HARole, term: UInt64, leader: String = "", postgresUp: Bool = true, hasData: Bool = false,
         copy: CopyState = .none, maxRevision: Int64 = 0, highestServed: Int64 = 0, priority: HAPriority = .secondary,
-        schemaVersion: UInt32 = HASchema.version
+        schemaVersion: UInt32 = HASchema.version, maxID: Int64 = 0, reunionWinner: String = "", reunionForkID: Int64 = 0,
+        witnessLost: Bool = false, handoverTo: String = "", lastWriteUnixMilliseconds: Int64 = 0
     ) {
+        self.lastWriteUnixMilliseconds = lastWriteUnixMilliseconds
+        self.maxID = maxID
+        self.reunionWinner = reunionWinner
+        self.reunionForkID = reunionForkID
+        self.witnessLost = witnessLost
+        self.handoverTo = handoverTo
         self.node = node
         self.role = role
         self.term = term
@@ -91,6 +122,8 @@ public struct PeerStatus: Sendable, Equatable {
 }
 
 /// The version of kine's HA tables and peer protocol; a peer with another version is refused.
+/// 2: split writes saved on the winner in the replicated `kine_ha_split_writes`; reunion,
+/// witness, pause and handover fields in the status.
 public enum HASchema {
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
 }

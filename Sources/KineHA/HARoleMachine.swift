@@ -4,8 +4,15 @@ public enum HAAction: Sendable, Equatable {
     /// Serve as leader from the local database at `term` (no revision bump: nobody else led since).
     case lead(term: UInt64, reason: String)
     /// Take over: detach the copy, bump revisions above everything seen (`peerMaxRevision`
-    /// included), open the local database for writes, serve at `term`.
-    case promote(term: UInt64, peerMaxRevision: Int64, reason: String)
+    /// included), open the local database for writes, serve at `term`. `forkID` is where the
+    /// histories forked when it is not the local newest id (a reunion's winner).
+    case promote(term: UInt64, peerMaxRevision: Int64, forkID: Int64? = nil, reason: String)
+    /// Stop taking writes at once: fence the local database, end the store's sessions, serve
+    /// nothing (clients get `Unavailable`) until the next action serves again.
+    case stepDown(reason: String)
+    /// Both nodes lead (after a split) and this node decides: compute the reunion from both
+    /// databases and hand the decision to `reunionDecided`.
+    case decideReunion(peer: PeerStatus)
     /// Route every request to `leader`'s database and follow it at `term`.
     case follow(leader: String, term: UInt64, reason: String)
     /// Re-make the local copy from the leader (save what only this node has, empty, subscribe).
@@ -44,7 +51,24 @@ public struct HARoleMachine: Sendable {
     /// The role persisted by the last run (nil for a fresh node).
     public let lastRole: HARole?
 
-    private var lastLeadershipChange: Duration = .zero
+    /// After a split: the node the reunion decided keeps leading, and where the histories forked
+    /// (published; cleared once the pair is whole again).
+    public internal(set) var reunionWinner = ""
+    public internal(set) var reunionForkID: Int64 = 0
+    /// With a witness: it was unreachable while the peer was, since the pair was last whole.
+    public internal(set) var witnessLost = false
+    /// The witness in the last round (nil: none configured).
+    public internal(set) var lastWitness: Bool?
+    /// A leader that lost both its peer and the witness: fenced, serving nothing.
+    public internal(set) var isolated = false
+    /// A handover this leader started: the follower asked to take over, and when to give up.
+    public internal(set) var handoverTo = ""
+    var handoverDeadline: Duration = .zero
+
+    var lastLeadershipChange: Duration = .zero
+    /// The epoch start of the last observation (a reunion winner's revisions must be above
+    /// everything the loser served).
+    var epochStart: Int64 = 0
     /// When the peer was last heard on either channel (nil: never), and since when it has not been.
     private var lastPeerContact: Duration?
     private var peerFailingSince: Duration?
@@ -56,7 +80,18 @@ public struct HARoleMachine: Sendable {
     /// after `maxResumes` is re-made.
     private var resumes = 0
     static let maxResumes = 3
-    private var previous: (role: HARole, term: UInt64, leader: String, synchronous: Bool)?
+    private var previous: Snapshot?
+
+    /// What `failed()` restores.
+    private struct Snapshot {
+        var role: HARole, term: UInt64, leader: String, synchronous: Bool
+        var reunionWinner: String, reunionForkID: Int64, isolated: Bool, handoverTo: String
+    }
+
+    /// Whether the node serves clients in its role (an isolated leader, or one handing over, does not).
+    public var servesClients: Bool {
+        (role.isLeading && !isolated && handoverTo.isEmpty) || role.isFollowing
+    }
 
     /// `lastRole`, `term` and `lastLeader` are what the node persisted before it stopped.
     public init(
@@ -82,7 +117,9 @@ public struct HARoleMachine: Sendable {
     /// controller calls `failed()` and the next round decides again.
     public mutating func step(_ observation: HAObservation) -> [HAAction] {
         trackPeer(observation)
-        previous = (role, term, leader, synchronous)
+        previous = Snapshot(
+            role: role, term: term, leader: leader, synchronous: synchronous, reunionWinner: reunionWinner,
+            reunionForkID: reunionForkID, isolated: isolated, handoverTo: handoverTo)
         switch role {
         case .bootstrap: return bootstrap(observation)
         case .leader, .leaderAlone: return leading(observation)
@@ -100,6 +137,10 @@ public struct HARoleMachine: Sendable {
             term = previous.term
             leader = previous.leader
             synchronous = previous.synchronous
+            reunionWinner = previous.reunionWinner
+            reunionForkID = previous.reunionForkID
+            isolated = previous.isolated
+            handoverTo = previous.handoverTo
         }
         nextResyncAt = now + resyncBackoff
         resyncBackoff = min(resyncBackoff * 2, .seconds(60))
@@ -129,7 +170,7 @@ public struct HARoleMachine: Sendable {
                 // may have handed out already (async, or a commit in flight), so it takes over
                 // with a revision bump, never as a plain lead.
                 if lastRole?.isFollowing == true || lastRole == .promoting {
-                    guard observation.local.copyComplete && observation.local.postgresUp else { return [] }
+                    guard observation.local.copyComplete && observation.local.postgresUp, mayPromote(observation) else { return [] }
                     return promote(now: now, peerMaxRevision: max(peer.maxRevision, peer.highestServed), reason: why)
                 }
                 return lead(now: now, reason: why)
@@ -137,7 +178,8 @@ public struct HARoleMachine: Sendable {
                 return []
             }
         }
-        guard now >= timing.startupGrace else { return [] }
+        // Alone after the grace: with a witness, only if it is reachable (else the peer may lead).
+        guard now >= timing.startupGrace, observation.local.witness != false else { return [] }
         switch lastRole {
         case .leader, .leaderAlone:
             return lead(now: now, reason: "peer unreachable after the startup grace; this node led before")
@@ -145,7 +187,7 @@ public struct HARoleMachine: Sendable {
             return lead(now: now, reason: "peer unreachable after the startup grace; this node is the primary")
         case .follower?, .promoting?:
             let copyReady = observation.local.copyComplete && observation.local.postgresUp
-            if copyReady && now >= timing.startupGrace + timing.holdDown && peerDead(at: now) {
+            if copyReady && now >= timing.startupGrace + timing.holdDown && peerDead(at: now) && mayPromote(observation) {
                 return promote(now: now, peerMaxRevision: 0, reason: "peer unreachable since start; this node's copy is ready")
             }
             return []
@@ -156,8 +198,25 @@ public struct HARoleMachine: Sendable {
 
     private mutating func leading(_ observation: HAObservation) -> [HAAction] {
         let now = observation.now
-        if let peer = observation.peer.status, peer.role.isLeading, peer.term > term {
-            return follow(peer, now: now, reason: "peer \(peer.node) leads at the newer term \(peer.term)")
+        if let peer = observation.peer.status {
+            if peer.role.isLeading { return meetLeader(peer, now: now) }
+            if peer.role.isFollowing && peer.leader == node && peer.term > term {
+                return promote(
+                    now: now, term: peer.term, peerMaxRevision: max(peer.maxRevision, peer.highestServed), forkID: peer.reunionForkID,
+                    reason: "reunion: peer \(peer.node) lost and follows this node at term \(peer.term)")
+            }
+            if peer.role.isFollowing && peer.leader == node && peer.term == term && peer.copy == .ready { pairWhole() }
+        }
+        if !handoverTo.isEmpty { return handingOver(now: now) }
+        if isolated {
+            guard observation.local.witness == true || observation.peer.status != nil else { return [] }
+            isolated = false
+            return lead(now: now, reason: observation.peer.status != nil ? "peer reachable again" : "witness reachable again")
+        }
+        if observation.local.witness == false && peerDead(at: now) {
+            // Acknowledging writes now could only lose them: the peer may have promoted.
+            isolated = true
+            return [.stepDown(reason: "peer unreachable for \(timing.liveness) and the witness unreachable: not taking writes")]
         }
         let streaming = observation.local.followerStreaming
         if streaming {
@@ -197,11 +256,19 @@ public struct HARoleMachine: Sendable {
         if let peer, peer.role.isLeading, peer.node != leader || peer.term > term, peer.term >= term {
             return follow(peer, now: now, reason: "peer \(peer.node) leads at term \(peer.term)")
         }
+        // A reunion winner that has not reached this node's term yet: its copy is not the one to make.
+        if let peer, peer.role.isLeading, peer.term < term { return [] }
         if let peer, peer.role.isLeading, peer.postgresUp == false { fastPathRounds += 1 } else if peer != nil { fastPathRounds = 0 }
 
         let copyReady = local.postgresUp && local.copyComplete && local.subscribedTerm == term && !observation.peer.slotLost
+        if let peer, peer.role.isLeading, peer.handoverTo == node, peer.node == leader, peer.term == term {
+            guard copyReady && local.copy == .ready && local.maxID >= peer.maxID else { return [] }
+            return promote(
+                now: now, peerMaxRevision: max(peer.maxRevision, peer.highestServed),
+                reason: "handover from \(peer.node): the copy reached its newest id \(peer.maxID)")
+        }
         let leaderGone = peerDead(at: now) || fastPathRounds >= 2
-        if leaderGone && role == .follower && copyReady && now - lastLeadershipChange >= timing.holdDown {
+        if leaderGone && role == .follower && copyReady && now - lastLeadershipChange >= timing.holdDown && mayPromote(observation) {
             let why = fastPathRounds >= 2
                 ? "leader \(leader) reports its PostgreSQL down"
                 : "leader \(leader) unreachable on both channels for \(timing.liveness)"
@@ -234,6 +301,7 @@ public struct HARoleMachine: Sendable {
             return [.resumeCopy(reason: "the local copy stopped (attempt \(resumes) of \(Self.maxResumes))")]
         }
         let settled: HARole = copyReady && local.copy == .ready ? .follower : .followerSyncing
+        if settled == .follower { pairWhole() }
         if role != settled {
             role = settled
             return [.persist(reason: settled == .follower ? "local copy ready" : "local copy catching up")]
@@ -244,9 +312,12 @@ public struct HARoleMachine: Sendable {
     // MARK: Transitions
 
     private var peerMaxRevision: Int64 { lastPeer.map { max($0.maxRevision, $0.highestServed) } ?? 0 }
-    private var lastPeer: PeerStatus?
+    var lastPeer: PeerStatus?
 
     private mutating func trackPeer(_ observation: HAObservation) {
+        epochStart = observation.local.epochStart
+        lastWitness = observation.local.witness
+        if observation.local.witness == false && observation.peer.status == nil { witnessLost = true }
         if let status = observation.peer.status { lastPeer = status }
         if observation.peer.status == nil && !observation.peer.sqlOK {
             // Silent since the last round that heard it, not since the first that did not: the
@@ -258,7 +329,19 @@ public struct HARoleMachine: Sendable {
         }
     }
 
-    private mutating func lead(now: Duration, reason: String) -> [HAAction] {
+    /// Promotion needs the witness (when one is configured) and no maintenance pause.
+    private func mayPromote(_ observation: HAObservation) -> Bool {
+        observation.local.witness != false && !observation.local.paused
+    }
+
+    /// Both nodes serve in agreement again: the split's bookkeeping ends.
+    mutating func pairWhole() {
+        reunionWinner = ""
+        reunionForkID = 0
+        witnessLost = false
+    }
+
+    mutating func lead(now: Duration, reason: String) -> [HAAction] {
         role = .leaderAlone
         term = max(term, 1)
         leader = node
@@ -268,26 +351,34 @@ public struct HARoleMachine: Sendable {
         return [.lead(term: term, reason: reason)]
     }
 
-    private mutating func promote(now: Duration, peerMaxRevision: Int64, reason: String) -> [HAAction] {
+    mutating func promote(now: Duration, term newTerm: UInt64? = nil, peerMaxRevision: Int64, forkID: Int64? = nil, reason: String) -> [HAAction] {
         role = .leaderAlone
-        term += 1
+        term = newTerm ?? term + 1
+        isolated = false
+        handoverTo = ""
         leader = node
         synchronous = false
         lastLeadershipChange = now
         replicationMissingSince = nil
         fastPathRounds = 0
-        return [.promote(term: term, peerMaxRevision: peerMaxRevision, reason: reason)]
+        return [.promote(term: term, peerMaxRevision: peerMaxRevision, forkID: forkID, reason: reason)]
     }
 
-    private mutating func follow(_ peer: PeerStatus, now: Duration, reason: String) -> [HAAction] {
+    mutating func follow(_ peer: PeerStatus, now: Duration, reason: String) -> [HAAction] {
+        follow(leader: peer.node, term: peer.term, now: now, reason: reason)
+    }
+
+    mutating func follow(leader newLeader: String, term newTerm: UInt64, now: Duration, reason: String) -> [HAAction] {
         role = .followerSyncing
-        term = peer.term
-        leader = peer.node
+        term = newTerm
+        leader = newLeader
         synchronous = false
+        isolated = false
+        handoverTo = ""
         lastLeadershipChange = now
         fastPathRounds = 0
         nextResyncAt = .zero
-        return [.follow(leader: peer.node, term: peer.term, reason: reason)]
+        return [.follow(leader: newLeader, term: newTerm, reason: reason)]
     }
 
     /// Both starting: a node with data beats an empty one, then the higher term, then the node

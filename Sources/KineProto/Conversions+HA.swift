@@ -66,6 +66,14 @@ extension HAStatus {
         schemaVersion = c.schema_version
         peer = c.peer.map { HAPeerView($0.pointee) }
         localMaxID = c.local_max_id
+        reunionWinner = CValues.string(c.reunion_winner)
+        witnessLost = CValues.bool(c.witness_lost)
+        lastWriteUnixMilliseconds = c.last_write_unix_ms
+        pausedUntilUnixMilliseconds = c.paused_until_unix_ms
+        pauseSetUnixMilliseconds = c.pause_set_unix_ms
+        handoverTo = CValues.string(c.handover_to)
+        witness = CValues.string(c.witness)
+        reunionForkID = c.reunion_fork_id
     }
 
     func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Kine__Ha__V1__StatusResponse> {
@@ -89,6 +97,38 @@ extension HAStatus {
         c.pointee.schema_version = schemaVersion
         if let peer { c.pointee.peer = peer.toC(&arena) }
         c.pointee.local_max_id = localMaxID
+        if let text = arena.cString(reunionWinner) { c.pointee.reunion_winner = text }
+        c.pointee.witness_lost = CValues.cBool(witnessLost)
+        c.pointee.last_write_unix_ms = lastWriteUnixMilliseconds
+        c.pointee.paused_until_unix_ms = pausedUntilUnixMilliseconds
+        c.pointee.pause_set_unix_ms = pauseSetUnixMilliseconds
+        if let text = arena.cString(handoverTo) { c.pointee.handover_to = text }
+        if let text = arena.cString(witness) { c.pointee.witness = text }
+        c.pointee.reunion_fork_id = reunionForkID
+        return c
+    }
+}
+
+extension HAPauseRequest {
+    init(_ c: Kine__Ha__V1__PauseRequest) {
+        self.init(untilUnixMilliseconds: c.until_unix_ms)
+    }
+
+    func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Kine__Ha__V1__PauseRequest> {
+        let c = arena.message(kine__ha__v1__pause_request__init)
+        c.pointee.until_unix_ms = untilUnixMilliseconds
+        return c
+    }
+}
+
+extension HAHandoverRequest {
+    init(_ c: Kine__Ha__V1__HandoverRequest) {
+        self.init(timeoutMilliseconds: c.timeout_ms)
+    }
+
+    func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Kine__Ha__V1__HandoverRequest> {
+        let c = arena.message(kine__ha__v1__handover_request__init)
+        c.pointee.timeout_ms = timeoutMilliseconds
         return c
     }
 }
@@ -98,6 +138,18 @@ extension ProtoDecode {
         try CMessage.decode(bytes, "StatusRequest", kine__ha__v1__status_request__unpack, kine__ha__v1__status_request__free_unpacked) {
             HAStatusRequest($0)
         }
+    }
+
+    public static func haPauseRequest(_ bytes: [UInt8]) throws(ProtoError) -> HAPauseRequest {
+        try CMessage.decode(bytes, "PauseRequest", kine__ha__v1__pause_request__unpack, kine__ha__v1__pause_request__free_unpacked) {
+            HAPauseRequest($0)
+        }
+    }
+
+    public static func haHandoverRequest(_ bytes: [UInt8]) throws(ProtoError) -> HAHandoverRequest {
+        try CMessage.decode(
+            bytes, "HandoverRequest", kine__ha__v1__handover_request__unpack, kine__ha__v1__handover_request__free_unpacked
+        ) { HAHandoverRequest($0) }
     }
 
     public static func haStatus(_ bytes: [UInt8]) throws(ProtoError) -> HAStatus {
@@ -110,6 +162,18 @@ extension ProtoDecode {
 extension ProtoEncode {
     public static func haStatusRequest(_ request: HAStatusRequest) -> [UInt8] {
         CMessage.encode(capacity: 256, kine__ha__v1__status_request__get_packed_size, kine__ha__v1__status_request__pack) {
+            request.toC(&$0)
+        }
+    }
+
+    public static func haPauseRequest(_ request: HAPauseRequest) -> [UInt8] {
+        CMessage.encode(capacity: 32, kine__ha__v1__pause_request__get_packed_size, kine__ha__v1__pause_request__pack) {
+            request.toC(&$0)
+        }
+    }
+
+    public static func haHandoverRequest(_ request: HAHandoverRequest) -> [UInt8] {
+        CMessage.encode(capacity: 32, kine__ha__v1__handover_request__get_packed_size, kine__ha__v1__handover_request__pack) {
             request.toC(&$0)
         }
     }

@@ -38,6 +38,18 @@ struct HAOptions: ParsableArguments {
     @Option(help: "primary or secondary: who leads when both start empty (KINE_HA_PRIORITY). Default secondary.")
     var haPriority: String?
 
+    @Option(help: "A third address both nodes reach, HOST:PORT (e.g. the site's router), tried with a TCP connect: a node that cannot reach it does not promote, a leader that loses peer and witness stops taking writes (KINE_HA_WITNESS).")
+    var haWitness: String?
+
+    @Option(help: "newest, incumbent or promoted: which leader keeps leading when both led during a split (KINE_HA_REUNION). Default newest.")
+    var haReunion: String?
+
+    @Option(help: "Write times closer than this do not decide a newest reunion (KINE_HA_MAX_CLOCK_SKEW). Default 2s.")
+    var haMaxClockSkew: String?
+
+    @Option(help: "How long a handover waits for the follower before the leader serves again (KINE_HA_HANDOVER_TIMEOUT). Default 10s.")
+    var haHandoverTimeout: String?
+
     /// nil when HA is off; a `ValidationError` naming the flag for anything malformed.
     func configuration(environment: [String: String]) throws -> HAConfiguration? {
         func setting(_ value: String?, _ name: String) -> String? { value ?? environment["KINE_HA_\(name)"] }
@@ -77,6 +89,22 @@ struct HAOptions: ParsableArguments {
         if let value = try duration(haProbeTimeout, "PROBE_TIMEOUT", "--ha-probe-timeout") { ha.timing.probeTimeout = value }
         if let value = try duration(haHoldDown, "HOLD_DOWN", "--ha-hold-down") { ha.timing.holdDown = value }
         if let value = try duration(haStartupGrace, "STARTUP_GRACE", "--ha-startup-grace") { ha.timing.startupGrace = value }
+        if let value = try duration(haMaxClockSkew, "MAX_CLOCK_SKEW", "--ha-max-clock-skew") { ha.maxClockSkew = value }
+        if let value = try duration(haHandoverTimeout, "HANDOVER_TIMEOUT", "--ha-handover-timeout") { ha.handoverTimeout = value }
+        if let text = setting(haReunion, "REUNION") {
+            guard let policy = ReunionPolicy(rawValue: text.lowercased()) else {
+                throw ValidationError("--ha-reunion \(text): newest, incumbent or promoted")
+            }
+            ha.reunionPolicy = policy
+        }
+        if let text = setting(haWitness, "WITNESS") {
+            guard case .tcp(let host, let port)? = try? KineConfiguration.parseListenAddress(text), port > 0, host != "0.0.0.0" else {
+                throw ValidationError("--ha-witness \(text): expected HOST:PORT")
+            }
+            ha.witness = (host, port)
+        }
+        // Clock skew injection for the reunion tests (Tests/e2e/test_ha_split.py); not a user setting.
+        if let text = environment["KINE_HA_TEST_CLOCK_OFFSET_MS"], let offset = Int64(text) { ha.clockOffset = .milliseconds(offset) }
         // Fault injection for the mixed-version test (Tests/e2e/test_ha.py); not a user setting.
         if let text = environment["KINE_HA_TEST_SCHEMA_VERSION"], let version = UInt32(text) { ha.schemaVersion = version }
         if ha.timing.liveness < ha.timing.probeInterval * 2 {

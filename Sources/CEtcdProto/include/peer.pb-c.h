@@ -15,6 +15,8 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Kine__Ha__V1__PauseRequest Kine__Ha__V1__PauseRequest;
+typedef struct Kine__Ha__V1__HandoverRequest Kine__Ha__V1__HandoverRequest;
 typedef struct Kine__Ha__V1__StatusRequest Kine__Ha__V1__StatusRequest;
 typedef struct Kine__Ha__V1__PeerView Kine__Ha__V1__PeerView;
 typedef struct Kine__Ha__V1__StatusResponse Kine__Ha__V1__StatusResponse;
@@ -24,6 +26,32 @@ typedef struct Kine__Ha__V1__StatusResponse Kine__Ha__V1__StatusResponse;
 
 
 /* --- messages --- */
+
+struct  Kine__Ha__V1__PauseRequest
+{
+  ProtobufCMessage base;
+  /*
+   * When the pause ends by itself (Unix ms); 0 resumes.
+   */
+  int64_t until_unix_ms;
+};
+#define KINE__HA__V1__PAUSE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kine__ha__v1__pause_request__descriptor) \
+    , 0 }
+
+
+struct  Kine__Ha__V1__HandoverRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Give up after this long (ms) if the follower has not taken over; 0: the node's default.
+   */
+  int64_t timeout_ms;
+};
+#define KINE__HA__V1__HANDOVER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&kine__ha__v1__handover_request__descriptor) \
+    , 0 }
+
 
 struct  Kine__Ha__V1__StatusRequest
 {
@@ -123,12 +151,82 @@ struct  Kine__Ha__V1__StatusResponse
    * The newest row id of the local database.
    */
   int64_t local_max_id;
+  /*
+   * After a split, the node the reunion decided keeps leading ("" none pending); published by
+   * the node that decides (the one with the higher term).
+   */
+  char *reunion_winner;
+  /*
+   * With a witness: this node failed to reach it while its peer was unreachable, since the pair
+   * was last whole (the reunion's witness rule).
+   */
+  protobuf_c_boolean witness_lost;
+  /*
+   * Wall-clock time of this node's newest write of its own as leader (the reunion's `newest`).
+   */
+  int64_t last_write_unix_ms;
+  /*
+   * The maintenance pause: until when (0: not paused) and when it was set (the newer wins).
+   */
+  int64_t paused_until_unix_ms;
+  int64_t pause_set_unix_ms;
+  /*
+   * A handover in progress: the node asked to take over ("" none).
+   */
+  char *handover_to;
+  /*
+   * The witness as this node last saw it: "" (none configured), reachable, unreachable.
+   */
+  char *witness;
+  /*
+   * With reunion_winner: the id the two nodes' histories forked at (the winner's promotion
+   * records it, so the loser saves every row above it).
+   */
+  int64_t reunion_fork_id;
 };
 #define KINE__HA__V1__STATUS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&kine__ha__v1__status_response__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, NULL, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
+/* Kine__Ha__V1__PauseRequest methods */
+void   kine__ha__v1__pause_request__init
+                     (Kine__Ha__V1__PauseRequest         *message);
+size_t kine__ha__v1__pause_request__get_packed_size
+                     (const Kine__Ha__V1__PauseRequest   *message);
+size_t kine__ha__v1__pause_request__pack
+                     (const Kine__Ha__V1__PauseRequest   *message,
+                      uint8_t             *out);
+size_t kine__ha__v1__pause_request__pack_to_buffer
+                     (const Kine__Ha__V1__PauseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Kine__Ha__V1__PauseRequest *
+       kine__ha__v1__pause_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kine__ha__v1__pause_request__free_unpacked
+                     (Kine__Ha__V1__PauseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Kine__Ha__V1__HandoverRequest methods */
+void   kine__ha__v1__handover_request__init
+                     (Kine__Ha__V1__HandoverRequest         *message);
+size_t kine__ha__v1__handover_request__get_packed_size
+                     (const Kine__Ha__V1__HandoverRequest   *message);
+size_t kine__ha__v1__handover_request__pack
+                     (const Kine__Ha__V1__HandoverRequest   *message,
+                      uint8_t             *out);
+size_t kine__ha__v1__handover_request__pack_to_buffer
+                     (const Kine__Ha__V1__HandoverRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Kine__Ha__V1__HandoverRequest *
+       kine__ha__v1__handover_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   kine__ha__v1__handover_request__free_unpacked
+                     (Kine__Ha__V1__HandoverRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Kine__Ha__V1__StatusRequest methods */
 void   kine__ha__v1__status_request__init
                      (Kine__Ha__V1__StatusRequest         *message);
@@ -188,6 +286,12 @@ void   kine__ha__v1__status_response__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Kine__Ha__V1__PauseRequest_Closure)
+                 (const Kine__Ha__V1__PauseRequest *message,
+                  void *closure_data);
+typedef void (*Kine__Ha__V1__HandoverRequest_Closure)
+                 (const Kine__Ha__V1__HandoverRequest *message,
+                  void *closure_data);
 typedef void (*Kine__Ha__V1__StatusRequest_Closure)
                  (const Kine__Ha__V1__StatusRequest *message,
                   void *closure_data);
@@ -208,6 +312,14 @@ struct Kine__Ha__V1__Peer_Service
                  const Kine__Ha__V1__StatusRequest *input,
                  Kine__Ha__V1__StatusResponse_Closure closure,
                  void *closure_data);
+  void (*pause)(Kine__Ha__V1__Peer_Service *service,
+                const Kine__Ha__V1__PauseRequest *input,
+                Kine__Ha__V1__StatusResponse_Closure closure,
+                void *closure_data);
+  void (*handover)(Kine__Ha__V1__Peer_Service *service,
+                   const Kine__Ha__V1__HandoverRequest *input,
+                   Kine__Ha__V1__StatusResponse_Closure closure,
+                   void *closure_data);
 };
 typedef void (*Kine__Ha__V1__Peer_ServiceDestroy)(Kine__Ha__V1__Peer_Service *);
 void kine__ha__v1__peer__init (Kine__Ha__V1__Peer_Service *service,
@@ -216,14 +328,26 @@ void kine__ha__v1__peer__init (Kine__Ha__V1__Peer_Service *service,
     { &kine__ha__v1__peer__descriptor, protobuf_c_service_invoke_internal, NULL }
 #define KINE__HA__V1__PEER__INIT(function_prefix__) \
     { KINE__HA__V1__PEER__BASE_INIT,\
-      function_prefix__ ## status  }
+      function_prefix__ ## status,\
+      function_prefix__ ## pause,\
+      function_prefix__ ## handover  }
 void kine__ha__v1__peer__status(ProtobufCService *service,
                                 const Kine__Ha__V1__StatusRequest *input,
                                 Kine__Ha__V1__StatusResponse_Closure closure,
                                 void *closure_data);
+void kine__ha__v1__peer__pause(ProtobufCService *service,
+                               const Kine__Ha__V1__PauseRequest *input,
+                               Kine__Ha__V1__StatusResponse_Closure closure,
+                               void *closure_data);
+void kine__ha__v1__peer__handover(ProtobufCService *service,
+                                  const Kine__Ha__V1__HandoverRequest *input,
+                                  Kine__Ha__V1__StatusResponse_Closure closure,
+                                  void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCMessageDescriptor kine__ha__v1__pause_request__descriptor;
+extern const ProtobufCMessageDescriptor kine__ha__v1__handover_request__descriptor;
 extern const ProtobufCMessageDescriptor kine__ha__v1__status_request__descriptor;
 extern const ProtobufCMessageDescriptor kine__ha__v1__peer_view__descriptor;
 extern const ProtobufCMessageDescriptor kine__ha__v1__status_response__descriptor;

@@ -21,6 +21,19 @@ public struct HAConfiguration: Sendable {
     /// The HA schema and protocol version this node announces (`HASchema.version`; tests of a
     /// mixed-version pair set another with `KINE_HA_TEST_SCHEMA_VERSION`).
     public var schemaVersion: UInt32 = HASchema.version
+    /// `--ha-witness HOST:PORT`: a third address both nodes can reach (e.g. the site's router),
+    /// tried with a TCP connect each round. A node that cannot reach it does not promote, and a
+    /// leader that loses both peer and witness stops taking writes.
+    public var witness: (host: String, port: Int)?
+    /// `--ha-reunion` and `--ha-max-clock-skew`: how two leaders that meet after a split choose.
+    public var reunionPolicy: ReunionPolicy = .newest
+    public var maxClockSkew: Duration = .seconds(2)
+    /// `kine ha handover` gives up (the leader serves again) when the follower has not taken over
+    /// within this (a request may ask for another).
+    public var handoverTimeout: Duration = .seconds(10)
+    /// Added to this node's wall clock where the reunion compares write times (tests inject skew
+    /// with `KINE_HA_TEST_CLOCK_OFFSET_MS`).
+    public var clockOffset: Duration = .zero
 
     public init(nodeName: String, peerHost: String, peerPort: Int, listen: GRPCListenTarget, peerEndpoint: String) {
         self.nodeName = nodeName

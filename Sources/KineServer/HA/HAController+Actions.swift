@@ -20,22 +20,33 @@ extension HAController {
             try await openForWrites()
             _ = try await admin.pipeline([HASQL.claimLeadership(term: term, node: node)])
             try await serveLocal(startRevision: nil)
-        case .promote(let term, let peerMaxRevision, _):
+        case .promote(let term, let peerMaxRevision, let forkID, _):
             stores.withdraw()
             try await persist(role: .promoting, term: term, leader: node)
             try await detachOwnSubscription()
             let localMax = try await admin.pipeline([SQLStatement(HASQL.localMaxID)])[0].rows.first?.int64(0) ?? 0
             let served = shared.withLock { $0.highestServed }
             let target = max(localMax, served, peerMaxRevision) + ha.revisionBump
-            _ = try await admin.pipeline(HASQL.bump(to: target, term: term, node: node, forkID: localMax, lockKey: HAIdentity.writeLockKey))
+            let fork = forkID ?? localMax
+            _ = try await admin.pipeline(HASQL.bump(to: target, term: term, node: node, forkID: fork, lockKey: HAIdentity.writeLockKey))
             try await openForWrites()
             try await serveLocal(startRevision: target)
             try await persist(role: .leaderAlone, term: term, leader: node)
             _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
             logger.notice("HA: promoted", metadata: [
                 "kine.ha.term": "\(term)", "kine.ha.epochStart": "\(target)", "kine.ha.localMaxID": "\(localMax)",
-                "kine.ha.highestServed": "\(served)", "kine.ha.peerMaxRevision": "\(peerMaxRevision)",
+                "kine.ha.highestServed": "\(served)", "kine.ha.peerMaxRevision": "\(peerMaxRevision)", "kine.ha.forkID": "\(fork)",
             ])
+        case .stepDown:
+            // Fenced first, so nothing new commits; then the store's sessions end (commits waiting
+            // for a standby fail rather than being acknowledged later), and clients get Unavailable.
+            stores.withdraw()
+            try await adminEach([HASQL.fence, HASQL.reload, HASQL.terminateStoreSessions])
+            let maxID = try await admin.pipeline([SQLStatement(HASQL.localMaxID)])[0].rows.first?.int64(0) ?? 0
+            // A handover's follower waits for exactly this id.
+            board.update { $0.localMaxID = maxID }
+        case .decideReunion:
+            break  // decided by `carryOut`, which has the machine
         case .follow(let leader, let term, _):
             do {
                 try await persist(role: .followerSyncing, term: term, leader: leader)
@@ -117,14 +128,15 @@ extension HAController {
         let localTerm = try await admin.pipeline([SQLStatement(HASQL.localEpoch)])[0].rows.first.map { UInt64(max($0.int64(0), 0)) } ?? 0
         if localTerm < leaderTerm {
             let fork = try await peerSQL.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first?.int64(3) ?? 0
-            let saved = try await admin.pipeline([HASQL.saveRowsAbove(fork, leaderTerm: leaderTerm, reason: reason)])[0].affectedRows
+            let saved = try await saveSplitWrites(above: fork, leaderTerm: leaderTerm, reason: reason)
             if saved > 0 {
-                logger.warning("HA: saved rows the leader does not have before resyncing (table kine_ha_saved)", metadata: [
+                logger.warning("HA: saved this node's split writes on the leader before resyncing (kine ha split-writes list)", metadata: [
                     "kine.ha.savedRows": "\(saved)", "kine.ha.forkID": "\(fork)", "kine.ha.localTerm": "\(localTerm)",
                     "kine.ha.leaderTerm": "\(leaderTerm)",
                 ])
             }
         }
+        try await carrySplitWritesToLeader()
         try await adminEach([HASQL.emptyCopy])
         let connection = peerDatabase.conninfo(overrides: [
             "application_name": HANames.application(node), "connect_timeout": "5",
@@ -138,7 +150,9 @@ extension HAController {
     static func describe(_ action: HAAction) -> String {
         switch action {
         case .lead(let term, let reason): return "leading at term \(term): \(reason)"
-        case .promote(let term, _, let reason): return "promoting to term \(term): \(reason)"
+        case .promote(let term, _, _, let reason): return "promoting to term \(term): \(reason)"
+        case .stepDown(let reason): return "stepping down: \(reason)"
+        case .decideReunion(let peer): return "both nodes lead (peer \(peer.node) at term \(peer.term)): deciding the reunion"
         case .follow(let leader, let term, let reason): return "following \(leader) at term \(term): \(reason)"
         case .resync(let reason): return "resyncing the local copy: \(reason)"
         case .resumeCopy(let reason): return "resuming the local copy: \(reason)"

@@ -22,9 +22,12 @@ extension HAController {
         async let localRows = withDeadline(timeout) { try? await admin.pipeline([localProbe])[0].rows.first }
         async let peerAnswer = withDeadline(timeout) { [peerRPC] in await peerRPC.status(request) }
         async let peerRows = withDeadline(timeout) { try? await peerSQL.pipeline([peerProbe])[0].rows.first }
-        let (localRow, answer, peerRow) = await (localRows ?? nil, peerAnswer, peerRows ?? nil)
+        async let witnessAnswer = probeWitness(timeout: timeout)
+        let (localRow, answer, peerRow, witness) = await (localRows ?? nil, peerAnswer, peerRows ?? nil, witnessAnswer)
 
         var local = HAObservation.Local(postgresUp: localRow != nil)
+        local.witness = witness
+        local.epochStart = stores.epoch?.startRevision ?? 0
         var localMaxID: Int64 = 0
         var hasData = false
         if let localRow {
@@ -41,6 +44,7 @@ extension HAController {
             local.subscribedTerm = localRow.isNull(4) ? 0 : UInt64(max(localRow.int64(4), 0))
             hasData = localRow.bool(5)
             local.hasData = hasData
+            local.maxID = localMaxID
         }
 
         var peer = HAObservation.Peer(sqlOK: peerRow != nil)
@@ -63,6 +67,7 @@ extension HAController {
             } else {
                 learnPeerName(status.node)
                 peer.status = status.peerStatus
+                commands.adopt(HACommands.Pause(untilUnixMilliseconds: status.pausedUntilUnixMilliseconds, setUnixMilliseconds: status.pauseSetUnixMilliseconds))
             }
         case .failure(let error)?:
             problem = "\(error)"
@@ -76,19 +81,36 @@ extension HAController {
             let slot = peerRow.isNull(1) ? "missing" : peerRow.text(1)
             peer.slotLost = slot == "missing" || slot == "lost"
         }
+        local.paused = commands.pause.inForce(atUnixMilliseconds: PeerService.wallClock())
         let observation = HAObservation(now: now, local: local, peer: peer)
         view.failedRounds = UInt32(clamping: machine.peerDead(at: observation.now) ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
         view.error = problem
         let leaderMax = peerRow?.int64(0) ?? 0
         recordRound(local: local, localMaxID: localMaxID, hasData: hasData, view: view, problem: problem,
-                    lag: machine.role.isFollowing ? max(leaderMax - localMaxID, 0) : 0)
+                    lag: machine.role.isFollowing ? max(leaderMax - localMaxID, 0) : 0, leading: machine.role.isLeading)
         return observation
+    }
+
+    /// `--ha-witness`: a TCP connect within the probe timeout (nil: no witness configured).
+    func probeWitness(timeout: Duration) async -> Bool? {
+        guard let witness = ha.witness else { return nil }
+        return await TCPProbe.connects(host: witness.host, port: witness.port, timeout: timeout)
+    }
+
+    /// This node's wall clock as the reunion's `newest` rule reads it (tests inject skew).
+    var reunionClock: Int64 {
+        PeerService.wallClock() + Int64(ha.clockOffset.components.seconds) * 1000
+            + ha.clockOffset.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// Keeps what the Status RPC reports, logs a changed problem once, and persists the highest
     /// revision served when it grew.
-    func recordRound(local: HAObservation.Local, localMaxID: Int64, hasData: Bool, view: HAPeerView, problem: String, lag: Int64) {
+    func recordRound(
+        local: HAObservation.Local, localMaxID: Int64, hasData: Bool, view: HAPeerView, problem: String, lag: Int64, leading: Bool
+    ) {
         let served = stores.epoch?.store.watchHub.revision ?? 0
+        let epochStart = stores.epoch?.startRevision ?? 0
+        let clock = reunionClock
         board.update { status in
             status.postgresUp = local.postgresUp
             status.subscription = local.copy.rawValue
@@ -97,24 +119,40 @@ extension HAController {
             status.lagRevisions = lag
             status.peer = view
         }
-        let (changedProblem, persist) = shared.withLock { state -> (Bool, Int64?) in
+        let (changedProblem, persist, lastWrite) = shared.withLock { state -> (Bool, Int64?, Int64?) in
             state.highestServed = max(state.highestServed, served)
+            // A write of this node's own: the served revision grew past its epoch's start while leading.
+            if leading && served > state.lastSeenRevision && served > epochStart && state.lastSeenRevision > 0 {
+                state.lastWriteUnixMilliseconds = max(state.lastWriteUnixMilliseconds, clock)
+            }
+            state.lastSeenRevision = served
             let changed = state.lastProblem != problem
             state.lastProblem = problem
             let persist = state.highestServed > state.persistedHighest && local.postgresUp ? state.highestServed : nil
             if let persist { state.persistedHighest = persist }
-            return (changed, persist)
+            let lastWrite = state.lastWriteUnixMilliseconds > state.persistedLastWrite && local.postgresUp ? state.lastWriteUnixMilliseconds : nil
+            if let lastWrite { state.persistedLastWrite = lastWrite }
+            return (changed, persist, lastWrite)
         }
         if changedProblem && !problem.isEmpty { logger.warning("HA probe: \(problem)") }
         if changedProblem && problem.isEmpty { logger.info("HA probe: peer answers on both channels") }
-        if let persist { Task { [admin] in _ = try? await admin.pipeline([HASQL.raiseHighestServed(persist)]) } }
+        var statements: [SQLStatement] = []
+        if let persist { statements.append(HASQL.raiseHighestServed(persist)) }
+        if let lastWrite { statements.append(HASQL.raiseLastWrite(lastWrite)) }
+        if let pause = commands.takeDirtyPause() {
+            statements.append(HASQL.writePause(untilUnixMilliseconds: pause.untilUnixMilliseconds, setUnixMilliseconds: pause.setUnixMilliseconds))
+            logger.notice(pause.untilUnixMilliseconds > 0 ? "HA: maintenance pause until \(pause.untilUnixMilliseconds) (Unix ms)" : "HA: maintenance pause ended")
+        }
+        if !statements.isEmpty { Task { [admin] in for statement in statements { _ = try? await admin.pipeline([statement]) } } }
     }
 
     /// Role, term and leader as the Status RPC, etcd's Status and MemberList report them.
     func publish(_ machine: HARoleMachine) {
         let revision = stores.epoch?.store.watchHub.revision ?? 0
         let epochStart = stores.epoch?.startRevision ?? 0
-        let highest = shared.withLock { max($0.highestServed, revision) }
+        let (highest, lastWrite) = shared.withLock { (max($0.highestServed, revision), $0.lastWriteUnixMilliseconds) }
+        let pause = commands.pause
+        let witnessReachable = machine.lastWitness == true
         board.update { status in
             status.node = node
             status.term = machine.term
@@ -127,6 +165,15 @@ extension HAController {
             status.epochStart = epochStart
             status.priority = ha.priority.rawValue
             status.schemaVersion = ha.schemaVersion
+            status.reunionWinner = machine.reunionWinner
+            status.reunionForkID = machine.reunionForkID
+            status.witnessLost = machine.witnessLost
+            status.handoverTo = machine.handoverTo
+            status.witness = ha.witness == nil ? "" : (witnessReachable ? "reachable" : "unreachable")
+            status.lastWriteUnixMilliseconds = lastWrite
+            status.pausedUntilUnixMilliseconds = pause.untilUnixMilliseconds
+            status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds
+            status.paused = pause.inForce(atUnixMilliseconds: PeerService.wallClock())
         }
         let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
         identity.cluster.update(term: machine.term, leaderID: leaderID)

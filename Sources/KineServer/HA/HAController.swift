@@ -22,6 +22,11 @@ final class HAController: Sendable {
         var lastProblem = ""
         /// The peer's node name, learned from its first answer (slot and standby names use it).
         var peerName = ""
+        /// Wall-clock time (with the test offset) of the newest write seen while leading, and
+        /// the served revision it was seen at.
+        var lastWriteUnixMilliseconds: Int64 = 0
+        var persistedLastWrite: Int64 = 0
+        var lastSeenRevision: Int64 = 0
         var wake: CheckedContinuation<Void, Never>?
     }
 
@@ -43,12 +48,24 @@ final class HAController: Sendable {
     let shared = Mutex(Shared())
     /// What the Status RPC answers.
     let board: HAStatusBoard
-    private let initial: (role: HARole?, term: UInt64, leader: String, highestServed: Int64)
+    /// Pause, resume and handover requests from the HA port.
+    let commands: HACommands
+    private let initial: InitialState
+
+    /// What the last run persisted in `kine_ha_local`.
+    struct InitialState {
+        var role: HARole?
+        var term: UInt64
+        var leader: String
+        var highestServed: Int64
+        var pause: HACommands.Pause
+        var lastWriteUnixMilliseconds: Int64
+    }
 
     private init(
         ha: HAConfiguration, configuration: KineConfiguration, stores: StoreHandle, identity: ServerIdentity, logger: Logger,
         local: PostgresConfiguration, peer: PostgresConfiguration, admin: PostgresClient, peerSQL: PostgresClient,
-        initial: (role: HARole?, term: UInt64, leader: String, highestServed: Int64)
+        initial: InitialState
     ) {
         self.ha = ha
         self.configuration = configuration
@@ -63,10 +80,16 @@ final class HAController: Sendable {
         peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout)
         let board = HAStatusBoard(stores: stores)
         self.board = board
+        let commands = HACommands(pause: initial.pause)
+        self.commands = commands
+        let service = PeerService(board: board, commands: commands, defaultHandoverTimeout: ha.handoverTimeout)
         peerServer = GRPCServer(
-            configuration: GRPCServerConfiguration(target: ha.listen), router: EtcdRouter([PeerService(board: board).methods()]),
-            logger: logger)
-        shared.withLock { $0.highestServed = initial.highestServed }
+            configuration: GRPCServerConfiguration(target: ha.listen), router: EtcdRouter([service.methods()]), logger: logger)
+        shared.withLock { state in
+            state.highestServed = initial.highestServed
+            state.lastWriteUnixMilliseconds = initial.lastWriteUnixMilliseconds
+            state.persistedLastWrite = initial.lastWriteUnixMilliseconds
+        }
     }
 
     var node: String { ha.nodeName }
@@ -105,13 +128,21 @@ final class HAController: Sendable {
             try await KineStore.prepareSchema(client: admin, migrationLevel: configuration.schemaMigrationLevel, logger: logger)
             for statement in HASQL.schema { _ = try await admin.pipeline([SQLStatement(statement)]) }
             let publications = try await admin.pipeline([SQLStatement(HASQL.publicationExists)])[0].rows.first?.int64(0) ?? 0
-            if publications == 0 { _ = try await admin.pipeline([SQLStatement(HASQL.createPublication)]) }
+            if publications == 0 {
+                _ = try await admin.pipeline([SQLStatement(HASQL.createPublication)])
+            } else if try await admin.pipeline([SQLStatement(HASQL.publicationHasSplitWrites)])[0].rows.first?.int64(0) == 0 {
+                _ = try await admin.pipeline([SQLStatement(HASQL.publishSplitWrites)])
+            }
             let row = try await admin.pipeline([SQLStatement(HASQL.readLocalState)])[0].rows.first
-            let initial = (
+            let initial = InitialState(
                 role: row.flatMap { HARole(rawValue: $0.text(0)) }, term: UInt64(max(row?.int64(1) ?? 0, 0)),
-                leader: row?.text(2) ?? "", highestServed: row?.int64(4) ?? 0)
+                leader: row?.text(2) ?? "", highestServed: row?.int64(4) ?? 0,
+                pause: HACommands.Pause(untilUnixMilliseconds: row?.int64(6) ?? 0, setUnixMilliseconds: row?.int64(7) ?? 0),
+                lastWriteUnixMilliseconds: row?.int64(8) ?? 0)
             var peerTarget = peer
             peerTarget.parameters["connect_timeout"] = "2"
+            // What a resync saves on the leader must not wait for a standby the leader may still list.
+            peerTarget.parameters["options"] = "-c synchronous_commit=local"
             var peerOptions = PostgresClient.Options(poolSize: 1)
             peerOptions.queueTimeout = ha.timing.probeTimeout
             let peerSQL = PostgresClient(configuration: peerTarget, options: peerOptions, logger: logger)
@@ -155,29 +186,54 @@ final class HAController: Sendable {
         publish(machine)
         while !isStopped {
             let observation = await observe(machine)
-            let actions = machine.step(observation)
-            for action in actions {
-                logger.info("HA: \(Self.describe(action))", metadata: ["kine.ha.role": "\(machine.role.rawValue)", "kine.ha.term": "\(machine.term)"])
-                do {
-                    try await perform(action, machine: machine)
-                    if case .resync = action { machine.resyncStarted() }
+            var actions = machine.step(observation)
+            if let request = commands.takeHandover() {
+                do throws(HandoverRefused) {
+                    actions += try machine.requestHandover(now: now, timeout: request.timeout)
+                    request.reply.resume(returning: .success(()))
                 } catch {
-                    logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["kine.error": "\(error)"])
-                    machine.failed(now: now)
-                    if case .promote = action { stores.withdraw() }
-                    break
+                    request.reply.resume(returning: .failure(HACommands.HandoverError(description: error.description)))
                 }
             }
-            await ensureServing(machine.role)
+            await carryOut(actions, machine: &machine)
+            await ensureServing(machine)
             publish(machine)
             await sleep(ha.timing.probeInterval)
         }
     }
 
+    /// Performs the actions in order; a reunion's decision brings further actions. On the first
+    /// failure the machine goes back to where the round started.
+    private func carryOut(_ actions: [HAAction], machine: inout HARoleMachine) async {
+        var queue = actions[...]
+        while let action = queue.popFirst() {
+            logger.info("HA: \(Self.describe(action))", metadata: ["kine.ha.role": "\(machine.role.rawValue)", "kine.ha.term": "\(machine.term)"])
+            do {
+                if case .decideReunion(let peer) = action {
+                    let (decision, fork) = try await decideReunion(with: peer, machine: machine)
+                    logger.notice("HA: reunion decided", metadata: [
+                        "kine.ha.winner": "\(decision.winner)", "kine.ha.loser": "\(decision.loser)", "kine.ha.rule": "\(decision.rule.rawValue)",
+                        "kine.ha.forkID": "\(fork)", "kine.ha.policy": "\(ha.reunionPolicy.rawValue)",
+                    ])
+                    queue.insert(contentsOf: machine.reunionDecided(decision, forkID: fork, peer: peer, now: now), at: queue.startIndex)
+                    continue
+                }
+                try await perform(action, machine: machine)
+                if case .resync = action { machine.resyncStarted() }
+            } catch {
+                logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["kine.error": "\(error)"])
+                machine.failed(now: now)
+                if case .promote = action { stores.withdraw() }
+                return
+            }
+        }
+    }
+
     /// A node in a serving role with nothing installed (an action failed half-way) serves again
     /// from where its role says.
-    func ensureServing(_ role: HARole) async {
-        guard stores.epoch == nil, role.isLeading || role.isFollowing else { return }
+    func ensureServing(_ machine: HARoleMachine) async {
+        let role = machine.role
+        guard stores.epoch == nil, machine.servesClients else { return }
         do {
             if role.isLeading { try await serveLocal(startRevision: nil) } else { try await serveRouted() }
         } catch {

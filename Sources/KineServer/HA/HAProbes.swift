@@ -96,6 +96,8 @@ extension HAStatus {
         return PeerStatus(
             node: node, role: role, term: term, leader: leader, postgresUp: postgresUp, hasData: hasData,
             copy: CopyState(rawValue: subscription) ?? .none, maxRevision: maxRevision, highestServed: highestServed,
-            priority: HAPriority(rawValue: priority) ?? .secondary, schemaVersion: schemaVersion)
+            priority: HAPriority(rawValue: priority) ?? .secondary, schemaVersion: schemaVersion, maxID: localMaxID,
+            reunionWinner: reunionWinner, reunionForkID: reunionForkID, witnessLost: witnessLost, handoverTo: handoverTo,
+            lastWriteUnixMilliseconds: lastWriteUnixMilliseconds)
     }
 }

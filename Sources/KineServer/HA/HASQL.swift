@@ -8,9 +8,10 @@ import KineSQL
 /// ALTER SYSTEM) are sent one per pipeline call. Identifiers come from `HANames` (sanitised
 /// node names); literals are quoted with `literal`.
 enum HASQL {
-    /// `kine_ha` is published (the leader's term and epoch reach the follower); `kine_ha_local`
-    /// (this node's role, term, highest revision served) and `kine_ha_saved` (rows a node had
-    /// that its leader lacked when it resynced: nothing is silently dropped) are not.
+    /// `kine_ha` (the leader's term, epoch and fork) and `kine_ha_split_writes` (rows a node had
+    /// that its leader lacked when it resynced, saved on the leader: nothing is silently dropped)
+    /// are published; `kine_ha_local` (this node's role, term, highest revision served, pause) is
+    /// not. (`kine_ha_saved`, HA schema 1's local table of such rows, is left as it was.)
     static let schema = [
         """
         CREATE TABLE IF NOT EXISTS kine_ha (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), \
@@ -23,10 +24,14 @@ enum HASQL {
         subscribed_term bigint NOT NULL DEFAULT 0, highest_served bigint NOT NULL DEFAULT 0, \
         schema_version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())
         """,
+        "ALTER TABLE kine_ha_local ADD COLUMN IF NOT EXISTS paused_until_ms bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE kine_ha_local ADD COLUMN IF NOT EXISTS pause_set_ms bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE kine_ha_local ADD COLUMN IF NOT EXISTS last_write_ms bigint NOT NULL DEFAULT 0",
         """
-        CREATE TABLE IF NOT EXISTS kine_ha_saved (saved_at timestamptz NOT NULL DEFAULT now(), reason text NOT NULL, \
-        leader_term bigint NOT NULL, id bigint NOT NULL, name text, created integer, deleted integer, create_revision bigint, \
-        prev_revision bigint, lease integer, value bytea, kv_revision bigint, kv_lease bigint)
+        CREATE TABLE IF NOT EXISTS kine_ha_split_writes (node text NOT NULL, id bigint NOT NULL, fork_id bigint NOT NULL, \
+        leader_term bigint NOT NULL, reason text NOT NULL, saved_at timestamptz NOT NULL DEFAULT now(), name text NOT NULL, \
+        created integer NOT NULL, deleted integer NOT NULL, create_revision bigint NOT NULL, prev_revision bigint NOT NULL, \
+        lease bigint NOT NULL, value bytea, committed_at timestamptz, PRIMARY KEY (node, id))
         """,
     ]
 
@@ -35,10 +40,18 @@ enum HASQL {
     /// Truncate is left out on purpose: a resync's TRUNCATE must never reach anyone subscribed
     /// to the truncating node.
     static let createPublication = """
-        CREATE PUBLICATION \(publicationName) FOR TABLE kine, kine_leases, kine_ha WITH (publish = 'insert, update, delete')
+        CREATE PUBLICATION \(publicationName) FOR TABLE kine, kine_leases, kine_ha, kine_ha_split_writes \
+        WITH (publish = 'insert, update, delete')
         """
 
     static let publicationExists = "SELECT count(*) FROM pg_publication WHERE pubname = '\(publicationName)'"
+
+    /// A publication made by HA schema 1 lacks the split-writes table.
+    static let publicationHasSplitWrites = """
+        SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)' AND tablename = 'kine_ha_split_writes'
+        """
+
+    static let publishSplitWrites = "ALTER PUBLICATION \(publicationName) ADD TABLE kine_ha_split_writes"
 
     /// What a bad setup would break, checked at start: `wal_level`, superuser (PostgreSQL 15
     /// needs it for CREATE SUBSCRIPTION), the server version.
@@ -48,8 +61,19 @@ enum HASQL {
         """
 
     static let readLocalState = """
-        SELECT role, term, leader, subscribed_term, highest_served, schema_version FROM kine_ha_local
+        SELECT role, term, leader, subscribed_term, highest_served, schema_version, paused_until_ms, pause_set_ms, last_write_ms \
+        FROM kine_ha_local
         """
+
+    static func writePause(untilUnixMilliseconds: Int64, setUnixMilliseconds: Int64) -> SQLStatement {
+        SQLStatement(
+            "UPDATE kine_ha_local SET paused_until_ms = $1, pause_set_ms = $2, updated_at = now()",
+            [.int64(untilUnixMilliseconds), .int64(setUnixMilliseconds)])
+    }
+
+    static func raiseLastWrite(_ unixMilliseconds: Int64) -> SQLStatement {
+        SQLStatement("UPDATE kine_ha_local SET last_write_ms = $1 WHERE last_write_ms < $1", [.int64(unixMilliseconds)])
+    }
 
     static func writeLocalState(node: String, role: String, term: UInt64, leader: String, schemaVersion: UInt32) -> SQLStatement {
         SQLStatement("""
@@ -143,18 +167,77 @@ enum HASQL {
             [.text(slot)])
     }
 
-    // MARK: Resync and promotion
+    // MARK: Resync, reunion and promotion
 
-    /// Rows this node has above the leader's fork point, kept for an operator before the copy is emptied.
-    static func saveRowsAbove(_ forkID: Int64, leaderTerm: UInt64, reason: String) -> SQLStatement {
-        SQLStatement("""
-            INSERT INTO kine_ha_saved (reason, leader_term, id, name, created, deleted, create_revision, prev_revision, lease, value, \
-            kv_revision, kv_lease) SELECT $2, $3, id, name, created, deleted, create_revision, prev_revision, lease, value, kv_revision, \
-            kv_lease FROM kine WHERE id > $1
-            """, [.int64(forkID), .text(reason), .int64(Int64(leaderTerm))])
+    /// kine's own bookkeeping rows, which are nobody's writes: the promotion's epoch markers and
+    /// Go kine's gap rows (`gap-…`), and the compaction mark.
+    static let ownWrite = "name NOT LIKE 'gap-%' AND name <> 'compact_rev_key'"
+
+    /// A reunion's view of one database: its term and fork, and the writes above `forkID`.
+    static func writesAbove(_ forkID: Int64) -> SQLStatement {
+        SQLStatement("SELECT count(*) FROM kine WHERE id > $1 AND \(ownWrite)", [.int64(forkID)])
     }
 
-    static let emptyCopy = "TRUNCATE kine, kine_leases, kine_ha"
+    /// One batch of the rows this node wrote above the leader's fork (the commit time when
+    /// `track_commit_timestamp` is on, else -1).
+    static func rowsAbove(_ forkID: Int64, after: Int64, limit: Int) -> SQLStatement {
+        SQLStatement("""
+            SELECT id, name, created, deleted, create_revision, prev_revision, lease, value, \
+            CASE WHEN current_setting('track_commit_timestamp') = 'on' \
+             THEN COALESCE((extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::int8, -1) ELSE -1 END \
+            FROM kine WHERE id > $1 AND id > $2 AND \(ownWrite) ORDER BY id LIMIT $3
+            """, [.int64(forkID), .int64(after), .int64(Int64(limit))])
+    }
+
+    /// Saves a batch of rows (from `rowsAbove`) into the leader's replicated split-writes table.
+    static func saveSplitWrites(node: String, forkID: Int64, leaderTerm: UInt64, reason: String, rows: [SQLRow]) -> SQLStatement {
+        SQLStatement("""
+            INSERT INTO kine_ha_split_writes (node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, \
+            prev_revision, lease, value, committed_at) \
+            SELECT $1, $2, $3, $4, u.id, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, u.lease, u.value, \
+            CASE WHEN u.committed_ms < 0 THEN NULL ELSE to_timestamp(u.committed_ms / 1000.0) END \
+            FROM unnest($5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::bytea[], $13::int8[]) \
+            AS u(id, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
+            ON CONFLICT (node, id) DO NOTHING
+            """, [
+                .text(node), .int64(forkID), .int64(Int64(leaderTerm)), .text(reason),
+                .int64Array(rows.map { $0.int64(0) }), .textArray(rows.map { $0.text(1) }), .int64Array(rows.map { $0.int64(2) }),
+                .int64Array(rows.map { $0.int64(3) }), .int64Array(rows.map { $0.int64(4) }), .int64Array(rows.map { $0.int64(5) }),
+                .int64Array(rows.map { $0.int64(6) }), .bytesArray(rows.map { $0.isNull(7) ? nil : $0.bytes(7) }),
+                .int64Array(rows.map { $0.int64(8) }),
+            ])
+    }
+
+    /// Split writes this node holds (it won an earlier reunion), to carry to its leader before
+    /// its copy is emptied: the record must outlive every resync.
+    static func splitWritesAfter(node: String, id: Int64, limit: Int) -> SQLStatement {
+        SQLStatement("""
+            SELECT node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, \
+            COALESCE((extract(epoch FROM committed_at) * 1000)::int8, -1) FROM kine_ha_split_writes \
+            WHERE (node, id) > ($1, $2) ORDER BY node, id LIMIT $3
+            """, [.text(node), .int64(id), .int64(Int64(limit))])
+    }
+
+    static func copySplitWrites(_ rows: [SQLRow]) -> SQLStatement {
+        SQLStatement("""
+            INSERT INTO kine_ha_split_writes (node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, \
+            prev_revision, lease, value, committed_at) \
+            SELECT u.node, u.id, u.fork_id, u.leader_term, u.reason, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, \
+            u.lease, u.value, CASE WHEN u.committed_ms < 0 THEN NULL ELSE to_timestamp(u.committed_ms / 1000.0) END \
+            FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], \
+            $10::int8[], $11::int8[], $12::bytea[], $13::int8[]) \
+            AS u(node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
+            ON CONFLICT (node, id) DO NOTHING
+            """, [
+                .textArray(rows.map { $0.text(0) }), .int64Array(rows.map { $0.int64(1) }), .int64Array(rows.map { $0.int64(2) }),
+                .int64Array(rows.map { $0.int64(3) }), .textArray(rows.map { $0.text(4) }), .textArray(rows.map { $0.text(5) }),
+                .int64Array(rows.map { $0.int64(6) }), .int64Array(rows.map { $0.int64(7) }), .int64Array(rows.map { $0.int64(8) }),
+                .int64Array(rows.map { $0.int64(9) }), .int64Array(rows.map { $0.int64(10) }),
+                .bytesArray(rows.map { $0.isNull(11) ? nil : $0.bytes(11) }), .int64Array(rows.map { $0.int64(12) }),
+            ])
+    }
+
+    static let emptyCopy = "TRUNCATE kine, kine_leases, kine_ha, kine_ha_split_writes"
 
     static let localMaxID = "SELECT COALESCE(MAX(id), 0) FROM kine"
 

@@ -27,18 +27,45 @@ final class HAStatusBoard: Sendable {
     }
 }
 
-/// `/kine.ha.v1.Peer/*` on the HA port: what the peer's prober and `kine ha status` read.
+/// `/kine.ha.v1.Peer/*` on the HA port: what the peer's prober and `kine ha status` read, and
+/// the operator's pause, resume and handover.
 struct PeerService: Sendable {
     let board: HAStatusBoard
+    let commands: HACommands
+    let defaultHandoverTimeout: Duration
 
     static let statusPath = "/kine.ha.v1.Peer/Status"
+    static let pausePath = "/kine.ha.v1.Peer/Pause"
+    static let handoverPath = "/kine.ha.v1.Peer/Handover"
 
     func methods() -> [String: GRPCMethod] {
-        [Self.statusPath: .unary { bytes, _ throws(GRPCStatus) in
-            _ = try StatusMapping.decode(bytes, ProtoDecode.haStatusRequest)
-            return ProtoEncode.haStatus(board.snapshot())
-        }]
+        [
+            Self.statusPath: .unary { bytes, _ throws(GRPCStatus) in
+                _ = try StatusMapping.decode(bytes, ProtoDecode.haStatusRequest)
+                return ProtoEncode.haStatus(board.snapshot())
+            },
+            Self.pausePath: .unary { bytes, _ throws(GRPCStatus) in
+                let request = try StatusMapping.decode(bytes, ProtoDecode.haPauseRequest)
+                let pause = commands.setPause(untilUnixMilliseconds: max(request.untilUnixMilliseconds, 0), nowUnixMilliseconds: Self.wallClock())
+                board.update { status in
+                    status.pausedUntilUnixMilliseconds = pause.untilUnixMilliseconds
+                    status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds
+                    status.paused = pause.inForce(atUnixMilliseconds: Self.wallClock())
+                }
+                return ProtoEncode.haStatus(board.snapshot())
+            },
+            Self.handoverPath: .unary { bytes, _ throws(GRPCStatus) in
+                let request = try StatusMapping.decode(bytes, ProtoDecode.haHandoverRequest)
+                let timeout = request.timeoutMilliseconds > 0 ? Duration.milliseconds(request.timeoutMilliseconds) : defaultHandoverTimeout
+                if case .failure(let error) = await commands.requestHandover(timeout: timeout) {
+                    throw GRPCStatus(.failedPrecondition, "handover refused: \(error)")
+                }
+                return ProtoEncode.haStatus(board.snapshot())
+            },
+        ]
     }
+
+    static func wallClock() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
 /// Member ids and the write lock of a pair.

@@ -7,6 +7,96 @@
 #endif
 
 #include "peer.pb-c.h"
+void   kine__ha__v1__pause_request__init
+                     (Kine__Ha__V1__PauseRequest         *message)
+{
+  static const Kine__Ha__V1__PauseRequest init_value = KINE__HA__V1__PAUSE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t kine__ha__v1__pause_request__get_packed_size
+                     (const Kine__Ha__V1__PauseRequest *message)
+{
+  assert(message->base.descriptor == &kine__ha__v1__pause_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kine__ha__v1__pause_request__pack
+                     (const Kine__Ha__V1__PauseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kine__ha__v1__pause_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kine__ha__v1__pause_request__pack_to_buffer
+                     (const Kine__Ha__V1__PauseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kine__ha__v1__pause_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kine__Ha__V1__PauseRequest *
+       kine__ha__v1__pause_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kine__Ha__V1__PauseRequest *)
+     protobuf_c_message_unpack (&kine__ha__v1__pause_request__descriptor,
+                                allocator, len, data);
+}
+void   kine__ha__v1__pause_request__free_unpacked
+                     (Kine__Ha__V1__PauseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kine__ha__v1__pause_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   kine__ha__v1__handover_request__init
+                     (Kine__Ha__V1__HandoverRequest         *message)
+{
+  static const Kine__Ha__V1__HandoverRequest init_value = KINE__HA__V1__HANDOVER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t kine__ha__v1__handover_request__get_packed_size
+                     (const Kine__Ha__V1__HandoverRequest *message)
+{
+  assert(message->base.descriptor == &kine__ha__v1__handover_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t kine__ha__v1__handover_request__pack
+                     (const Kine__Ha__V1__HandoverRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &kine__ha__v1__handover_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t kine__ha__v1__handover_request__pack_to_buffer
+                     (const Kine__Ha__V1__HandoverRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &kine__ha__v1__handover_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Kine__Ha__V1__HandoverRequest *
+       kine__ha__v1__handover_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Kine__Ha__V1__HandoverRequest *)
+     protobuf_c_message_unpack (&kine__ha__v1__handover_request__descriptor,
+                                allocator, len, data);
+}
+void   kine__ha__v1__handover_request__free_unpacked
+                     (Kine__Ha__V1__HandoverRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &kine__ha__v1__handover_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   kine__ha__v1__status_request__init
                      (Kine__Ha__V1__StatusRequest         *message)
 {
@@ -142,6 +232,82 @@ void   kine__ha__v1__status_response__free_unpacked
   assert(message->base.descriptor == &kine__ha__v1__status_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor kine__ha__v1__pause_request__field_descriptors[1] =
+{
+  {
+    "until_unix_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__PauseRequest, until_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kine__ha__v1__pause_request__field_indices_by_name[] = {
+  0,   /* field[0] = until_unix_ms */
+};
+static const ProtobufCIntRange kine__ha__v1__pause_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor kine__ha__v1__pause_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kine.ha.v1.PauseRequest",
+  "PauseRequest",
+  "Kine__Ha__V1__PauseRequest",
+  "kine.ha.v1",
+  sizeof(Kine__Ha__V1__PauseRequest),
+  1,
+  kine__ha__v1__pause_request__field_descriptors,
+  kine__ha__v1__pause_request__field_indices_by_name,
+  1,  kine__ha__v1__pause_request__number_ranges,
+  (ProtobufCMessageInit) kine__ha__v1__pause_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor kine__ha__v1__handover_request__field_descriptors[1] =
+{
+  {
+    "timeout_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__HandoverRequest, timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned kine__ha__v1__handover_request__field_indices_by_name[] = {
+  0,   /* field[0] = timeout_ms */
+};
+static const ProtobufCIntRange kine__ha__v1__handover_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor kine__ha__v1__handover_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "kine.ha.v1.HandoverRequest",
+  "HandoverRequest",
+  "Kine__Ha__V1__HandoverRequest",
+  "kine.ha.v1",
+  sizeof(Kine__Ha__V1__HandoverRequest),
+  1,
+  kine__ha__v1__handover_request__field_descriptors,
+  kine__ha__v1__handover_request__field_indices_by_name,
+  1,  kine__ha__v1__handover_request__number_ranges,
+  (ProtobufCMessageInit) kine__ha__v1__handover_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor kine__ha__v1__status_request__field_descriptors[2] =
 {
   {
@@ -322,7 +488,7 @@ const ProtobufCMessageDescriptor kine__ha__v1__peer_view__descriptor =
   (ProtobufCMessageInit) kine__ha__v1__peer_view__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descriptors[19] =
+static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descriptors[27] =
 {
   {
     "node",
@@ -552,32 +718,136 @@ static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reunion_winner",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, reunion_winner),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "witness_lost",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, witness_lost),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_write_unix_ms",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, last_write_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "paused_until_unix_ms",
+    23,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, paused_until_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pause_set_unix_ms",
+    24,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, pause_set_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "handover_to",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, handover_to),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "witness",
+    26,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, witness),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reunion_fork_id",
+    27,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, reunion_fork_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kine__ha__v1__status_response__field_indices_by_name[] = {
   10,   /* field[10] = clock_unix_ms */
   13,   /* field[13] = epoch_start */
+  24,   /* field[24] = handover_to */
   14,   /* field[14] = has_data */
   6,   /* field[6] = highest_served */
   8,   /* field[8] = lag_revisions */
+  21,   /* field[21] = last_write_unix_ms */
   3,   /* field[3] = leader */
   18,   /* field[18] = local_max_id */
   5,   /* field[5] = max_revision */
   0,   /* field[0] = node */
+  23,   /* field[23] = pause_set_unix_ms */
   4,   /* field[4] = paused */
+  22,   /* field[22] = paused_until_unix_ms */
   17,   /* field[17] = peer */
   9,   /* field[9] = postgres_up */
   15,   /* field[15] = priority */
   11,   /* field[11] = replication */
+  26,   /* field[26] = reunion_fork_id */
+  19,   /* field[19] = reunion_winner */
   2,   /* field[2] = role */
   16,   /* field[16] = schema_version */
   7,   /* field[7] = subscription */
   12,   /* field[12] = sync_active */
   1,   /* field[1] = term */
+  25,   /* field[25] = witness */
+  20,   /* field[20] = witness_lost */
 };
 static const ProtobufCIntRange kine__ha__v1__status_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 19 }
+  { 0, 27 }
 };
 const ProtobufCMessageDescriptor kine__ha__v1__status_response__descriptor =
 {
@@ -587,18 +857,22 @@ const ProtobufCMessageDescriptor kine__ha__v1__status_response__descriptor =
   "Kine__Ha__V1__StatusResponse",
   "kine.ha.v1",
   sizeof(Kine__Ha__V1__StatusResponse),
-  19,
+  27,
   kine__ha__v1__status_response__field_descriptors,
   kine__ha__v1__status_response__field_indices_by_name,
   1,  kine__ha__v1__status_response__number_ranges,
   (ProtobufCMessageInit) kine__ha__v1__status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor kine__ha__v1__peer__method_descriptors[1] =
+static const ProtobufCMethodDescriptor kine__ha__v1__peer__method_descriptors[3] =
 {
   { "Status", &kine__ha__v1__status_request__descriptor, &kine__ha__v1__status_response__descriptor },
+  { "Pause", &kine__ha__v1__pause_request__descriptor, &kine__ha__v1__status_response__descriptor },
+  { "Handover", &kine__ha__v1__handover_request__descriptor, &kine__ha__v1__status_response__descriptor },
 };
 const unsigned kine__ha__v1__peer__method_indices_by_name[] = {
+  2,        /* Handover */
+  1,        /* Pause */
   0         /* Status */
 };
 const ProtobufCServiceDescriptor kine__ha__v1__peer__descriptor =
@@ -608,7 +882,7 @@ const ProtobufCServiceDescriptor kine__ha__v1__peer__descriptor =
   "Peer",
   "Kine__Ha__V1__Peer",
   "kine.ha.v1",
-  1,
+  3,
   kine__ha__v1__peer__method_descriptors,
   kine__ha__v1__peer__method_indices_by_name
 };
@@ -619,6 +893,22 @@ void kine__ha__v1__peer__status(ProtobufCService *service,
 {
   assert(service->descriptor == &kine__ha__v1__peer__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void kine__ha__v1__peer__pause(ProtobufCService *service,
+                               const Kine__Ha__V1__PauseRequest *input,
+                               Kine__Ha__V1__StatusResponse_Closure closure,
+                               void *closure_data)
+{
+  assert(service->descriptor == &kine__ha__v1__peer__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void kine__ha__v1__peer__handover(ProtobufCService *service,
+                                  const Kine__Ha__V1__HandoverRequest *input,
+                                  Kine__Ha__V1__StatusResponse_Closure closure,
+                                  void *closure_data)
+{
+  assert(service->descriptor == &kine__ha__v1__peer__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void kine__ha__v1__peer__init (Kine__Ha__V1__Peer_Service *service,
                                Kine__Ha__V1__Peer_ServiceDestroy destroy)
