@@ -8,7 +8,9 @@ import KineServer
 /// `kine ha …`: talks to a running node's HA port.
 struct HACommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ha", abstract: "Two-node HA administration (docs/ha.md).", subcommands: [HAStatusCommand.self])
+        commandName: "ha", abstract: "Two-node HA administration (docs/ha.md).", subcommands: [
+            HAStatusCommand.self, HAPauseCommand.self, HAResumeCommand.self, HAHandoverCommand.self, HASplitWritesCommand.self,
+        ])
 }
 
 /// `kine ha status`: both nodes as this node sees them: role, term, leader, mode, copy, lag, probes.
@@ -50,6 +52,9 @@ enum HAStatusFormat {
             "highestServed": status.highestServed, "epochStart": status.epochStart, "subscription": status.subscription,
             "lagRevisions": status.lagRevisions, "postgresUp": status.postgresUp, "paused": status.paused,
             "localMaxID": status.localMaxID, "priority": status.priority, "clockUnixMs": status.clockUnixMilliseconds,
+            "pausedUntilUnixMs": status.pausedUntilUnixMilliseconds, "reunionWinner": status.reunionWinner,
+            "reunionForkID": status.reunionForkID, "witness": status.witness, "witnessLost": status.witnessLost,
+            "handoverTo": status.handoverTo, "lastWriteUnixMs": status.lastWriteUnixMilliseconds,
         ]
         if let peer = status.peer {
             object["peer"] = [
@@ -68,6 +73,13 @@ enum HAStatusFormat {
                 + "epoch start \(status.epochStart), highest served \(status.highestServed)",
             "  local PostgreSQL \(status.postgresUp ? "up" : "DOWN"), copy \(status.subscription), lag \(status.lagRevisions) revisions",
         ]
+        if status.paused {
+            let end = Date(timeIntervalSince1970: Double(status.pausedUntilUnixMilliseconds) / 1000)
+            lines.append("  PAUSED until \(ISO8601DateFormatter().string(from: end)): no automatic promotion")
+        }
+        if !status.handoverTo.isEmpty { lines.append("  handing over to \(status.handoverTo)") }
+        if !status.reunionWinner.isEmpty { lines.append("  reunion after a split: \(status.reunionWinner) keeps leading (fork at id \(status.reunionForkID))") }
+        if !status.witness.isEmpty { lines.append("  witness \(status.witness)\(status.witnessLost ? " (lost during the split)" : "")") }
         if let peer = status.peer {
             lines.append("peer \(peer.node.isEmpty ? "(not yet seen)" : peer.node): \(peer.role.isEmpty ? "unknown" : peer.role), term \(peer.term)")
             lines.append("  last probe: HA port \(peer.rpcOK ? "ok" : "FAILED"), PostgreSQL \(peer.sqlOK ? "ok" : "FAILED")")

@@ -44,7 +44,7 @@ PG_USER = "postgres"
 PG_PORT = 5432
 HA_PORT = 2380
 DB = "kubernetes"
-REPLICATED_TABLES = ("kine", "kine_leases", "kine_ha")
+REPLICATED_TABLES = ("kine", "kine_leases", "kine_ha", "kine_ha_split_writes")
 SUBNET = "10.77.0.0/24"
 BOGUS_MAC = "02:00:00:00:00:01"  # a locally administered address no interface has
 ADDRESSES = {"a": "10.77.0.1", "b": "10.77.0.2"}
@@ -732,6 +732,18 @@ class HALab:
             return json.loads(r.stdout)
         except json.JSONDecodeError:
             return None
+
+    def split_writes(self, n: "str | Node") -> list[dict]:
+        """`kine ha split-writes export` against the node's PostgreSQL (JSON Lines parsed)."""
+        node = self.node(n)
+        endpoint = f"postgres://{PG_USER}@/{DB}?host={node.pgsock}"
+        r = sh([self.kine_bin, "ha", "split-writes", "export", "--json", "--endpoint", endpoint], timeout=30)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def ha_command(self, n: "str | Node", *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        """`kine ha ARGS --address <node's HA port>` inside the node's namespace."""
+        node = self.node(n)
+        return sh(self.nsexec(node) + [self.kine_bin, "ha", *args, "--address", node.ha_address], check=check, timeout=timeout)
 
     def wait_role(self, n: "str | Node", roles: "str | Iterable[str]", timeout: float = 30) -> dict:
         """Waits until the node reports one of roles; returns that status, or fails the test with

@@ -12,6 +12,7 @@ with -s to see them. Skipped unless root with `ip netns`, PostgreSQL, and a kine
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import signal
@@ -546,8 +547,9 @@ def test_power_loss_both_nodes(lab):
 @diagnosed
 def test_old_leader_saves_rows_only_it_had(lab):
     """Async: writes acknowledged by a that never reached b's copy are lost from the cluster when
-    a dies; when a returns and follows b, exactly those rows are kept in a's kine_ha_saved
-    before its copy is re-made (nothing is silently dropped)."""
+    a dies; when a returns and follows b, exactly those rows are saved on b (the leader) in the
+    replicated kine_ha_split_writes before a's copy is re-made, so both nodes show them and
+    `kine ha split-writes` lists them with their values (nothing is silently dropped)."""
     start_pair(lab, "async")
     hold_down(lab)
     # b's apply worker is frozen while a takes the writes, then killed with what it had
@@ -558,7 +560,7 @@ def test_old_leader_saves_rows_only_it_had(lab):
         keys = []
         for i in range(20):
             key = f"/ha/only-a/{i:02d}"
-            _, err = put(lab, "a", key)
+            _, err = put(lab, "a", key, f"value-{i}")
             assert err is None, f"Put through a: {err}"
             keys.append(key)
         crash_node(lab, "a")
@@ -569,10 +571,12 @@ def test_old_leader_saves_rows_only_it_had(lab):
     report(f"async, frozen copy: {len(keys)} acknowledged writes through a are not on the new leader b")
     restart_node(lab, "a")
     lab.wait_role("a", "follower", 40)
-    saved = lab.psql("a", "SELECT name FROM kine_ha_saved WHERE name LIKE '/ha/only-a/%' ORDER BY name").splitlines()
-    assert saved == keys, f"kine_ha_saved on a holds {saved}, expected {keys}"
-    assert any("saved rows" in l for l in lab.kine_log_text("a").splitlines()), "a does not log the saved rows"
+    for n in ("a", "b"):
+        saved = lab.split_writes(n)
+        got = sorted((w["key"], base64.b64decode(w["value"]).decode()) for w in saved if w["key"].startswith("/ha/only-a/"))
+        assert got == [(k, f"value-{i}") for i, k in enumerate(keys)], f"split writes on {n}: {got}"
+        assert all(w["node"] == "a" for w in saved), saved
+    assert any("saved this node's split writes" in l for l in lab.kine_log_text("a").splitlines()), "a does not log the saved rows"
     assert lab.psql("a", "SELECT count(*) FROM kine WHERE name LIKE '/ha/only-a/%'") == "0"
     wait_tables_equal(lab, 15)
-    report(f"old leader returned: {len(saved)} rows only it had kept in kine_ha_saved (term {st['term']})")
-
+    report(f"old leader returned: {len(keys)} rows only it had saved on b and listed on both (term {st['term']})")

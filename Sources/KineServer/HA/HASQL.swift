@@ -237,6 +237,15 @@ enum HASQL {
             ])
     }
 
+    static let splitWritesTableExists = "SELECT to_regclass('kine_ha_split_writes') IS NOT NULL"
+
+    /// `kine ha split-writes list|export`, in the order the loser wrote them.
+    static let listSplitWrites = """
+        SELECT node, id, name, value, deleted, create_revision, prev_revision, lease, \
+        (extract(epoch FROM committed_at) * 1000)::int8, (extract(epoch FROM saved_at) * 1000)::int8, fork_id, leader_term, reason \
+        FROM kine_ha_split_writes ORDER BY node, id
+        """
+
     static let emptyCopy = "TRUNCATE kine, kine_leases, kine_ha, kine_ha_split_writes"
 
     static let localMaxID = "SELECT COALESCE(MAX(id), 0) FROM kine"
