@@ -52,8 +52,18 @@ extension HARoleMachine {
             }
             return [.persist(reason: "reunion won over \(peer.node) (\(why)); it follows this node")]
         }
-        return [.stepDown(reason: "reunion lost to \(peer.node) (\(why))")]
-            + follow(leader: peer.node, term: max(term, peer.term) + 1, now: now, reason: "reunion lost to \(peer.node) (\(why))")
+        // Routed to the winner only once it has promoted above this node's revisions (R2): until
+        // then this node serves nothing.
+        _ = follow(leader: peer.node, term: max(term, peer.term) + 1, now: now, reason: "")
+        awaitingLeaderTerm = true
+        return [.stepDown(reason: "reunion lost to \(peer.node) (\(why))"),
+                .persist(reason: "reunion lost to \(peer.node): following it once it leads at term \(term)")]
+    }
+
+    /// A losing decider's winner reached the term it follows at: serve routed to it now.
+    mutating func winnerReachedTerm(_ peer: PeerStatus, now: Duration) -> [HAAction] {
+        awaitingLeaderTerm = false
+        return follow(peer, now: now, reason: "reunion: \(peer.node) leads at term \(peer.term)")
     }
 
     /// `kine ha handover`: only a leader whose follower is attached and caught up hands over.

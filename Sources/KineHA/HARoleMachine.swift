@@ -64,6 +64,8 @@ public struct HARoleMachine: Sendable {
     /// A handover this leader started: the follower asked to take over, and when to give up.
     public internal(set) var handoverTo = ""
     var handoverDeadline: Duration = .zero
+    /// A reunion's losing decider: following a winner that has not yet promoted to its term.
+    public internal(set) var awaitingLeaderTerm = false
 
     var lastLeadershipChange: Duration = .zero
     /// The epoch start of the last observation (a reunion winner's revisions must be above
@@ -85,12 +87,12 @@ public struct HARoleMachine: Sendable {
     /// What `failed()` restores.
     private struct Snapshot {
         var role: HARole, term: UInt64, leader: String, synchronous: Bool
-        var reunionWinner: String, reunionForkID: Int64, isolated: Bool, handoverTo: String
+        var reunionWinner: String, reunionForkID: Int64, isolated: Bool, handoverTo: String, awaitingLeaderTerm: Bool
     }
 
     /// Whether the node serves clients in its role (an isolated leader, or one handing over, does not).
     public var servesClients: Bool {
-        (role.isLeading && !isolated && handoverTo.isEmpty) || role.isFollowing
+        (role.isLeading && !isolated && handoverTo.isEmpty) || (role.isFollowing && !awaitingLeaderTerm)
     }
 
     /// `lastRole`, `term` and `lastLeader` are what the node persisted before it stopped.
@@ -119,7 +121,7 @@ public struct HARoleMachine: Sendable {
         trackPeer(observation)
         previous = Snapshot(
             role: role, term: term, leader: leader, synchronous: synchronous, reunionWinner: reunionWinner,
-            reunionForkID: reunionForkID, isolated: isolated, handoverTo: handoverTo)
+            reunionForkID: reunionForkID, isolated: isolated, handoverTo: handoverTo, awaitingLeaderTerm: awaitingLeaderTerm)
         switch role {
         case .bootstrap: return bootstrap(observation)
         case .leader, .leaderAlone: return leading(observation)
@@ -141,6 +143,7 @@ public struct HARoleMachine: Sendable {
             reunionForkID = previous.reunionForkID
             isolated = previous.isolated
             handoverTo = previous.handoverTo
+            awaitingLeaderTerm = previous.awaitingLeaderTerm
         }
         nextResyncAt = now + resyncBackoff
         resyncBackoff = min(resyncBackoff * 2, .seconds(60))
@@ -258,6 +261,10 @@ public struct HARoleMachine: Sendable {
         }
         // A reunion winner that has not reached this node's term yet: its copy is not the one to make.
         if let peer, peer.role.isLeading, peer.term < term { return [] }
+        if awaitingLeaderTerm, let peer, peer.role.isLeading, peer.node == leader, peer.term == term {
+            return winnerReachedTerm(peer, now: now)
+        }
+        if awaitingLeaderTerm { return [] }
         if let peer, peer.role.isLeading, peer.postgresUp == false { fastPathRounds += 1 } else if peer != nil { fastPathRounds = 0 }
 
         let copyReady = local.postgresUp && local.copyComplete && local.subscribedTerm == term && !observation.peer.slotLost
@@ -375,6 +382,7 @@ public struct HARoleMachine: Sendable {
         synchronous = false
         isolated = false
         handoverTo = ""
+        awaitingLeaderTerm = false
         lastLeadershipChange = now
         fastPathRounds = 0
         nextResyncAt = .zero

@@ -91,8 +91,9 @@ struct HAReunionMachineTests {
         _ = b.round(.init(epochStart: 1_000_000_100), peerA)
         let actions = b.machine.reunionDecided(Self.decision("a", "b"), forkID: 100, peer: peerA.status!, now: b.now)
         #expect(actions.first == .stepDown(reason: "reunion lost to a (newest write; fork at id 100)"))
-        #expect(actions.last == .follow(leader: "a", term: 3, reason: "reunion lost to a (newest write; fork at id 100)"))
-        #expect(b.machine.reunionWinner == "a" && b.machine.term == 3)
+        #expect(actions.last == .persist(reason: "reunion lost to a: following it once it leads at term 3"))
+        #expect(b.machine.reunionWinner == "a" && b.machine.term == 3 && b.machine.leader == "a")
+        #expect(!b.machine.servesClients)  // not routed to a before a's revisions are above b's (R2)
         // While a still leads at term 1, b neither follows back nor resyncs.
         #expect(b.round(.init(copy: .ready, subscribedTerm: 2), Self.status("a", .leaderAlone, term: 1)).isEmpty)
 
@@ -104,7 +105,11 @@ struct HAReunionMachineTests {
         } else {
             Issue.record("expected a promotion, got \(promoted)")
         }
-        // Once a leads at term 3, b re-makes its copy from it.
+        // Once a leads at term 3, b routes to it, then re-makes its copy from it.
+        #expect(b.round(.init(copy: .none), Self.status("a", .leaderAlone, term: 3)) == [
+            .follow(leader: "a", term: 3, reason: "reunion: a leads at term 3")
+        ])
+        #expect(b.machine.servesClients)
         #expect(b.round(.init(copy: .none), Self.status("a", .leaderAlone, term: 3)) == [.resync(reason: "no local copy")])
     }
 

@@ -140,6 +140,7 @@ class Checker:
         self._plan = (writers_per_node, etcdctl, readers, watchers)
         self._lock = threading.Lock()
         self._stop_writers = threading.Event()
+        self.quiet_nodes: set[str] = set()  # nodes whose writers hold off (quiet(), loud())
         self._stop_watchers = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watch_threads: list[threading.Thread] = []
@@ -192,6 +193,13 @@ class Checker:
         for t in self._watch_threads:
             t.join(timeout=10)
 
+    def quiet(self, node: str) -> None:
+        """The node's writers stop writing (a write in flight still completes) until loud()."""
+        self.quiet_nodes.add(node)
+
+    def loud(self, node: str) -> None:
+        self.quiet_nodes.discard(node)
+
     def _spawn(self, fn, node: str, cid: str, watch: bool = False) -> None:
         t = threading.Thread(target=fn, args=(node, cid), name=f"hacheck-{cid}", daemon=True)
         (self._watch_threads if watch else self._threads).append(t)
@@ -214,6 +222,9 @@ class Checker:
         seq = 0
         try:
             while not self._stop_writers.is_set():
+                if node in self.quiet_nodes:
+                    self._stop_writers.wait(0.05)
+                    continue
                 key, value = f"{self.prefix}{cid}/{seq:06d}", f"{cid}:{seq}:{self.run}"
                 seq += 1
                 try:
@@ -231,6 +242,9 @@ class Checker:
     def _etcdctl_writer(self, node: str, cid: str, interval: float = 0.3) -> None:
         seq = 0
         while not self._stop_writers.is_set():
+            if node in self.quiet_nodes:
+                self._stop_writers.wait(0.05)
+                continue
             key, value = f"{self.prefix}{cid}/{seq:06d}", f"{cid}:{seq}:{self.run}"
             seq += 1
             r = etcdctl(self.lab, node, "put", key, value, "-w", "json")

@@ -49,8 +49,15 @@ SUBNET = "10.77.0.0/24"
 BOGUS_MAC = "02:00:00:00:00:01"  # a locally administered address no interface has
 ADDRESSES = {"a": "10.77.0.1", "b": "10.77.0.2"}
 TEST_PREFIX = "kha"           # kha<pid>a / kha<pid>b / kha<pid>va ... and /tmp/kha-<pid>/
-STALE_NS = re.compile(r"^kha(\d+)[ab]$|^khaprobe(\d+)$")  # the lab's, and netns_available()'s
-STALE_LINK = re.compile(r"^kha(\d+)v[ab]$")
+STALE_NS = re.compile(r"^kha(\d+)[abw]$|^khaprobe(\d+)$")  # the lab's, and netns_available()'s
+STALE_LINK = re.compile(r"^kha(\d+)[vwx][ab]$")
+# The optional witness (HALab(witness=True)): a third namespace kha<pid>w with its own veth pair
+# to each node (kha<pid>wa/xa, kha<pid>wb/xb) and the witness address on its loopback. It does
+# not forward, so it never joins the two nodes; nothing listens there: a refused connect is an
+# answer (kine counts it as reachable), a downed link is not.
+WITNESS_ADDR = "10.77.9.9"
+WITNESS = f"{WITNESS_ADDR}:7"
+WITNESS_LINKS = {"a": ("10.77.1.1", "10.77.1.254"), "b": ("10.77.2.2", "10.77.2.254")}
 STALE_DIR = re.compile(r"^kha-(\d+)$")
 
 # The HA timing every test uses (seconds-scale, so a failover test takes seconds, not minutes).
@@ -316,8 +323,10 @@ class HALab:
     process exits, with its layout in <root>/lab.json for `stop`."""
 
     def __init__(self, root: Path | str | None = None, tag: str | None = None,
-                 kine_bin: str | None = None, persistent: bool = False):
+                 kine_bin: str | None = None, persistent: bool = False, witness: bool = False):
         self.tag = tag or str(os.getpid())
+        self.witness = witness
+        self.witness_ns = f"{TEST_PREFIX}{self.tag}w"
         self.root = Path(root) if root else Path(f"/tmp/{TEST_PREFIX}-{self.tag}")
         self.persistent = persistent
         self._kine_bin = kine_bin
@@ -393,6 +402,25 @@ class HALab:
             sh(["ip", "-n", n.ns, "addr", "add", f"{n.addr}/24", "dev", n.veth])
             sh(["ip", "-n", n.ns, "link", "set", "lo", "up"])
             sh(["ip", "-n", n.ns, "link", "set", n.veth, "up"])
+        if self.witness:
+            w = self.witness_ns
+            sh(["ip", "netns", "add", w])
+            sh(["ip", "-n", w, "link", "set", "lo", "up"])
+            sh(["ip", "-n", w, "addr", "add", f"{WITNESS_ADDR}/32", "dev", "lo"])
+            for n in (a, b):
+                mine, theirs = self.witness_veth(n), f"{TEST_PREFIX}{self.tag}x{n.name}"
+                local, remote = WITNESS_LINKS[n.name]
+                sh(["ip", "link", "add", mine, "type", "veth", "peer", "name", theirs])
+                sh(["ip", "link", "set", mine, "netns", n.ns])
+                sh(["ip", "link", "set", theirs, "netns", w])
+                sh(["ip", "-n", n.ns, "addr", "add", f"{local}/24", "dev", mine])
+                sh(["ip", "-n", w, "addr", "add", f"{remote}/24", "dev", theirs])
+                sh(["ip", "-n", n.ns, "link", "set", mine, "up"])
+                sh(["ip", "-n", w, "link", "set", theirs, "up"])
+                sh(["ip", "-n", n.ns, "route", "add", f"{WITNESS_ADDR}/32", "via", remote])
+
+    def witness_veth(self, n: "str | Node") -> str:
+        return f"{TEST_PREFIX}{self.tag}w{self.node(n).name}"
 
     def cleanup(self) -> None:
         """Kill everything the lab started, delete the namespaces and the scratch dir. Safe to
@@ -414,16 +442,19 @@ class HALab:
         kill_and_wait(set(pids) - _ancestors())
         for n in self.nodes.values():
             sh(["ip", "netns", "del", n.ns], check=False)
+        if self.witness:
+            sh(["ip", "netns", "del", self.witness_ns], check=False)
         # A veth still in the root namespace (setup interrupted before the move).
         for n in self.nodes.values():
-            if sh(["ip", "link", "show", n.veth], check=False).returncode == 0:
-                sh(["ip", "link", "del", n.veth], check=False)
+            for link in (n.veth, self.witness_veth(n), f"{TEST_PREFIX}{self.tag}x{n.name}"):
+                if sh(["ip", "link", "show", link], check=False).returncode == 0:
+                    sh(["ip", "link", "del", link], check=False)
         if os.environ.get("KINE_E2E_KEEP") != "1":
             shutil.rmtree(self.root, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         """What of this lab still exists (empty after cleanup)."""
-        left = [f"netns {ns}" for ns in netns_list() if ns in {n.ns for n in self.nodes.values()}]
+        left = [f"netns {ns}" for ns in netns_list() if ns in {n.ns for n in self.nodes.values()} | {self.witness_ns}]
         left += [f"pid {p}" for p in lab_processes(self.root) if pid_alive(p)]
         if self.root.exists():
             left.append(f"dir {self.root}")
@@ -802,12 +833,24 @@ class HALab:
         for n in self.nodes:
             self.drop(n)
 
+    def witness_down(self, n: "str | Node") -> None:
+        """Cut n from the witness (its own link to the witness namespace)."""
+        sh(["ip", "-n", self.node(n).ns, "link", "set", self.witness_veth(n), "down"])
+
+    def witness_up(self, n: "str | Node") -> None:
+        node = self.node(n)
+        sh(["ip", "-n", node.ns, "link", "set", self.witness_veth(n), "up"])
+        # The route through the link went with it.
+        sh(["ip", "-n", node.ns, "route", "replace", f"{WITNESS_ADDR}/32", "via", WITNESS_LINKS[node.name][1]], check=False)
+
     def heal(self) -> None:
         """Undo every fault of this section."""
         for n in self.nodes:
             self.undrop(n)
             self.unblackhole(n)
             self.link_up(n)
+            if self.witness:
+                self.witness_up(n)
 
     # ---- state file for the CLI (a lab that outlives the process that made it)
 

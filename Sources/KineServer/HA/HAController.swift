@@ -115,7 +115,14 @@ final class HAController: Sendable {
         configuration: KineConfiguration, ha: HAConfiguration, local: PostgresConfiguration, stores: StoreHandle,
         identity: ServerIdentity, logger: Logger
     ) async throws -> HAController {
-        let peer = try PostgresConfiguration(endpoint: ha.peerEndpoint)
+        var peer = try PostgresConfiguration(endpoint: ha.peerEndpoint)
+        // On a silently dead link a query waits for TCP's retransmissions (minutes) unless
+        // unacknowledged data fails the connection sooner: routed requests and probes give up
+        // within liveness instead.
+        if peer.parameters["tcp_user_timeout"] == nil {
+            let liveness = ha.timing.liveness.components
+            peer.parameters["tcp_user_timeout"] = "\(liveness.seconds * 1000 + liveness.attoseconds / 1_000_000_000_000_000)"
+        }
         var adminTarget = local
         adminTarget.parameters["options"] = "-c default_transaction_read_only=off -c synchronous_commit=local"
         adminTarget.parameters["application_name"] = "kine-ha-\(HANames.sanitized(ha.nodeName))"

@@ -75,17 +75,46 @@ struct PeerProbeError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs `body` with a deadline; nil when it did not finish in time (the body is cancelled).
+/// Runs `body` with a deadline; nil when it did not finish in time. The body is cancelled then
+/// but not waited for: a libpq call on a silently dead connection ignores cancellation until TCP
+/// gives up, and the probe round must not wait that long (a task group would).
 func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
-    await withTaskGroup(of: T?.self) { group in
-        group.addTask { await body() }
-        group.addTask {
+    let outcome = DeadlineRace<T>()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+        outcome.begin(continuation)
+        let work = Task { outcome.finish(await body()) }
+        Task {
             try? await Task.sleep(for: timeout)
+            outcome.finish(nil)
+            work.cancel()
+        }
+    }
+}
+
+/// The first of the body and the timer resumes the waiting probe; the other is ignored.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private let waiter = Mutex<(continuation: CheckedContinuation<T?, Never>?, early: T??)>((nil, nil))
+
+    func begin(_ continuation: CheckedContinuation<T?, Never>) {
+        let early = waiter.withLock { state -> T?? in
+            if let early = state.early { return early }
+            state.continuation = continuation
             return nil
         }
-        let first = await group.next() ?? nil
-        group.cancelAll()
-        return first
+        if let early { continuation.resume(returning: early) }
+    }
+
+    func finish(_ value: T?) {
+        let continuation = waiter.withLock { state -> CheckedContinuation<T?, Never>? in
+            if let continuation = state.continuation {
+                state.continuation = nil
+                state.early = .some(value)  // later finishes see it decided
+                return continuation
+            }
+            if state.early == nil { state.early = .some(value) }
+            return nil
+        }
+        continuation?.resume(returning: value)
     }
 }
 
