@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import time
 
 import pytest
@@ -198,3 +199,244 @@ def test_split_newest_within_clock_skew(lab):
     """newest, with the two last writes 4 s apart but a 30 s skew bound: the clocks decide
     nothing, the next rule (priority: a is primary) does."""
     split_scenario(lab, "newest", "a", options={"--ha-max-clock-skew": "30s"}, quiet_before_heal="a")
+
+
+# --------------------------------------------------------------------------------------------
+# Other link faults, and a flapping link
+
+
+def heal_and_check(lab, chk: Checker, roles: RoleRecorder, t_heal: float) -> str:
+    """After any split: one leader, whichever; returns it."""
+    winner = hanet.wait_for(lambda: (l := leaders({n: lab.ha_status(n) for n in ("a", "b")})) and len(l) == 1
+                            and next(iter(l)), 40, 0.3)
+    assert winner, f"no single leader after the heal\n{lab.diagnostics()}"
+    loser = "b" if winner == "a" else "a"
+    lab.wait_role(loser, "follower", 60)
+    return winner
+
+
+def check_any_split(lab, chk: Checker, roles: RoleRecorder, t_heal: float) -> None:
+    winner = heal_and_check(lab, chk, roles, t_heal)
+    for n in ("a", "b"):
+        steps.put_until_ok(lab, n, f"{chk.prefix}restored-{n}", 15)
+    chk.stop()
+    saved = {w["key"]: (base64.b64decode(w["value"]).decode(), w["revision"]) for w in lab.split_writes(winner)}
+    got = hacheck.read_all(lab, winner, chk.prefix)
+    assert got is not None
+    with chk._lock:
+        chk.reads.extend((k, v, r) for k, (v, r) in got.items())
+        acks = list(chk.acks)
+    lost = [a for a in acks if got.get(a.key) != (a.value, a.revision) and saved.get(a.key) != (a.value, a.revision)]
+    assert not lost, f"{len(lost)} acknowledged writes neither in the table nor saved: {[(a.node, a.key, a.revision) for a in lost[:5]]}"
+    problems = hacheck.check_r1(chk) + hacheck.check_r2(chk)
+    assert not problems, "\n".join(problems[:20])
+    wait_tables_equal(lab, 20)
+    report(f"leader {winner}; {len(saved)} split writes saved; {chk.summary()}")
+
+
+@pytest.mark.parametrize("fault", ["blackhole-a", "drop-both"])
+@steps.diagnosed
+def test_one_way_blackhole_and_silent_drop(lab, fault):
+    """A one-way blackhole (a's packets to b vanish) or a silent drop both ways, longer than
+    liveness: whatever each side concludes, the heal ends with one leader and nothing lost."""
+    start_pair(lab)
+    steps.hold_down(lab)
+    chk = Checker(lab, watchers=False).start()
+    time.sleep(1)
+    with RoleRecorder(lab) as roles:
+        if fault == "blackhole-a":
+            lab.blackhole("a")
+        else:
+            lab.partition()
+        time.sleep(LIVENESS + HOLD_DOWN)
+        lab.heal()
+        t_heal = time.monotonic()
+        check_any_split(lab, chk, roles, t_heal)
+    report(f"{fault}: roles a {roles.roles('a')}, b {roles.roles('b')}")
+
+
+def promotions(roles: RoleRecorder, node: str) -> list[float]:
+    """Times the node went from a following role (or unknown) to a leading one."""
+    out, last = [], None
+    for t, st in roles.rounds:
+        s = st[node]
+        if not s:
+            continue
+        if s["role"] in LEADING and last is not None and last not in LEADING:
+            out.append(t)
+        last = s["role"]
+    return out
+
+
+@steps.diagnosed
+def test_flapping_link(lab):
+    """The link goes down and up every 2-5 s for KINE_HA_FLAP_SECONDS (default 120): no node
+    promotes twice within the hold-down, and service is restored afterwards with nothing lost."""
+    import random
+    duration = float(os.environ.get("KINE_HA_FLAP_SECONDS", "120"))
+    rng = random.Random(7)
+    start_pair(lab)
+    steps.hold_down(lab)
+    chk = Checker(lab, watchers=False).start()
+    with RoleRecorder(lab, interval=0.2) as roles:
+        t_end = time.monotonic() + duration
+        flaps = 0
+        while time.monotonic() < t_end:
+            lab.link_down("a")
+            time.sleep(rng.uniform(2, 5))
+            lab.link_up("a")
+            time.sleep(rng.uniform(2, 5))
+            flaps += 1
+        t_heal = time.monotonic()
+        check_any_split(lab, chk, roles, t_heal)
+    for n in ("a", "b"):
+        ps = promotions(roles, n)
+        close = [(round(x - chk.t_started, 1), round(y - chk.t_started, 1)) for x, y in zip(ps, ps[1:]) if y - x < HOLD_DOWN - 1]
+        assert not close, f"{n} promoted twice within the hold-down: {close}"
+    report(f"flapping {flaps} times over {duration:.0f}s: promotions a {len(promotions(roles, 'a'))}, "
+           f"b {len(promotions(roles, 'b'))}; terms {sorted(roles.terms('a') | roles.terms('b'))}")
+
+
+# --------------------------------------------------------------------------------------------
+# Witness
+
+
+@diagnosed
+def test_witness_isolated_leader_stops_writes(witness_lab):
+    """With a witness, a leader cut from both its peer and the witness stops taking writes; the
+    follower, which reaches the witness, takes over; no acknowledged write is lost (a's clients
+    got errors, not acknowledgements later dropped)."""
+    lab = witness_lab
+    start_pair(lab, {"--ha-witness": hanet.WITNESS})
+    assert lab.ha_status("a")["witness"] == "reachable", lab.ha_status("a")
+    steps.hold_down(lab)
+    chk = Checker(lab, watchers=False).start()
+    time.sleep(1)
+    with RoleRecorder(lab) as roles:
+        lab.witness_down("a")
+        lab.link_down("a")
+        t_split = time.monotonic()
+        lab.wait_role("b", "leader-alone", LIVENESS + 15)
+        time.sleep(3)
+        sa = lab.ha_status("a")
+        assert sa and sa["witness"] == "unreachable" and sa["witnessLost"], sa
+        assert not chk.first_ack("a", after=t_split + 1), f"isolated a acknowledged a write: {chk.first_ack('a', after=t_split + 1)}"
+        lab.heal()
+        t_heal = time.monotonic()
+        winner = heal_and_check(lab, chk, roles, t_heal)
+        assert winner == "b", f"{winner} won; b reached the witness throughout"
+    chk.stop()
+    problems = hacheck.check_r5(chk, "b") + hacheck.check_r1(chk) + hacheck.check_r2(chk)
+    assert not problems, "\n".join(problems[:20])
+    wait_tables_equal(lab, 20)
+    decided = [l for l in lab.kine_log_text("b").splitlines() if "reunion decided" in l]
+    report(f"witness: isolated a took no writes; {decided[-1][-200:] if decided else 'no reunion logged'}; {chk.summary()}")
+
+
+@diagnosed
+def test_witness_follower_without_it_does_not_promote(witness_lab):
+    """With a witness, a follower cut from the leader and from the witness never promotes; the
+    leader, which reaches the witness, keeps taking writes; nothing is lost, no split writes."""
+    lab = witness_lab
+    a, b = start_pair(lab, {"--ha-witness": hanet.WITNESS})
+    steps.hold_down(lab)
+    chk = Checker(lab, nodes=("a",), watchers=False).start()
+    with RoleRecorder(lab) as roles:
+        lab.witness_down("b")
+        lab.link_down("b")
+        t_split = time.monotonic()
+        time.sleep(LIVENESS + HOLD_DOWN + 3)
+        assert chk.first_ack("a", after=t_split + LIVENESS + 1), "a stopped taking writes while it reached the witness"
+        lab.heal()
+        lab.wait_role("b", "follower", 60)
+    chk.stop()
+    assert not LEADING & set(roles.roles("b")), f"b led without the witness: {roles.roles('b')}"
+    assert roles.terms("b") == {a["term"]}, roles.terms("b")
+    problems = hacheck.check_r5(chk, "b") + hacheck.check_r1(chk) + hacheck.check_r2(chk)
+    assert not problems, "\n".join(problems[:20])
+    assert lab.split_writes("a") == []
+    wait_tables_equal(lab, 20)
+
+
+# --------------------------------------------------------------------------------------------
+# Maintenance: pause, the upgrade procedure, handover
+
+
+@steps.diagnosed
+def test_pause_blocks_promotion(lab):
+    """kine ha pause on a reaches b; kill the leader: no promotion until resume."""
+    a, b = start_pair(lab)
+    steps.hold_down(lab)
+    lab.ha_command("a", "pause", "--for", "10m")
+    assert hanet.wait_for(lambda: (s := lab.ha_status("b")) and s["paused"], 5), "b did not adopt a's pause"
+    steps.crash_node(lab, "a")
+    with RoleRecorder(lab) as roles:
+        time.sleep(2 * (LIVENESS + HOLD_DOWN))
+    assert set(roles.roles("b")) == {"follower"}, f"b changed role while paused: {roles.roles('b')}"
+    t_resume = time.monotonic()
+    lab.ha_command("b", "resume")
+    st = lab.wait_role("b", "leader-alone", LIVENESS + 10)
+    assert st["term"] == a["term"] + 1 and not st["paused"], st
+    report(f"paused: no promotion for {2 * (LIVENESS + HOLD_DOWN):.0f}s with the leader dead; "
+           f"promoted {time.monotonic() - t_resume:.2f}s after resume")
+
+
+@steps.diagnosed
+def test_upgrade_procedure_under_pause(lab):
+    """The seed's upgrade: pause, restart (upgrade) the follower's kine, then the leader's, resume:
+    roles and terms unchanged, and reads are answered throughout (through one node or the other)."""
+    a, b = start_pair(lab)
+    steps.hold_down(lab)
+    chk = Checker(lab, watchers=False).start()
+    with RoleRecorder(lab) as roles:
+        lab.ha_command("a", "pause", "--for", "10m")
+        assert hanet.wait_for(lambda: (s := lab.ha_status("b")) and s["paused"], 5)
+        for n in ("b", "a"):
+            lab.stop_kine(n)
+            time.sleep(1)
+            lab.start_kine(n, replication="sync", options={})
+            lab.wait_role(n, "leader" if n == "a" else "follower", 40)
+            time.sleep(1)
+        lab.ha_command("b", "resume")
+        assert hanet.wait_for(lambda: all((s := lab.ha_status(n)) and not s["paused"] for n in ("a", "b")), 5)
+        time.sleep(1)
+    chk.stop()
+    # A restarted node is in bootstrap until it has heard its peer.
+    assert set(roles.roles("a")) <= LEADING | {"bootstrap"} and set(roles.roles("b")) <= {"follower", "follower-syncing", "bootstrap"}, (
+        roles.roles("a"), roles.roles("b"))
+    assert roles.terms("a") | roles.terms("b") == {a["term"]}
+    with chk._lock:
+        reads = sorted(t for c in ("a-r", "b-r") for t, _ in chk.headers.get(c, []))
+    gaps = [y - x for x, y in zip(reads, reads[1:])]
+    report(f"upgrade under pause: longest time with no read answered by either node {max(gaps):.2f}s; {chk.summary()}")
+    assert max(gaps) < 2.0, f"no read was answered for {max(gaps):.2f}s during the upgrade"
+    problems = hacheck.check_r5(chk, "a") + hacheck.check_r1(chk) + hacheck.check_r2(chk)
+    assert not problems, "\n".join(problems[:20])
+
+
+@steps.diagnosed
+def test_handover_under_load(lab):
+    """kine ha handover: b leads, a follows, no acknowledged write lost; the write gap measured."""
+    a, b = start_pair(lab)
+    steps.hold_down(lab)
+    chk = Checker(lab, watchers=False).start()
+    time.sleep(2)
+    with RoleRecorder(lab) as roles:
+        t0 = time.monotonic()
+        r = lab.ha_command("a", "handover", "--timeout", "10s")
+        t1 = time.monotonic()
+        assert "b leads" in r.stdout, r.stdout + r.stderr
+        sa = lab.wait_role("a", "follower", 60)
+        time.sleep(2)
+    chk.stop()
+    assert sa["leader"] == "b" and sa["term"] == a["term"] + 1, sa
+    problems = hacheck.check_r5(chk, "b") + hacheck.check_r1(chk) + hacheck.check_r2(chk)
+    assert not problems, "\n".join(problems[:20])
+    assert lab.split_writes("b") == [], "a handover saved split writes"
+    with chk._lock:
+        ts = sorted(x.t for x in chk.acks)
+    window = [t for t in ts if t0 - 1 <= t <= t1 + 2]
+    gap = max((y - x for x, y in zip(window, window[1:])), default=0)
+    report(f"handover: command took {t1 - t0:.2f}s; longest time without an acknowledged write (any node) "
+           f"{gap:.2f}s; roles a {roles.roles('a')}, b {roles.roles('b')}")
+    wait_tables_equal(lab, 30)

@@ -1,21 +1,29 @@
 import NIOCore
 import NIOPosix
 
-/// The witness check: whether a TCP connection to HOST:PORT opens within the timeout (a
-/// refused connection counts as reachable: something answered at that address).
+/// The witness check: whether a TCP connection to HOST:PORT opens within the timeout. A refused
+/// connection counts as reachable: the address answered, so the network path is up.
 enum TCPProbe {
     static func connects(host: String, port: Int, timeout: Duration) async -> Bool {
         let milliseconds = max(Int64(timeout.components.seconds) * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000, 1)
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.milliseconds(milliseconds))
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(milliseconds))
         do {
-            let channel = try await bootstrap.connect(host: host, port: port).get()
+            let channel: any Channel
+            if let address = try? SocketAddress(ipAddress: host, port: port) {
+                channel = try await bootstrap.connect(to: address).get()
+            } else {
+                channel = try await bootstrap.connect(host: host, port: port).get()
+            }
             try? await channel.close()
             return true
-        } catch let error as IOError where error.errnoCode == ECONNREFUSED {
-            return true
         } catch {
-            return false
+            return refused(error)
         }
+    }
+
+    private static func refused(_ error: any Error) -> Bool {
+        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
+        if let error = error as? NIOConnectionError { return error.connectionErrors.contains { refused($0.error) } }
+        return false
     }
 }
