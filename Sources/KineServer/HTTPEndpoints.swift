@@ -10,6 +10,8 @@ struct HTTPEndpoints: Sendable {
     /// The current epoch's store (looked up per request, never kept).
     private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
+    /// With `--ha-peer`: the pair's figures.
+    var ha: HAMetrics? = nil
 
     func respond(_ path: String) async -> GRPCHTTP1Response {
         switch path.split(separator: "?").first.map(String.init) ?? path {
@@ -26,7 +28,7 @@ struct HTTPEndpoints: Sendable {
                 # TYPE process_resident_memory_bytes gauge
                 process_resident_memory_bytes \(Self.residentMemoryBytes())
 
-                """
+                """ + (ha?.render() ?? "")
             return (200, "text/plain; version=0.0.4", Array(text.utf8))
         default:
             return (404, "text/plain", Array("404 page not found\n".utf8))

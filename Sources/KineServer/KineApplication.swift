@@ -29,13 +29,17 @@ public final class KineApplication: Service, Sendable {
             name: configuration.memberName, version: configuration.emulatedEtcdVersion,
             clientURL: Self.clientURL(configuration.listen))
         let storeService: any Service
+        var haMetrics: HAMetrics?
         if let ha = configuration.ha {
             identity = identity.forPair(ha)
-            storeService = HAService(configuration: configuration, ha: ha, database: local, stores: stores, identity: identity, logger: logger)
+            let metrics = HAMetrics()
+            haMetrics = metrics
+            storeService = HAService(
+                configuration: configuration, ha: ha, database: local, stores: stores, identity: identity, metrics: metrics, logger: logger)
         } else {
             storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
-        let endpoints = HTTPEndpoints(stores: stores, identity: identity)
+        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
             router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)

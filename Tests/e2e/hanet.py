@@ -771,6 +771,32 @@ class HALab:
         r = sh([self.kine_bin, "ha", "split-writes", "export", "--json", "--endpoint", endpoint], timeout=30)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
+    def metrics(self, n: "str | Node") -> dict[str, float]:
+        """The node's /metrics (HTTP/1.1 on its unix socket), as {"name{labels}": value}."""
+        import http.client
+        import socket
+
+        node = self.node(n)
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(5)
+                self.sock.connect(str(node.sock))
+
+        conn = UnixConnection("localhost")
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
     def ha_command(self, n: "str | Node", *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         """`kine ha ARGS --address <node's HA port>` inside the node's namespace."""
         node = self.node(n)

@@ -131,6 +131,10 @@ def check_split_outcome(lab, chk: Checker, roles: RoleRecorder, winner: str, t_h
     problems = hacheck.check_r1(chk) + hacheck.check_r2(chk)
     assert not problems, "\n".join(problems[:20])
     wait_tables_equal(lab, 20)
+    m = lab.metrics(loser)
+    assert m["kine_ha_split_writes_saved_total"] == len(saved), (m, len(saved))
+    assert m["kine_ha_step_downs_total"] >= 1 and m['kine_ha_role{role="follower"}'] == 1, m
+    assert lab.metrics(winner)["etcd_server_is_leader"] == 1
     report(f"{len(in_saved)} writes the loser {loser}'s clients had acknowledged are saved on both nodes; "
            f"{len(in_table)} acknowledged writes in the table")
     return saved

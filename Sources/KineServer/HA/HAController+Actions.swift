@@ -129,6 +129,7 @@ extension HAController {
         if localTerm < leaderTerm {
             let fork = try await peerSQL.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first?.int64(3) ?? 0
             let saved = try await saveSplitWrites(above: fork, leaderTerm: leaderTerm, reason: reason)
+            metrics.splitWritesSaved(saved)
             if saved > 0 {
                 logger.warning("HA: saved this node's split writes on the leader before resyncing (kine ha split-writes list)", metadata: [
                     "kine.ha.savedRows": "\(saved)", "kine.ha.forkID": "\(fork)", "kine.ha.localTerm": "\(localTerm)",

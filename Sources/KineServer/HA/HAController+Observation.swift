@@ -175,6 +175,9 @@ extension HAController {
             status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds
             status.paused = pause.inForce(atUnixMilliseconds: PeerService.wallClock())
         }
+        metrics.observe(
+            role: machine.role, term: machine.term, lagRevisions: board.snapshot().lagRevisions,
+            paused: pause.inForce(atUnixMilliseconds: PeerService.wallClock()))
         let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
         identity.cluster.update(term: machine.term, leaderID: leaderID)
     }

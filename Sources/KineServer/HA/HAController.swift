@@ -50,6 +50,7 @@ final class HAController: Sendable {
     let board: HAStatusBoard
     /// Pause, resume and handover requests from the HA port.
     let commands: HACommands
+    let metrics: HAMetrics
     private let initial: InitialState
 
     /// What the last run persisted in `kine_ha_local`.
@@ -65,8 +66,9 @@ final class HAController: Sendable {
     private init(
         ha: HAConfiguration, configuration: KineConfiguration, stores: StoreHandle, identity: ServerIdentity, logger: Logger,
         local: PostgresConfiguration, peer: PostgresConfiguration, admin: PostgresClient, peerSQL: PostgresClient,
-        initial: InitialState
+        initial: InitialState, metrics: HAMetrics
     ) {
+        self.metrics = metrics
         self.ha = ha
         self.configuration = configuration
         self.stores = stores
@@ -113,7 +115,7 @@ final class HAController: Sendable {
     /// tables and the publication, reads the persisted role and term, and opens the HA port.
     static func start(
         configuration: KineConfiguration, ha: HAConfiguration, local: PostgresConfiguration, stores: StoreHandle,
-        identity: ServerIdentity, logger: Logger
+        identity: ServerIdentity, metrics: HAMetrics = HAMetrics(), logger: Logger
     ) async throws -> HAController {
         var peer = try PostgresConfiguration(endpoint: ha.peerEndpoint)
         // On a silently dead link a query waits for TCP's retransmissions (minutes) unless
@@ -155,7 +157,7 @@ final class HAController: Sendable {
             let peerSQL = PostgresClient(configuration: peerTarget, options: peerOptions, logger: logger)
             let controller = HAController(
                 ha: ha, configuration: configuration, stores: stores, identity: identity, logger: logger, local: local, peer: peer,
-                admin: admin, peerSQL: peerSQL, initial: initial)
+                admin: admin, peerSQL: peerSQL, initial: initial, metrics: metrics)
             let bound = try await controller.peerServer.start()
             logger.info("HA peer port ready", metadata: [
                 "kine.ha.listen": "\(bound)", "kine.ha.node": "\(ha.nodeName)", "kine.ha.peer": "\(ha.peerHost):\(ha.peerPort)",
@@ -218,6 +220,7 @@ final class HAController: Sendable {
             do {
                 if case .decideReunion(let peer) = action {
                     let (decision, fork) = try await decideReunion(with: peer, machine: machine)
+                    metrics.count(action)
                     logger.notice("HA: reunion decided", metadata: [
                         "kine.ha.winner": "\(decision.winner)", "kine.ha.loser": "\(decision.loser)", "kine.ha.rule": "\(decision.rule.rawValue)",
                         "kine.ha.forkID": "\(fork)", "kine.ha.policy": "\(ha.reunionPolicy.rawValue)",
@@ -226,6 +229,7 @@ final class HAController: Sendable {
                     continue
                 }
                 try await perform(action, machine: machine)
+                metrics.count(action)
                 if case .resync = action { machine.resyncStarted() }
             } catch {
                 logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["kine.error": "\(error)"])

@@ -29,11 +29,12 @@ struct HAService: Service {
     let database: PostgresConfiguration
     let stores: StoreHandle
     let identity: ServerIdentity
+    let metrics: HAMetrics
     let logger: Logger
 
     func run() async throws {
         let controller = try await HAController.start(
-            configuration: configuration, ha: ha, local: database, stores: stores, identity: identity, logger: logger)
+            configuration: configuration, ha: ha, local: database, stores: stores, identity: identity, metrics: metrics, logger: logger)
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await controller.run()
