@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOPosix
+import NIOSSL
 
 /// A small gRPC client over one HTTP/2 connection (h2c prior knowledge): many concurrent calls are
 /// multiplexed on it. Used by tests and the benchmark tool.
@@ -17,9 +18,11 @@ public final class GRPCClientConnection: Sendable {
     /// `connectTimeout` bounds the TCP connect (NIO's default is 10 s; the HA prober needs its
     /// probe timeout against a peer whose packets are silently dropped).
     public static func connect(
-        host: String, port: Int, connectTimeout: Duration? = nil,
+        host: String, port: Int, connectTimeout: Duration? = nil, tls: GRPCTLSConfiguration? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> GRPCClientConnection {
+        let context = try tls?.clientContext()
+        let hostname = tls?.verifyHostname == true ? host : nil
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         var bootstrap = ClientBootstrap(group: eventLoopGroup)
         if let connectTimeout {
@@ -30,6 +33,7 @@ public final class GRPCClientConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context { try channel.pipeline.syncOperations.addClientTLS(context, serverHostname: hostname) }
                     try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(authority: authority))
                 }
             }

@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 public import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Tracks live connections so `shutdown()` can drain them.
@@ -77,6 +78,13 @@ public final class GRPCServer: Sendable {
         let router = self.router
         let logger = self.logger
         let registry = self.registry
+        let tls: NIOSSLContext?
+        do {
+            tls = try configuration.tls?.serverContext()
+        } catch {
+            state.withLock { $0 = .idle }
+            throw error
+        }
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -85,6 +93,7 @@ public final class GRPCServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = ServerConnectionHandler(
                         configuration: configuration, router: router, logger: logger, registry: registry)
+                    if let tls { try channel.pipeline.syncOperations.addServerTLS(tls, logger: logger) }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

@@ -36,6 +36,8 @@ public struct GRPCServerConfiguration: Sendable {
     /// Serves plain HTTP/1.1 requests (`GET /health`, `/version`, `/metrics`) on the same port.
     /// `nil` → 404 for every HTTP/1.1 request.
     public var http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)?
+    /// TLS on the port (`nil`: plain h2c). With a trusted CA, client certificates are required.
+    public var tls: GRPCTLSConfiguration?
 
     public static let defaultMaxReceiveMessageSize = 1_572_864 + 524_288
 
@@ -46,8 +48,10 @@ public struct GRPCServerConfiguration: Sendable {
         initialConnectionWindowSize: Int = 16 << 20,
         maxPendingResponseBytesPerStream: Int = 1 << 20,
         shutdownGracePeriod: Duration = .seconds(5),
-        http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)? = nil
+        http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)? = nil,
+        tls: GRPCTLSConfiguration? = nil
     ) {
+        self.tls = tls
         self.target = target
         self.maxReceiveMessageSize = maxReceiveMessageSize
         self.initialStreamWindowSize = initialStreamWindowSize

@@ -11,6 +11,13 @@ struct HAAddressOption: ParsableArguments {
     @Option(help: "The node's HA port, HOST:PORT (KINE_HA_LISTEN_ADDRESS). Default 127.0.0.1:2380.")
     var address: String?
 
+    @Option(help: "With mutual TLS on the HA port: a certificate from its trusted CA, PEM (KINE_HA_CERT_FILE).")
+    var haCertFile: String?
+    @Option(help: "Its private key (KINE_HA_KEY_FILE).")
+    var haKeyFile: String?
+    @Option(help: "The CA the node's certificate comes from (KINE_HA_TRUSTED_CA_FILE).")
+    var haTrustedCaFile: String?
+
     /// Calls `path` on the node and decodes its status answer.
     func call(_ path: String, _ request: [UInt8]) async throws -> HAStatus {
         let text = address ?? ProcessInfo.processInfo.environment["KINE_HA_LISTEN_ADDRESS"] ?? "127.0.0.1:2380"
@@ -18,9 +25,13 @@ struct HAAddressOption: ParsableArguments {
             throw ValidationError("--address must be HOST:PORT")
         }
         if host == "0.0.0.0" { host = "127.0.0.1" }
+        let environment = ProcessInfo.processInfo.environment
+        let tls = try HAOptions.peerTLS(
+            cert: haCertFile ?? environment["KINE_HA_CERT_FILE"], key: haKeyFile ?? environment["KINE_HA_KEY_FILE"],
+            ca: haTrustedCaFile ?? environment["KINE_HA_TRUSTED_CA_FILE"])
         let connection: GRPCClientConnection
         do {
-            connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: .seconds(3))
+            connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: .seconds(3), tls: tls)
         } catch {
             throw ValidationError("cannot reach the HA port at \(host):\(port): \(error)")
         }

@@ -17,28 +17,13 @@ struct HACommand: AsyncParsableCommand {
 struct HAStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show this node's and its peer's HA state.")
 
-    @Option(help: "The node's HA port, HOST:PORT (KINE_HA_LISTEN_ADDRESS). Default 127.0.0.1:2380.")
-    var address: String?
+    @OptionGroup var node: HAAddressOption
 
     @Flag(help: "Print one JSON object (for scripts).")
     var json = false
 
     func run() async throws {
-        let text = address ?? ProcessInfo.processInfo.environment["KINE_HA_LISTEN_ADDRESS"] ?? "127.0.0.1:2380"
-        guard case .tcp(var host, let port) = try KineConfiguration.parseListenAddress(text) else {
-            throw ValidationError("--address must be HOST:PORT")
-        }
-        if host == "0.0.0.0" { host = "127.0.0.1" }
-        let status: HAStatus
-        do {
-            let connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: .seconds(3))
-            let bytes = try await connection.unary(
-                path: "/kine.ha.v1.Peer/Status", request: ProtoEncode.haStatusRequest(HAStatusRequest()), timeout: .seconds(5))
-            await connection.close()
-            status = try ProtoDecode.haStatus(bytes)
-        } catch {
-            throw ValidationError("cannot read the HA status at \(host):\(port): \(error)")
-        }
+        let status = try await node.call("/kine.ha.v1.Peer/Status", ProtoEncode.haStatusRequest(HAStatusRequest()))
         print(json ? HAStatusFormat.json(status) : HAStatusFormat.text(status))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KineHA
+import KineHTTP2
 import KineServer
 
 /// The `--ha-*` flags of `kine serve`; each also `KINE_HA_*`. HA is off unless `--ha-peer` is given.
@@ -49,6 +50,15 @@ struct HAOptions: ParsableArguments {
 
     @Option(help: "How long a handover waits for the follower before the leader serves again (KINE_HA_HANDOVER_TIMEOUT). Default 10s.")
     var haHandoverTimeout: String?
+
+    @Option(help: "This node's certificate for the peer link, PEM (KINE_HA_CERT_FILE); with --ha-key-file and --ha-trusted-ca-file: mutual TLS on the HA port.")
+    var haCertFile: String?
+
+    @Option(help: "The private key of --ha-cert-file, PEM (KINE_HA_KEY_FILE).")
+    var haKeyFile: String?
+
+    @Option(help: "The CA both nodes' peer certificates come from, PEM (KINE_HA_TRUSTED_CA_FILE): a peer without a certificate from it is refused.")
+    var haTrustedCaFile: String?
 
     /// nil when HA is off; a `ValidationError` naming the flag for anything malformed.
     func configuration(environment: [String: String]) throws -> HAConfiguration? {
@@ -103,6 +113,8 @@ struct HAOptions: ParsableArguments {
             }
             ha.witness = (host, port)
         }
+        ha.peerTLS = try HAOptions.peerTLS(
+            cert: setting(haCertFile, "CERT_FILE"), key: setting(haKeyFile, "KEY_FILE"), ca: setting(haTrustedCaFile, "TRUSTED_CA_FILE"))
         // Clock skew injection for the reunion tests (Tests/e2e/test_ha_split.py); not a user setting.
         if let text = environment["KINE_HA_TEST_CLOCK_OFFSET_MS"], let offset = Int64(text) { ha.clockOffset = .milliseconds(offset) }
         // Fault injection for the mixed-version test (Tests/e2e/test_ha.py); not a user setting.
@@ -111,5 +123,21 @@ struct HAOptions: ParsableArguments {
             throw ValidationError("--ha-liveness must be at least two probe intervals")
         }
         return ha
+    }
+
+    /// Mutual TLS needs all three files, or none.
+    static func peerTLS(cert: String?, key: String?, ca: String?) throws -> GRPCTLSConfiguration? {
+        switch (cert, key, ca) {
+        case (nil, nil, nil):
+            return nil
+        case (let cert?, let key?, let ca?):
+            for (flag, file) in [("--ha-cert-file", cert), ("--ha-key-file", key), ("--ha-trusted-ca-file", ca)]
+            where !FileManager.default.isReadableFile(atPath: file) {
+                throw ValidationError("\(flag) \(file): no such readable file")
+            }
+            return GRPCTLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca)
+        default:
+            throw ValidationError("mutual TLS on the peer link needs --ha-cert-file, --ha-key-file and --ha-trusted-ca-file together")
+        }
     }
 }

@@ -338,6 +338,9 @@ class HALab:
         for n in self.nodes.values():
             assert len(n.veth) <= 15, f"interface name too long: {n.veth}"
         self.pg_overrides: dict[str, dict[str, str]] = {"a": {}, "b": {}}
+        # Extra `kine ha status` arguments every status call uses (a client certificate when the
+        # HA port runs mutual TLS).
+        self.status_args: list[str] = []
         self._up = False
 
     # ---- lifecycle
@@ -749,10 +752,15 @@ class HALab:
 
     # ---- HA status
 
-    def ha_status(self, n: "str | Node", timeout: float = 3) -> dict | None:
+    def ha_status_tls(self, n: "str | Node", key_crt: tuple[str, str], ca: tuple[str, str], timeout: float = 5) -> dict | None:
+        """ha_status over a mutual-TLS HA port, with a client certificate (key, cert) from ca."""
+        return self.ha_status(n, timeout, ["--ha-cert-file", key_crt[1], "--ha-key-file", key_crt[0], "--ha-trusted-ca-file", ca[1]])
+
+    def ha_status(self, n: "str | Node", timeout: float = 3, extra: Iterable[str] = ()) -> dict | None:
         """`kine ha status --json` run inside the node's namespace; None if it does not answer."""
         node = self.node(n)
-        cmd = self.nsexec(node) + [self.kine_bin, "ha", "status", "--json", "--address", node.ha_address]
+        cmd = self.nsexec(node) + [self.kine_bin, "ha", "status", "--json", "--address", node.ha_address,
+                                   *(extra or self.status_args)]
         try:
             r = sh(cmd, check=False, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -444,3 +444,70 @@ def test_handover_under_load(lab):
     report(f"handover: command took {t1 - t0:.2f}s; longest time without an acknowledged write (any node) "
            f"{gap:.2f}s; roles a {roles.roles('a')}, b {roles.roles('b')}")
     wait_tables_equal(lab, 30)
+
+
+# --------------------------------------------------------------------------------------------
+# Secured peer link (mutual TLS on the HA port)
+
+
+def _openssl(*args: str) -> None:
+    hanet.sh(["openssl", *args], timeout=60)
+
+
+def make_ca(d, name: str) -> tuple[str, str]:
+    key, crt = f"{d}/{name}.key", f"{d}/{name}.crt"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+             "-subj", f"/CN={name}", "-keyout", key, "-out", crt)
+    return key, crt
+
+
+def make_cert(d, ca: tuple[str, str], name: str, ip: str) -> tuple[str, str]:
+    key, csr, crt, ext = f"{d}/{name}.key", f"{d}/{name}.csr", f"{d}/{name}.crt", f"{d}/{name}.ext"
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName = IP:{ip}, DNS:{name}\nextendedKeyUsage = serverAuth, clientAuth\n")
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+             "-keyout", key, "-out", csr)
+    _openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial", "-days", "2",
+             "-extfile", ext, "-out", crt)
+    return key, crt
+
+
+def tls_options(key_crt: tuple[str, str], ca: tuple[str, str]) -> dict:
+    return {"--ha-cert-file": key_crt[1], "--ha-key-file": key_crt[0], "--ha-trusted-ca-file": ca[1]}
+
+
+@steps.diagnosed
+def test_peer_link_mutual_tls(lab):
+    """Both nodes with certificates from one CA pair up over TLS; a peer with a certificate from
+    another CA, or a client with none, is refused at the handshake, and the refusal is logged."""
+    d = str(lab.root)
+    ca = make_ca(d, "pair-ca")
+    other = make_ca(d, "other-ca")
+    certs = {n: make_cert(d, ca, f"node-{n}", lab.node(n).addr) for n in ("a", "b")}
+    lab.status_args = ["--ha-cert-file", certs["a"][1], "--ha-key-file", certs["a"][0], "--ha-trusted-ca-file", ca[1]]
+    for n in ("a", "b"):
+        lab.start_kine(n, replication="sync", options=tls_options(certs[n], ca))
+    lab.wait_role("b", "follower", 40)
+    lab.wait_role("a", "leader", 20)
+    steps.put_until_ok(lab, "b", "/ha/tls/routed", 10)
+
+    # No client certificate: refused (kine ha status without the TLS flags), and logged by a.
+    node = lab.node("a")
+    r = hanet.sh(lab.nsexec("a") + [lab.kine_bin, "ha", "status", "--address", node.ha_address], check=False, timeout=20)
+    assert r.returncode != 0, f"a plain client was served on the TLS peer port: {r.stdout}"
+    # With the pair's certificate: served.
+    ok = hanet.sh(lab.nsexec("a") + [lab.kine_bin, "ha", "status", "--json", "--address", node.ha_address,
+                                     "--ha-cert-file", certs["a"][1], "--ha-key-file", certs["a"][0],
+                                     "--ha-trusted-ca-file", ca[1]], timeout=20)
+    assert '"role":"leader"' in ok.stdout, ok.stdout
+
+    # b comes back with a certificate from another CA: a refuses it, b's HA channel fails.
+    lab.stop_kine("b")
+    stranger = make_cert(d, other, "node-b-other", lab.node("b").addr)
+    lab.start_kine("b", replication="sync", options=tls_options(stranger, other), wait=None)
+    refused = hanet.wait_for(lambda: sum("TLS handshake refused" in l for l in lab.kine_log_text("a").splitlines()) >= 2, 20)
+    assert refused, "a did not log the refused handshakes"
+    sa = lab.ha_status_tls("a", certs["a"], ca)
+    assert sa and not sa["peer"]["rpcOK"], sa
+    lines = [l for l in lab.kine_log_text("a").splitlines() if "TLS handshake refused" in l]
+    report(f"mutual TLS: refused and logged: {lines[-1][-200:]}")

@@ -34,6 +34,10 @@ public struct HAConfiguration: Sendable {
     /// Added to this node's wall clock where the reunion compares write times (tests inject skew
     /// with `KINE_HA_TEST_CLOCK_OFFSET_MS`).
     public var clockOffset: Duration = .zero
+    /// `--ha-cert-file`, `--ha-key-file`, `--ha-trusted-ca-file`: mutual TLS on the peer link
+    /// (the HA port and this node's probes of its peer); a peer without a certificate from the
+    /// trusted CA is refused at the handshake.
+    public var peerTLS: GRPCTLSConfiguration?
 
     public init(nodeName: String, peerHost: String, peerPort: Int, listen: GRPCListenTarget, peerEndpoint: String) {
         self.nodeName = nodeName

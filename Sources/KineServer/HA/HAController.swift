@@ -79,14 +79,15 @@ final class HAController: Sendable {
         self.admin = admin
         self.peerSQL = peerSQL
         self.initial = initial
-        peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout)
+        peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout, tls: ha.peerTLS)
         let board = HAStatusBoard(stores: stores)
         self.board = board
         let commands = HACommands(pause: initial.pause)
         self.commands = commands
         let service = PeerService(board: board, commands: commands, defaultHandoverTimeout: ha.handoverTimeout)
         peerServer = GRPCServer(
-            configuration: GRPCServerConfiguration(target: ha.listen), router: EtcdRouter([service.methods()]), logger: logger)
+            configuration: GRPCServerConfiguration(target: ha.listen, tls: ha.peerTLS), router: EtcdRouter([service.methods()]),
+            logger: logger)
         shared.withLock { state in
             state.highestServed = initial.highestServed
             state.lastWriteUnixMilliseconds = initial.lastWriteUnixMilliseconds

@@ -13,12 +13,14 @@ final class PeerRPC: Sendable {
     private let host: String
     private let port: Int
     private let timeout: Duration
+    private let tls: GRPCTLSConfiguration?
     private let connection = Mutex<GRPCClientConnection?>(nil)
 
-    init(host: String, port: Int, timeout: Duration) {
+    init(host: String, port: Int, timeout: Duration, tls: GRPCTLSConfiguration?) {
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.tls = tls
     }
 
 
@@ -29,7 +31,7 @@ final class PeerRPC: Sendable {
             connection = open
         } else {
             do {
-                connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: timeout)
+                connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: timeout, tls: tls)
             } catch {
                 return .failure(PeerProbeError("cannot connect to the peer's HA port \(host):\(port): \(error)"))
             }
