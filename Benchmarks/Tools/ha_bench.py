@@ -18,7 +18,7 @@ Everything in one run, on this machine, so the ratios compare like with like:
      the first acknowledged Put through the survivor at a revision above the new epoch start;
      lost acknowledged writes = Puts acknowledged at an old-epoch revision that the new leader's
      table lacks. The dead node is then restarted (it follows, saves its unreplicated rows in
-     kine_ha_saved and re-copies) and the next run kills the other node;
+     them on the new leader (kine_ha_split_writes) and re-copies) and the next run kills the other node;
 3. resync: a fresh lab, node a leads alone, 100,000 keys are loaded through it (Txns of 128
    Puts), then node b starts on an empty database; time until b reports role follower with its
    subscription ready.
@@ -520,16 +520,15 @@ class Bench:
                 self.start_ha_kine(lab, leader, mode)
                 self.wait_pair(lab, follower, leader, mode)
                 result["rejoinS"] = round(time.monotonic() - t0, 2)
-                saved = lab.psql(leader, "SELECT count(*) FROM kine_ha_saved WHERE to_regclass('kine_ha_saved') IS NOT NULL",
-                                 check=False)
-                saved_names = set(lab.psql(leader, f"SELECT name FROM kine_ha_saved WHERE name LIKE '{prefix}%'",
+                saved = lab.psql(leader, "SELECT count(*) FROM kine_ha_split_writes", check=False)
+                saved_names = set(lab.psql(leader, f"SELECT name FROM kine_ha_split_writes WHERE name LIKE '{prefix}%'",
                                            check=False).split())
                 result["savedRowsOnRejoin"] = int(saved) if saved.isdigit() else None
                 result["savedRowsOfThisRun"] = len(saved_names)
-                # Where the lost acknowledged writes went: the old leader keeps them in kine_ha_saved.
+                # Where the lost acknowledged writes went: the old leader saved them on the new one (kine_ha_split_writes).
                 result["lostFoundInSaved"] = sum(a[1] in saved_names for a in lost)
                 log(f"  {leader} back as follower after {result['rejoinS']} s "
-                    f"(kine_ha_saved: {result['savedRowsOfThisRun']} rows of this run)")
+                    f"(split writes saved: {result['savedRowsOfThisRun']} rows of this run)")
             return result
         finally:
             self.stop(fw)

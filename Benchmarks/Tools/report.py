@@ -576,7 +576,7 @@ def generate_ha(results: str) -> str:
              "sync standby included); the next run kills the other node.")
     o.append("")
     o.append("| mode | runs | failover s (min / median / max) | writes acked before the kill | lost acked writes | "
-             "survivor's status showed the new leader after, s | rejoin s (min / median / max) | rows the returning node set aside in `kine_ha_saved` |")
+             "survivor's status showed the new leader after, s | rejoin s (min / median / max) | rows the returning node saved as split writes |")
     o.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for mode in ("sync", "async"):
         f = failover.get(mode)
