@@ -511,3 +511,35 @@ def test_peer_link_mutual_tls(lab):
     assert sa and not sa["peer"]["rpcOK"], sa
     lines = [l for l in lab.kine_log_text("a").splitlines() if "TLS handshake refused" in l]
     report(f"mutual TLS: refused and logged: {lines[-1][-200:]}")
+
+
+@steps.diagnosed
+def test_peer_sql_over_tls_verify_full(lab):
+    """With ssl=on on both PostgreSQLs and `sslmode=verify-full` in the peer DSN, the follower's
+    routed connections and its replication subscription to the leader run over TLS."""
+    import shutil
+    d = str(lab.root)
+    ca = make_ca(d, "pg-ca")
+    for n in ("a", "b"):
+        key, crt = make_cert(d, ca, f"pg-{n}", lab.node(n).addr)
+        for f in (key, crt):
+            shutil.chown(f, hanet.PG_USER, hanet.PG_USER)
+        os.chmod(key, 0o600)
+        lab.set_postgres_settings(n, ssl="on", ssl_cert_file=f"'{crt}'", ssl_key_file=f"'{key}'")
+        lab.restart_postgres(n)
+    os.chmod(ca[1], 0o644)
+    for n in ("a", "b"):
+        peer = lab.peer(n)
+        dsn = (f"postgres://{hanet.PG_USER}@{peer.addr}:{hanet.PG_PORT}/{hanet.DB}"
+               f"?sslmode=verify-full&sslrootcert={ca[1]}")
+        lab.start_kine(n, replication="sync", options={"--ha-peer-endpoint": dsn})
+    lab.wait_role("b", "follower", 40)
+    lab.wait_role("a", "leader", 20)
+    steps.put_until_ok(lab, "b", "/ha/pg-tls/routed", 10)
+    rows = lab.psql("a", "SELECT a.backend_type, a.application_name, s.ssl FROM pg_stat_activity a "
+                         "JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr = '10.77.0.2' ORDER BY 1, 2")
+    lines = [l.split("|") for l in rows.splitlines()]
+    assert lines and all(l[2] == "t" for l in lines), f"connections from b to a's PostgreSQL without TLS: {lines}"
+    assert any(l[0] == "walsender" for l in lines), f"no replication connection from b: {lines}"
+    assert any(l[0] == "client backend" for l in lines), f"no routed connection from b: {lines}"
+    report(f"peer SQL over TLS (verify-full): {len(lines)} connections from b to a, all TLS: {sorted({l[0] for l in lines})}")
