@@ -62,8 +62,7 @@ struct HAPauseCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let length = ServeCommand.parseDuration(duration), length > .zero else { throw ValidationError("invalid --for \(duration)") }
-        let until = Int64(Date().timeIntervalSince1970 * 1000) + Int64(length.components.seconds) * 1000
-            + length.components.attoseconds / 1_000_000_000_000_000
+        let until = Int64(Date().timeIntervalSince1970 * 1000) + length.wholeMilliseconds
         let status = try await node.call("/kine.ha.v1.Peer/Pause", ProtoEncode.haPauseRequest(HAPauseRequest(untilUnixMilliseconds: until)))
         let end = Date(timeIntervalSince1970: Double(status.pausedUntilUnixMilliseconds) / 1000)
         print("paused until \(ISO8601DateFormatter().string(from: end)) on \(status.node) (its peer adopts it at its next probe)")
@@ -100,7 +99,7 @@ struct HAHandoverCommand: AsyncParsableCommand {
         var milliseconds: Int64 = 0
         if let timeout {
             guard let parsed = ServeCommand.parseDuration(timeout), parsed > .zero else { throw ValidationError("invalid --timeout \(timeout)") }
-            milliseconds = Int64(parsed.components.seconds) * 1000 + parsed.components.attoseconds / 1_000_000_000_000_000
+            milliseconds = parsed.wholeMilliseconds
         }
         let started = try await node.call("/kine.ha.v1.Peer/Handover", ProtoEncode.haHandoverRequest(HAHandoverRequest(timeoutMilliseconds: milliseconds)))
         print("handover from \(started.node) started")

@@ -35,36 +35,29 @@ def _ha_possible():
         pytest.skip(why)
 
 
-def make_lab(witness: bool = False):
+def _lab(witness: bool):
     lab = hanet.HALab(witness=witness)
     lab.setup()
-    for n in ("a", "b"):
-        lab.start_postgres(n)
-    return lab
+    try:
+        for n in ("a", "b"):
+            lab.start_postgres(n)
+        yield lab
+    finally:
+        chk = getattr(lab, "checker", None)
+        if chk is not None:
+            chk.stop(catch_up=0)
+        lab.cleanup()
 
 
 @pytest.fixture
 def lab():
-    lab = make_lab()
-    try:
-        yield lab
-    finally:
-        chk = getattr(lab, "checker", None)
-        if chk is not None:
-            chk.stop(catch_up=0)
-        lab.cleanup()
+    yield from _lab(witness=False)
 
 
 @pytest.fixture
 def witness_lab():
-    lab = make_lab(witness=True)
-    try:
-        yield lab
-    finally:
-        chk = getattr(lab, "checker", None)
-        if chk is not None:
-            chk.stop(catch_up=0)
-        lab.cleanup()
+    """The lab with a witness namespace (hanet.WITNESS)."""
+    yield from _lab(witness=True)
 
 
 def diagnosed(test):

@@ -99,8 +99,7 @@ extension HAController {
 
     /// This node's wall clock as the reunion's `newest` rule reads it (tests inject skew).
     var reunionClock: Int64 {
-        PeerService.wallClock() + Int64(ha.clockOffset.components.seconds) * 1000
-            + ha.clockOffset.components.attoseconds / 1_000_000_000_000_000
+        PeerService.wallClock() + ha.clockOffset.wholeMilliseconds
     }
 
     /// Keeps what the Status RPC reports, logs a changed problem once, and persists the highest

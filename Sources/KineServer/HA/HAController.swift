@@ -123,8 +123,7 @@ final class HAController: Sendable {
         // unacknowledged data fails the connection sooner: routed requests and probes give up
         // within liveness instead.
         if peer.parameters["tcp_user_timeout"] == nil {
-            let liveness = ha.timing.liveness.components
-            peer.parameters["tcp_user_timeout"] = "\(liveness.seconds * 1000 + liveness.attoseconds / 1_000_000_000_000_000)"
+            peer.parameters["tcp_user_timeout"] = "\(ha.timing.liveness.wholeMilliseconds)"
         }
         var adminTarget = local
         adminTarget.parameters["options"] = "-c default_transaction_read_only=off -c synchronous_commit=local"

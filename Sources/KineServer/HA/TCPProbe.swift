@@ -1,3 +1,4 @@
+import KineCore
 import NIOCore
 import NIOPosix
 
@@ -5,7 +6,7 @@ import NIOPosix
 /// connection counts as reachable: the address answered, so the network path is up.
 enum TCPProbe {
     static func connects(host: String, port: Int, timeout: Duration) async -> Bool {
-        let milliseconds = max(Int64(timeout.components.seconds) * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000, 1)
+        let milliseconds = max(timeout.wholeMilliseconds, 1)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(milliseconds))
         do {
             let channel: any Channel
