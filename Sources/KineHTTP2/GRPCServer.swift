@@ -78,9 +78,9 @@ public final class GRPCServer: Sendable {
         let router = self.router
         let logger = self.logger
         let registry = self.registry
-        let tls: NIOSSLContext?
+        let tls: ReloadingTLSContext?
         do {
-            tls = try configuration.tls?.serverContext()
+            tls = try configuration.tls.map { (tls) throws(GRPCTLSError) in try ReloadingTLSContext(tls, logger: logger) }
         } catch {
             state.withLock { $0 = .idle }
             throw error
@@ -93,7 +93,7 @@ public final class GRPCServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = ServerConnectionHandler(
                         configuration: configuration, router: router, logger: logger, registry: registry)
-                    if let tls { try channel.pipeline.syncOperations.addServerTLS(tls, logger: logger) }
+                    if let tls { try channel.pipeline.syncOperations.addServerTLS(tls.current(), logger: logger) }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

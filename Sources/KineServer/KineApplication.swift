@@ -21,7 +21,8 @@ public final class KineApplication: Service, Sendable {
 
     /// The parts, in start order. `onListening` hears the etcd server's bound address.
     public func services(onListening: @escaping @Sendable (GRPCListenTarget) -> Void = { _ in }) throws -> [any Service] {
-        let local = try PostgresConfiguration(endpoint: configuration.endpoint)
+        var local = try PostgresConfiguration(endpoint: configuration.endpoint)
+        local.parameters.merge(configuration.datastoreTLS.parameters(existing: local.parameters)) { current, _ in current }
         let stores = StoreHandle()
         var identity = ServerIdentity(
             clusterID: ServerIdentity.stableID("cluster:\(local.host ?? "local"):\(local.port ?? 5432)/\(local.database)"),
@@ -41,7 +42,9 @@ public final class KineApplication: Service, Sendable {
         }
         let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics)
         let server = GRPCServer(
-            configuration: GRPCServerConfiguration(target: configuration.listen, http1Handler: { path in await endpoints.respond(path) }),
+            configuration: GRPCServerConfiguration(
+                target: configuration.listen, http1Handler: { path in await endpoints.respond(path) },
+                tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil),
             router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)
         let etcd = EtcdServerService(
             server: server, stores: stores, waitForStore: configuration.ha == nil, onListening: onListening, logger: logger)
@@ -67,6 +70,12 @@ public final class KineApplication: Service, Sendable {
             WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
             LeaseService(stores: stores, identity: identity).methods(),
         ])
+    }
+
+    /// TLS is for TCP listeners; a unix socket stays plain (as Go kine's `unix://`).
+    static func servesTLS(_ target: GRPCListenTarget) -> Bool {
+        if case .tcp = target { return true }
+        return false
     }
 
     static func clientURL(_ target: GRPCListenTarget) -> String {

@@ -22,6 +22,11 @@ public struct KineConfiguration: Sendable {
 
     /// Two-node HA (`--ha-peer` and friends); nil runs a single node.
     public var ha: HAConfiguration?
+    /// TLS on the etcd port (`--server-cert-file`, `--server-key-file`, `--trusted-ca-file`);
+    /// nil serves h2c. Unix sockets stay plain.
+    public var serverTLS: GRPCTLSConfiguration?
+    /// TLS to PostgreSQL (`--ca-file`, `--cert-file`, `--key-file`, `--skip-verify`).
+    public var datastoreTLS = DatastoreTLS()
 
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen
@@ -50,4 +55,32 @@ public struct KineConfiguration: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Go kine's datastore TLS flags, as libpq connection parameters: `sslrootcert`, `sslcert`,
+/// `sslkey`, and `sslmode=verify-full` (`require` with `--skip-verify`) when any is given. What
+/// the endpoint's own query sets wins.
+public struct DatastoreTLS: Sendable, Hashable {
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var skipVerify: Bool
+
+    public init(caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil, skipVerify: Bool = false) {
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.skipVerify = skipVerify
+    }
+
+    /// The libpq parameters to add (never replacing one the endpoint has).
+    public func parameters(existing: [String: String]) -> [String: String] {
+        var added: [String: String] = [:]
+        for (key, file) in [("sslrootcert", caFile), ("sslcert", certFile), ("sslkey", keyFile)] {
+            if let file, existing[key] == nil { added[key] = file }
+        }
+        let any = caFile != nil || certFile != nil || keyFile != nil || skipVerify
+        if any && existing["sslmode"] == nil { added["sslmode"] = skipVerify ? "require" : "verify-full" }
+        return added
+    }
 }

@@ -35,6 +35,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Log at debug level (KINE_DEBUG).")
     var debug = false
 
+    @Option(help: "text or json: one JSON object a line (KINE_LOG_FORMAT). Default text.")
+    var logFormat: String?
+
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
     @OptionGroup(title: "Two-node high availability (docs/ha.md)")
     var ha: HAOptions
 
@@ -66,10 +72,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
         configuration.ha = try ha.configuration(environment: environment)
+        try tls.apply(to: &configuration, environment: environment)
+        let format = setting(logFormat, "LOG_FORMAT")?.lowercased() ?? "text"
+        guard format == "text" || format == "json" else { throw ValidationError("invalid --log-format \(format): text or json") }
         if let pair = configuration.ha { configuration.memberName = pair.nodeName }
 
         let verbose = debug || ["1", "true"].contains(environment["KINE_DEBUG"]?.lowercased() ?? "")
         LoggingSystem.bootstrap { label in
+            if format == "json" { return JSONLogHandler(label: label, level: verbose ? .debug : .info) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = verbose ? .debug : .info
             return handler
