@@ -38,6 +38,8 @@ public struct GRPCServerConfiguration: Sendable {
     public var http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)?
     /// TLS on the port (`nil`: plain h2c). With a trusted CA, client certificates are required.
     public var tls: GRPCTLSConfiguration?
+    /// Metrics of every call (`nil`: none).
+    public var observer: (any GRPCServerObserver)?
 
     public static let defaultMaxReceiveMessageSize = 1_572_864 + 524_288
 
@@ -49,9 +51,11 @@ public struct GRPCServerConfiguration: Sendable {
         maxPendingResponseBytesPerStream: Int = 1 << 20,
         shutdownGracePeriod: Duration = .seconds(5),
         http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)? = nil,
-        tls: GRPCTLSConfiguration? = nil
+        tls: GRPCTLSConfiguration? = nil,
+        observer: (any GRPCServerObserver)? = nil
     ) {
         self.tls = tls
+        self.observer = observer
         self.target = target
         self.maxReceiveMessageSize = maxReceiveMessageSize
         self.initialStreamWindowSize = initialStreamWindowSize

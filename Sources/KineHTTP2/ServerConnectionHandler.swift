@@ -279,6 +279,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// The stream is gone (reset, connection closed): cancel its work, fail its writers.
     private func abandon(_ stream: ServerStream, _ status: GRPCStatus) {
+        observeEnd(stream, stream.finished ? stream.trailerStatus : GRPCStatus(.cancelled))
         stream.deadlineTimer?.cancel()
         stream.deadlineTimer = nil
         stream.task?.cancel()
@@ -328,6 +329,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard !stream.finished, let session else { return }
         stream.finished = true
         stream.trailerStatus = status
+        observeEnd(stream, status)
         stream.deadlineTimer?.cancel()
         stream.deadlineTimer = nil
         if !stream.responseStarted {
@@ -393,6 +395,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             finish(stream, GRPCStatus(.unimplemented, Self.unknownMethodMessage(stream.path, router: router)))
             return
         }
+        if let observer = configuration.observer {
+            let streaming = if case .bidirectional = method { true } else { false }
+            stream.observedSince = .now
+            observer.callStarted(path: stream.path, streaming: streaming)
+        }
         switch method {
         case .unary(let handler):
             // Runs once the request message is complete (END_STREAM).
@@ -420,6 +427,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 loopBound.eventLoop.execute { loopBound.value.handlerCompleted(id, .failure(status)) }
             }
         }
+    }
+
+    /// Reports a call's end once (the observer saw its start).
+    private func observeEnd(_ stream: ServerStream, _ status: GRPCStatus) {
+        guard let since = stream.observedSince, let observer = configuration.observer else { return }
+        stream.observedSince = nil
+        let streaming = if case .bidirectional? = stream.kind { true } else { false }
+        observer.callHandled(path: stream.path, streaming: streaming, code: status.code, duration: .now - since)
     }
 
     static func unknownMethodMessage(_ path: String, router: any GRPCRouter) -> String {
@@ -468,6 +483,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         case .success(let message):
             stream.finished = true
             stream.trailerStatus = .ok
+            observeEnd(stream, .ok)
             stream.deadlineTimer?.cancel()
             stream.deadlineTimer = nil
             let outbound = OutboundMessageBuffer(highWaterMark: Int.max, parked: false, kick: {})

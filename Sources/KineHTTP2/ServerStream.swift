@@ -37,6 +37,8 @@ final class ServerStream {
     var responseStarted = false
     /// Final status decided; trailers submitted or queued behind the data.
     var finished = false
+    /// When the call was dispatched to a known method (observed calls only), until its end was reported.
+    var observedSince: ContinuousClock.Instant?
     var trailerStatus = GRPCStatus.ok
 
     init(id: Int32, maxMessageSize: Int) {

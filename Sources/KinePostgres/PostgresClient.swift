@@ -29,6 +29,8 @@ public final class PostgresClient: SQLClient, Sendable {
         /// First delay between reconnect attempts; doubles up to `reconnectBackoffMax`.
         public var reconnectBackoffInitial: Duration
         public var reconnectBackoffMax: Duration
+        /// Hears every statement's outcome and the round trip's time (metrics; nil: none).
+        public var observer: (any SQLObserver)?
 
         public init(
             poolSize: Int = 4,
@@ -105,14 +107,14 @@ public final class PostgresClient: SQLClient, Sendable {
     }
 
     public func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
-        try Self.firstError(await core.submit(statements, session: nil))
+        try Self.firstError(await core.observedSubmit(statements, session: nil))
     }
 
     /// Like `pipeline`, but reports every statement's outcome: after a failed statement the
     /// following ones fail with `.pipelineAborted`. Throws only if the whole job failed
     /// (connection, cancellation).
     public func pipelineResults(_ statements: [SQLStatement]) async throws(SQLError) -> [Result<SQLResult, SQLError>] {
-        try await core.submit(statements, session: nil).get()
+        try await core.observedSubmit(statements, session: nil).get()
     }
 
     public func withSession<T: Sendable>(_ body: (any SQLSession) async throws -> T) async throws -> T {
@@ -175,12 +177,12 @@ public struct PostgresSession: SQLSession {
     let id: UInt64
 
     public func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
-        try PostgresClient.firstError(await core.submit(statements, session: id))
+        try PostgresClient.firstError(await core.observedSubmit(statements, session: id))
     }
 
     /// Every statement's outcome; see `PostgresClient.pipelineResults`.
     public func pipelineResults(_ statements: [SQLStatement]) async throws(SQLError) -> [Result<SQLResult, SQLError>] {
-        try await core.submit(statements, session: id).get()
+        try await core.observedSubmit(statements, session: id).get()
     }
 
     /// The thread of the connection this session holds (`WorkerExecutor`).

@@ -3,8 +3,8 @@ import KineCore
 import KineHTTP2
 import KineStore
 
-/// The HTTP/1.1 endpoints etcd serves on its client port: `/health`, `/version` and a minimal
-/// `/metrics` (`etcdctl check datascale` reads `process_resident_memory_bytes` there).
+/// The HTTP/1.1 endpoints etcd serves on its client port: `/health`, `/version` and `/metrics`
+/// (`etcdctl check datascale` reads `process_resident_memory_bytes` there).
 struct HTTPEndpoints: Sendable {
     let stores: StoreHandle
     /// The current epoch's store (looked up per request, never kept).
@@ -12,6 +12,34 @@ struct HTTPEndpoints: Sendable {
     let identity: ServerIdentity
     /// With `--ha-peer`: the pair's figures.
     var ha: HAMetrics? = nil
+    /// gRPC and SQL metrics (nil with `--metrics-bind-address 0`).
+    var metrics: KineMetrics? = nil
+
+    /// Prometheus text: the process, etcd's server gauges, gRPC and SQL, the HA pair.
+    func metricsText() async -> String {
+        var text = ProcessMetrics.render()
+        if ha == nil {
+            text += """
+                # HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.
+                # TYPE etcd_server_has_leader gauge
+                etcd_server_has_leader \(stores.epoch == nil ? 0 : 1)
+                # HELP etcd_server_is_leader Whether or not this member is a leader. 1 if is, 0 otherwise.
+                # TYPE etcd_server_is_leader gauge
+                etcd_server_is_leader \(stores.epoch == nil ? 0 : 1)
+
+                """
+        }
+        let size = await withDeadline(.seconds(2)) { [stores] in try? await stores.current().databaseSize() }
+        if let size = size ?? nil {
+            text += """
+                # HELP etcd_mvcc_db_total_size_in_bytes Total size of the underlying database physically allocated in bytes.
+                # TYPE etcd_mvcc_db_total_size_in_bytes gauge
+                etcd_mvcc_db_total_size_in_bytes \(size)
+
+                """
+        }
+        return text + (metrics?.render() ?? "") + (ha?.render() ?? "")
+    }
 
     func respond(_ path: String) async -> GRPCHTTP1Response {
         switch path.split(separator: "?").first.map(String.init) ?? path {
@@ -23,13 +51,7 @@ struct HTTPEndpoints: Sendable {
         case "/version":
             return json(200, #"{"etcdserver":"\#(identity.version)","etcdcluster":"\#(Self.clusterVersion(identity.version))"}"#)
         case "/metrics":
-            let text = """
-                # HELP process_resident_memory_bytes Resident memory size in bytes.
-                # TYPE process_resident_memory_bytes gauge
-                process_resident_memory_bytes \(Self.residentMemoryBytes())
-
-                """ + (ha?.render() ?? "")
-            return (200, "text/plain; version=0.0.4", Array(text.utf8))
+            return (200, "text/plain; version=0.0.4", Array(await metricsText().utf8))
         default:
             return (404, "text/plain", Array("404 page not found\n".utf8))
         }
@@ -44,13 +66,5 @@ struct HTTPEndpoints: Sendable {
         let parts = version.split(separator: ".")
         guard parts.count >= 2 else { return version }
         return "\(parts[0]).\(parts[1]).0"
-    }
-
-    /// RSS from /proc/self/statm (pages × page size).
-    static func residentMemoryBytes() -> Int {
-        guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = statm.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -5,6 +5,7 @@ import KinePostgres
 import KineStore
 public import Logging
 public import ServiceLifecycle
+import Synchronization
 
 /// One kine process: the store (behind a `StoreHandle`) or, with `--ha-peer`, the HA controller
 /// that chooses it; the etcd gRPC server; the memory trimmer. Each part is a `Service`
@@ -21,6 +22,10 @@ public final class KineApplication: Service, Sendable {
 
     /// The parts, in start order. `onListening` hears the etcd server's bound address.
     public func services(onListening: @escaping @Sendable (GRPCListenTarget) -> Void = { _ in }) throws -> [any Service] {
+        var configuration = self.configuration
+        let metrics = configuration.metricsBindAddress == nil ? nil : KineMetrics()
+        configuration.sqlObserver = metrics
+        if let metrics { Self.bootstrapMetricsOnce(metrics) }
         var local = try PostgresConfiguration(endpoint: configuration.endpoint)
         local.parameters.merge(configuration.datastoreTLS.parameters(existing: local.parameters)) { current, _ in current }
         let stores = StoreHandle()
@@ -40,15 +45,37 @@ public final class KineApplication: Service, Sendable {
         } else {
             storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
-        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics)
+        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics, metrics: metrics)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(
                 target: configuration.listen, http1Handler: { path in await endpoints.respond(path) },
-                tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil),
+                tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil, observer: metrics),
             router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)
         let etcd = EtcdServerService(
             server: server, stores: stores, waitForStore: configuration.ha == nil, onListening: onListening, logger: logger)
-        return [MemoryTrimService(), storeService, etcd]
+        var services: [any Service] = [MemoryTrimService(), storeService, etcd]
+        if let target = configuration.metricsBindAddress {
+            let metricsServer = GRPCServer(
+                configuration: GRPCServerConfiguration(
+                    target: target, http1Handler: { path in
+                        guard path.split(separator: "?").first == "/metrics" else { return (404, "text/plain", Array("404 page not found\n".utf8)) }
+                        return await endpoints.respond("/metrics")
+                    }),
+                router: EtcdRouter([]), logger: logger)
+            services.append(MetricsServerService(server: metricsServer, logger: logger))
+        }
+        return services
+    }
+
+    private static let metricsBootstrapped = Mutex(false)
+
+    /// swift-metrics takes one factory per process: the first application's registry gets it.
+    private static func bootstrapMetricsOnce(_ metrics: KineMetrics) {
+        let first = metricsBootstrapped.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { metrics.bootstrapMetricsSystem() }
     }
 
     /// Runs every part until graceful shutdown (SIGTERM/SIGINT through the caller's ServiceGroup)

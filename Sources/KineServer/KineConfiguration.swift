@@ -1,4 +1,5 @@
 public import KineHTTP2
+import KinePostgres
 
 /// Everything `kine` is started with, independent of how it was parsed.
 public struct KineConfiguration: Sendable {
@@ -27,6 +28,11 @@ public struct KineConfiguration: Sendable {
     public var serverTLS: GRPCTLSConfiguration?
     /// TLS to PostgreSQL (`--ca-file`, `--cert-file`, `--key-file`, `--skip-verify`).
     public var datastoreTLS = DatastoreTLS()
+    /// Go kine's `--metrics-bind-address` (default `:8080`); nil (`0`) turns kine's gRPC and SQL
+    /// metrics off, leaving the process metrics on the client port's `/metrics`.
+    public var metricsBindAddress: GRPCListenTarget? = .tcp(host: "0.0.0.0", port: 8080)
+    /// Set by `KineApplication` when metrics are on: every store's pool reports to it.
+    var sqlObserver: (any SQLObserver)?
 
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen

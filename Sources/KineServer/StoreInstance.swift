@@ -30,6 +30,7 @@ final class StoreInstance: Sendable {
         _ = await PostgresClient.ensureDatabaseExists(database, logger: logger)
         var options = PostgresClient.Options()
         options.poolSize = configuration.readConnections + 1
+        options.observer = configuration.sqlObserver
         let client = try await PostgresClient.connect(configuration: database, options: options, logger: logger, timeout: connectTimeout)
         var storeConfiguration = KineStore.Configuration()
         storeConfiguration.schemaMigrationLevel = configuration.schemaMigrationLevel

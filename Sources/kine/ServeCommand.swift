@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "text or json: one JSON object a line (KINE_LOG_FORMAT). Default text.")
     var logFormat: String?
 
+    @Option(help: "Where to serve /metrics besides the client port, host:port or :port (KINE_METRICS_BIND_ADDRESS); 0 turns kine's gRPC and SQL metrics off. Default :8080.")
+    var metricsBindAddress: String?
+
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
@@ -73,6 +76,17 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
         configuration.ha = try ha.configuration(environment: environment)
         try tls.apply(to: &configuration, environment: environment)
+        if let text = setting(metricsBindAddress, "METRICS_BIND_ADDRESS") {
+            if text == "0" || text.isEmpty {
+                configuration.metricsBindAddress = nil
+            } else {
+                let address = text.hasPrefix(":") ? "0.0.0.0\(text)" : text
+                guard case .tcp? = try? KineConfiguration.parseListenAddress(address) else {
+                    throw ValidationError("invalid --metrics-bind-address \(text): host:port, :port or 0")
+                }
+                configuration.metricsBindAddress = try KineConfiguration.parseListenAddress(address)
+            }
+        }
         let format = setting(logFormat, "LOG_FORMAT")?.lowercased() ?? "text"
         guard format == "text" || format == "json" else { throw ValidationError("invalid --log-format \(format): text or json") }
         if let pair = configuration.ha { configuration.memberName = pair.nodeName }

@@ -1,0 +1,132 @@
+"""/metrics (issue 11): scraped around a known load and parsed with the Prometheus client
+library's text-format parser; the gRPC and SQL counters match what the test sent, histograms have
+buckets, names follow Prometheus conventions; `--metrics-bind-address` serves it on its own port,
+and `0` turns kine's metrics off."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections import defaultdict
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import harness
+from etcdgrpc import Client
+
+pytestmark = pytest.mark.needs_kine
+
+NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def scrape(address: str) -> dict:
+    """{family name: family} from http://address/metrics."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def value(families: dict, name: str, sample: str | None = None, **labels) -> float:
+    """The sum of the samples named `sample` (default: the family's own) matching labels."""
+    family = families.get(name)
+    if family is None:
+        return 0.0
+    want = sample or (name + "_total" if family.type == "counter" and not name.endswith("_total") else name)
+    return sum(s.value for s in family.samples
+               if s.name == want and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def kv(method: str, code: str = "OK") -> dict:
+    return {"grpc_service": "etcdserverpb.KV", "grpc_method": method, "grpc_type": "unary", "grpc_code": code}
+
+
+@pytest.fixture(scope="module")
+def kine_metrics(postgres_url):
+    dbname = harness.unique_db_name("metrics")
+    harness.drop_database(postgres_url, dbname)
+    port = harness.free_port()
+    srv = harness.start_kine("kine-metrics", harness.db_url(postgres_url, dbname), ["--metrics-bind-address", f"127.0.0.1:{port}"])
+    srv.extra["metrics"] = f"127.0.0.1:{port}"
+    yield srv
+    srv.stop()
+
+
+def test_counters_match_a_known_load(kine_metrics):
+    before = scrape(kine_metrics.endpoint)
+    c = Client(kine_metrics.endpoint)
+    puts, ranges = 37, 23
+    try:
+        for i in range(puts):
+            _, err = c.call(c.kv.Put, c.pb.PutRequest(key=f"/metrics/{i:03d}".encode(), value=b"v"))
+            assert err is None, err
+        for i in range(ranges):
+            _, err = c.call(c.kv.Range, c.pb.RangeRequest(key=f"/metrics/{i:03d}".encode()))
+            assert err is None, err
+        _, err = c.call(c.kv.Range, c.pb.RangeRequest(key=b"/metrics/000", revision=10 ** 9))
+        assert err and err["code"] == "OUT_OF_RANGE", err
+    finally:
+        c.close()
+    after = scrape(kine_metrics.endpoint)
+
+    def delta(name, sample=None, **labels):
+        return value(after, name, sample, **labels) - value(before, name, sample, **labels)
+
+    assert delta("grpc_server_handled", **kv("Put")) == puts
+    assert delta("grpc_server_handled", **kv("Range")) == ranges
+    assert delta("grpc_server_handled", **kv("Range", "OutOfRange")) == 1
+    started = {k: v for k, v in kv("Put").items() if k != "grpc_code"}
+    assert delta("grpc_server_started", **started) == puts
+    # The histogram counted each Put once, with buckets up to +Inf.
+    assert delta("grpc_server_handling_seconds", "grpc_server_handling_seconds_count", **started) == puts
+    buckets = sorted((float(s.labels["le"]), s.value) for s in after["grpc_server_handling_seconds"].samples
+                     if s.name.endswith("_bucket") and all(s.labels.get(k) == v for k, v in started.items()))
+    assert len(buckets) >= 10 and buckets[-1][0] == float("inf"), buckets
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "buckets are not cumulative"
+    assert buckets[-1][1] == value(after, "grpc_server_handling_seconds", "grpc_server_handling_seconds_count", **started)
+    # Every Put is at least one SQL statement (sequential puts: no batching across them).
+    sql = delta("kine_sql", error_code="")
+    assert sql >= puts, f"kine_sql_total grew by {sql} for {puts} puts"
+    assert delta("kine_sql_time_seconds", "kine_sql_time_seconds_count", error_code="") == sql
+    assert value(after, "etcd_server_has_leader") == 1
+    assert value(after, "etcd_mvcc_db_total_size_in_bytes") > 0
+    assert value(after, "process_resident_memory_bytes") > 0
+
+
+def test_names_follow_prometheus_conventions(kine_metrics):
+    families = scrape(kine_metrics.endpoint)
+    for name, family in families.items():
+        assert NAME.match(name), name
+        assert family.documentation, f"{name} has no HELP"
+        assert family.type in {"counter", "gauge", "histogram", "summary"}, (name, family.type)
+        if family.type == "counter":
+            assert all(s.name.endswith("_total") or s.name.endswith("_created") for s in family.samples), name
+        if family.type == "histogram":
+            assert any(s.name.endswith("_bucket") for s in family.samples) or not family.samples, name
+            assert name.endswith("_seconds") or name.endswith("_bytes"), f"histogram {name} without a unit"
+    for want in ("grpc_server_started", "grpc_server_handled", "grpc_server_handling_seconds", "kine_sql", "kine_sql_time_seconds",
+                 "process_cpu_seconds", "process_open_fds", "process_start_time_seconds", "etcd_server_is_leader"):
+        assert want in families, f"{want} missing; have {sorted(families)}"
+
+
+def test_metrics_bind_address_serves_only_metrics(kine_metrics):
+    families = scrape(kine_metrics.extra["metrics"])
+    assert "grpc_server_handled" in families
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"http://{kine_metrics.extra['metrics']}/health", timeout=5)
+    assert e.value.code == 404
+
+
+def test_metrics_off(postgres_url):
+    dbname = harness.unique_db_name("nometrics")
+    harness.drop_database(postgres_url, dbname)
+    srv = harness.start_kine("kine-nometrics", harness.db_url(postgres_url, dbname), ["--metrics-bind-address", "0"])
+    try:
+        harness.etcdctl(srv, "put", "/x", "y")
+        families = scrape(srv.endpoint)
+        assert "process_resident_memory_bytes" in families
+        assert not [n for n in families if n.startswith("grpc_") or n.startswith("kine_sql")], sorted(families)
+    finally:
+        srv.stop()
