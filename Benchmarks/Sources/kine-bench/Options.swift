@@ -1,4 +1,5 @@
 import ArgumentParser
+import KineHTTP2
 
 /// Flags every scenario shares, named as in etcd's `tools/benchmark`.
 struct CommonOptions: ParsableArguments {
@@ -41,6 +42,15 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "A label copied into the output (e.g. 'kine' or 'etcd').")
     var label: String = ""
 
+    @Option(help: "TLS: the CA the server's certificate comes from, PEM (etcd benchmark's --cacert).")
+    var cacert: String?
+
+    @Option(help: "TLS: the client certificate, PEM.")
+    var cert: String?
+
+    @Option(help: "TLS: its private key, PEM.")
+    var key: String?
+
     mutating func validate() throws {
         guard conns >= 1 else { throw ValidationError("--conns must be at least 1") }
         guard clients >= 1 else { throw ValidationError("--clients must be at least 1") }
@@ -66,4 +76,10 @@ struct CommonOptions: ParsableArguments {
     }
 
     var requestTimeout: Duration { .milliseconds(Int64(timeout * 1000)) }
+
+    /// TLS when --cert and --key are given (the server's certificate checked against --cacert).
+    var tls: GRPCTLSConfiguration? {
+        guard let cert, let key else { return nil }
+        return GRPCTLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: cacert, verifyHostname: false)
+    }
 }
