@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+@testable import KineServer
+
+/// The I/O-free parts of TLS, metrics and logging.
+@Suite("Operations: datastore TLS, metric labels, JSON log lines")
+struct OperationsUnitTests {
+    @Test("Go kine's datastore TLS flags become libpq parameters; what the endpoint sets wins")
+    func datastoreTLS() {
+        #expect(DatastoreTLS().parameters(existing: [:]).isEmpty)
+        let all = DatastoreTLS(caFile: "/ca", certFile: "/c", keyFile: "/k")
+        #expect(all.parameters(existing: [:]) == ["sslrootcert": "/ca", "sslcert": "/c", "sslkey": "/k", "sslmode": "verify-full"])
+        #expect(DatastoreTLS(caFile: "/ca", skipVerify: true).parameters(existing: [:]) == ["sslrootcert": "/ca", "sslmode": "require"])
+        #expect(all.parameters(existing: ["sslmode": "verify-ca", "sslrootcert": "/mine"]) == ["sslcert": "/c", "sslkey": "/k"])
+    }
+
+    @Test("gRPC paths and codes as go-grpc-prometheus labels them")
+    func grpcLabels() {
+        #expect(KineMetrics.split("/etcdserverpb.KV/Range") == ("etcdserverpb.KV", "Range"))
+        #expect(KineMetrics.split("/kine.ha.v1.Peer/Status") == ("kine.ha.v1.Peer", "Status"))
+        #expect(KineMetrics.codeName(0) == "OK" && KineMetrics.codeName(1) == "Canceled" && KineMetrics.codeName(14) == "Unavailable")
+        #expect(KineMetrics.codeName(99) == "Code(99)")
+    }
+
+    @Test("Recorded calls and statements appear in the exposition with buckets")
+    func exposition() {
+        let metrics = KineMetrics()
+        metrics.callStarted(path: "/etcdserverpb.KV/Put", streaming: false)
+        metrics.callHandled(path: "/etcdserverpb.KV/Put", streaming: false, code: 0, duration: .milliseconds(3))
+        metrics.statementCompleted(errorCode: "", duration: .microseconds(700))
+        metrics.statementCompleted(errorCode: "40001", duration: .milliseconds(2))
+        let text = metrics.render()
+        #expect(text.contains(#"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"} 1"#))
+        #expect(text.contains(#"grpc_server_handling_seconds_bucket{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",le="0.005"} 1"#))
+        #expect(text.contains(#"kine_sql_total{error_code="40001"} 1"#))
+        #expect(text.contains("# TYPE kine_sql_time_seconds histogram"))
+    }
+
+    @Test("JSON log strings are escaped as RFC 8259 says")
+    func jsonQuote() throws {
+        let quoted = JSONLogHandler.quote("a \"b\" \\ c\nd\u{01}é")
+        #expect(quoted == #""a \"b\" \\ c\nd\u0001é""#)
+        let decoded = try JSONSerialization.jsonObject(with: Data("[\(quoted)]".utf8)) as? [String]
+        #expect(decoded == ["a \"b\" \\ c\nd\u{01}é"])
+    }
+}
