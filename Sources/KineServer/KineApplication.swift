@@ -49,7 +49,8 @@ public final class KineApplication: Service, Sendable {
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(
                 target: configuration.listen, http1Handler: { path in await endpoints.respond(path) },
-                tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil, observer: metrics),
+                tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil,
+                observer: ObserverChain(observers: (metrics.map { [$0] } ?? []) + [RequestLog(logger: logger)])),
             router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)
         let etcd = EtcdServerService(
             server: server, stores: stores, waitForStore: configuration.ha == nil, onListening: onListening, logger: logger)

@@ -45,3 +45,13 @@ struct OperationsUnitTests {
         #expect(decoded == ["a \"b\" \\ c\nd\u{01}é"])
     }
 }
+
+@Suite("Request log")
+struct RequestLogTests {
+    @Test("Durations in etcd's millisecond style")
+    func milliseconds() {
+        #expect(RequestLog.milliseconds(.microseconds(1_234_567)) == "1234.567")
+        #expect(RequestLog.milliseconds(.microseconds(5)) == "0.005")
+        #expect(RequestLog.milliseconds(.milliseconds(100)) == "100.000")
+    }
+}

@@ -48,8 +48,9 @@ def kine_metrics(postgres_url):
     dbname = harness.unique_db_name("metrics")
     harness.drop_database(postgres_url, dbname)
     port = harness.free_port()
-    srv = harness.start_kine("kine-metrics", harness.db_url(postgres_url, dbname), ["--metrics-bind-address", f"127.0.0.1:{port}"])
+    srv = harness.start_kine("kine-metrics", harness.db_url(postgres_url, dbname), ["--metrics-bind-address", f"127.0.0.1:{port}", "--debug"])
     srv.extra["metrics"] = f"127.0.0.1:{port}"
+    srv.extra["db"] = harness.db_url(postgres_url, dbname)
     yield srv
     srv.stop()
 
@@ -130,3 +131,43 @@ def test_metrics_off(postgres_url):
         assert not [n for n in families if n.startswith("grpc_") or n.startswith("kine_sql")], sorted(families)
     finally:
         srv.stop()
+
+
+def test_request_logs_and_slow_request_warning(kine_metrics):
+    """Each call is logged at debug level with method, code and duration; a call slower than
+    100 ms also gets etcd's "apply request took too long" warning (kine's database sessions are
+    frozen for 300 ms while a Put waits)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    c = Client(kine_metrics.endpoint)
+    try:
+        _, err = c.call(c.kv.Put, c.pb.PutRequest(key=b"/log/fast", value=b"v"))
+        assert err is None
+        pids = [int(p) for p in harness.psql(kine_metrics.extra["db"], "SELECT pid FROM pg_stat_activity "
+                "WHERE application_name = 'kine' AND datname = current_database() AND pid <> pg_backend_pid()").split()]
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            done = threading.Thread(target=lambda: c.call(c.kv.Put, c.pb.PutRequest(key=b"/log/slow", value=b"v")))
+            done.start()
+            time.sleep(0.3)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        done.join(10)
+    finally:
+        c.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = kine_metrics.log_path.read_text()
+        if "apply request took too long" in text:
+            break
+        time.sleep(0.2)
+    lines = kine_metrics.log_path.read_text().splitlines()
+    assert any("grpc request" in l and "/etcdserverpb.KV/Put" in l and "grpc.code=OK" in l for l in lines), lines[-20:]
+    slow = [l for l in lines if "apply request took too long" in l]
+    assert slow and "/etcdserverpb.KV/Put" in slow[-1] and "grpc.expected=100.000ms" in slow[-1], lines[-20:]

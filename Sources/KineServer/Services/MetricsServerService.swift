@@ -18,6 +18,9 @@ struct MetricsServerService: Service {
             logger.warning("cannot listen for metrics; /metrics stays on the client port", metadata: [
                 "kine.metrics": "\(server.configuration.target)", "kine.error": "\(error)",
             ])
+            // Returning would end the whole ServiceGroup (a service that stops early stops the
+            // process): wait for the shutdown like the others.
+            try? await gracefulShutdown()
             return
         }
         try? await gracefulShutdown()
