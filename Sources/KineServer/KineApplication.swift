@@ -25,6 +25,9 @@ public final class KineApplication: Service, Sendable {
         var configuration = self.configuration
         let metrics = configuration.metricsBindAddress == nil ? nil : KineMetrics()
         configuration.sqlObserver = metrics
+        if let metrics {
+            configuration.groupCommitObserver = { @Sendable requests, duration in metrics.groupCommitted(requests: requests, duration: duration) }
+        }
         if let metrics { Self.bootstrapMetricsOnce(metrics) }
         var local = try PostgresConfiguration(endpoint: configuration.endpoint)
         local.parameters.merge(configuration.datastoreTLS.parameters(existing: local.parameters)) { current, _ in current }

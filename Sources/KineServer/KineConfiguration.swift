@@ -33,6 +33,8 @@ public struct KineConfiguration: Sendable {
     public var metricsBindAddress: GRPCListenTarget? = .tcp(host: "0.0.0.0", port: 8080)
     /// Set by `KineApplication` when metrics are on: every store's pool reports to it.
     var sqlObserver: (any SQLObserver)?
+    /// Likewise for the Writer's group commits (requests in the commit, its duration).
+    var groupCommitObserver: (@Sendable (Int, Duration) -> Void)?
 
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen

@@ -36,6 +36,7 @@ final class StoreInstance: Sendable {
         storeConfiguration.schemaMigrationLevel = configuration.schemaMigrationLevel
         storeConfiguration.compactBatchSize = configuration.compactBatchSize
         storeConfiguration.readCache = configuration.readCache
+        storeConfiguration.onGroupCommit = configuration.groupCommitObserver
         do {
             let store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)
             return StoreInstance(client: client, store: store, database: database)

@@ -15,6 +15,8 @@ public final class KineStore: Sendable {
         /// Keep the latest state of every key in memory (`KeyValueCache`): reads at the current
         /// revision and the Writer's key lookups are served from it.
         public var readCache = true
+        /// Hears every group commit: how many requests it carried and how long it took (metrics).
+        public var onGroupCommit: (@Sendable (_ requests: Int, _ duration: Duration) -> Void)?
 
         public init() {}
     }
@@ -58,7 +60,10 @@ public final class KineStore: Sendable {
         cache = configuration.readCache ? KeyValueCache() : nil
         let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache)
         watchHub = hub
-        writer = Writer(client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache) { rows in
+        writer = Writer(
+            client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
+            onGroupCommit: configuration.onGroupCommit
+        ) { rows in
             hub.publishLocal(rows)
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)

@@ -35,10 +35,14 @@ final class Writer: Sendable {
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
     private let cache: KeyValueCache?
 
+    /// Metrics of each group commit (requests, time), when kine's metrics are on.
+    private let onGroupCommit: (@Sendable (Int, Duration) -> Void)?
+
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
-        onCommit: @escaping @Sendable ([PendingRow]) -> Void
+        onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
+        self.onGroupCommit = onGroupCommit
         self.client = client
         self.sql = sql
         self.logger = logger
@@ -71,7 +75,13 @@ final class Writer: Sendable {
                     // On the session's connection thread: no hop between the Writer and PostgreSQL.
                     try await withTaskExecutorPreference(session.preferredExecutor) {
                         while let batch = await self.nextBatch() {
-                            try await self.process(batch, session: session)
+                            if let observe = self.onGroupCommit {
+                                let start = ContinuousClock.now
+                                try await self.process(batch, session: session)
+                                observe(batch.count, .now - start)
+                            } else {
+                                try await self.process(batch, session: session)
+                            }
                         }
                     }
                 }

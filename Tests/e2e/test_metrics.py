@@ -91,6 +91,9 @@ def test_counters_match_a_known_load(kine_metrics):
     sql = delta("kine_sql", error_code="")
     assert sql >= puts, f"kine_sql_total grew by {sql} for {puts} puts"
     assert delta("kine_sql_time_seconds", "kine_sql_time_seconds_count", error_code="") == sql
+    # One group commit per sequential Put, each in the Writer's histograms.
+    assert delta("kine_writer_commit_seconds", "kine_writer_commit_seconds_count") == puts
+    assert delta("kine_writer_batch_requests", "kine_writer_batch_requests_sum") == puts
     assert value(after, "etcd_server_has_leader") == 1
     assert value(after, "etcd_mvcc_db_total_size_in_bytes") > 0
     assert value(after, "process_resident_memory_bytes") > 0
@@ -106,9 +109,10 @@ def test_names_follow_prometheus_conventions(kine_metrics):
             assert all(s.name.endswith("_total") or s.name.endswith("_created") for s in family.samples), name
         if family.type == "histogram":
             assert any(s.name.endswith("_bucket") for s in family.samples) or not family.samples, name
-            assert name.endswith("_seconds") or name.endswith("_bytes"), f"histogram {name} without a unit"
+            assert name.endswith(("_seconds", "_bytes", "_requests")), f"histogram {name} without a unit"
     for want in ("grpc_server_started", "grpc_server_handled", "grpc_server_handling_seconds", "kine_sql", "kine_sql_time_seconds",
-                 "process_cpu_seconds", "process_open_fds", "process_start_time_seconds", "etcd_server_is_leader"):
+                 "process_cpu_seconds", "process_open_fds", "process_start_time_seconds", "etcd_server_is_leader",
+                 "kine_writer_commit_seconds", "kine_writer_batch_requests"):
         assert want in families, f"{want} missing; have {sorted(families)}"
 
 

@@ -31,7 +31,23 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
     static let sqlBuckets: [Duration] = [500, 1000, 2500, 5000, 10000, 25000, 50000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
                                          10_000_000].map { Duration.microseconds($0) }
 
-    init() {}
+    /// The Writer: requests per group commit, and its time.
+    private let batchSize: ValueHistogram
+    private let commitSeconds: DurationHistogram
+
+    init() {
+        batchSize = registry.makeValueHistogram(
+            descriptor: MetricNameDescriptor(metricName: "kine_writer_batch", unitName: "requests", helpText: "Write requests per group commit."),
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000])
+        commitSeconds = registry.makeDurationHistogram(
+            descriptor: Self.name("kine_writer_commit", "seconds", "Time of one group commit, from its first statement to its acknowledgement."),
+            buckets: Self.sqlBuckets)
+    }
+
+    func groupCommitted(requests: Int, duration: Duration) {
+        batchSize.record(Double(requests))
+        commitSeconds.record(duration)
+    }
 
     /// Points swift-metrics at this registry (once per process).
     func bootstrapMetricsSystem() {
