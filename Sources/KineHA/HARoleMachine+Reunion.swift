@@ -34,7 +34,11 @@ extension HARoleMachine {
                 + follow(peer, now: now, reason: "reunion: \(peer.node) won and leads at term \(peer.term)")
         }
         // The peer decides: its verdict, or its following this node, comes in a later round.
-        return []
+        // Meanwhile only one node takes writes while the link is up (R4): this one stops now; a
+        // win promotes it (which opens it again), a loss makes it follow.
+        guard !isolated else { return [] }
+        isolated = true
+        return [.stepDown(reason: "peer \(peer.node) leads at term \(peer.term): waiting for its reunion verdict")]
     }
 
     /// The controller computed the reunion this node decides (`.decideReunion`).

@@ -47,6 +47,9 @@ struct HAReunionMachineTests {
 
         // a (term 1) waits for b's verdict, then steps down and follows at b's term.
         var a = Self.leaderAlone("a", term: 1)
+        // While it waits, a stops taking writes (R4), once.
+        #expect(a.round(.init(), Self.status("b", .leaderAlone, term: 2)) == [.stepDown(reason: "peer b leads at term 2: waiting for its reunion verdict")])
+        #expect(!a.machine.servesClients)
         #expect(a.round(.init(), Self.status("b", .leaderAlone, term: 2)).isEmpty)
         let follow = a.round(.init(), Self.status("b", .leaderAlone, term: 2, winner: "b", fork: 100))
         #expect(follow.first == .stepDown(reason: "reunion: b keeps leading"))
@@ -81,7 +84,8 @@ struct HAReunionMachineTests {
         let again = a.machine.reunionDecided(Self.decision("a", "b"), forkID: 7, peer: peerB, now: a.now)
         if case .promote(let term, _, let fork, _)? = again.first { #expect(term == 3 && fork == 7) } else { Issue.record("\(again)") }
         var b2 = Self.leaderAlone("b", term: 2)
-        #expect(b2.round(.init(), .init(status: peerB.with(node: "a"), sqlOK: true)).isEmpty)  // b does not decide
+        // b does not decide; it stops taking writes while a does.
+        #expect(b2.round(.init(), .init(status: peerB.with(node: "a"), sqlOK: true)) == [.stepDown(reason: "peer a leads at term 2: waiting for its reunion verdict")])
     }
 
     @Test("A losing decider steps down and follows at max(term) + 1; the winner takes that term with the fork; the loser waits for it")
