@@ -57,6 +57,9 @@ public struct HAStatus: Sendable, Equatable {
     public var reunionWinner = ""
     /// With a witness: it was unreachable while the peer was, since the pair was last whole.
     public var witnessLost = false
+    /// Whether the node takes client requests now (false for a leader that stepped down, or a
+    /// follower waiting for its leader's term).
+    public var serving = false
     /// Wall-clock time of this node's newest write of its own as leader (Unix ms).
     public var lastWriteUnixMilliseconds: Int64 = 0
     /// The maintenance pause: until when (Unix ms, 0: none) and when it was set (the newer wins).

@@ -42,7 +42,7 @@ final class ReloadingTLSContext: Sendable {
             return fresh
         } catch {
             loaded.withLock { $0.failedStamps = now }
-            logger.error("TLS files changed but do not load; serving the previous certificate", metadata: ["tls.error": "\(error)"])
+            logger.error("TLS files changed but do not load; serving the previous certificate", metadata: ["error": "\(error)"])
             return context
         }
     }

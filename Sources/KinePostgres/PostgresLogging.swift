@@ -5,15 +5,15 @@ public enum PostgresMetadataKey: String, Sendable {
     case connection = "kine.pg.connection"
     case target = "kine.pg.target"
     case generation = "kine.pg.generation"
-    case error = "kine.pg.error"
-    case sqlState = "kine.pg.sqlstate"
+    case error = "error"
+    case sqlState = "kine.pg.sqlState"
     case jobs = "kine.pg.jobs"
     case statements = "kine.pg.statements"
-    case backoff = "kine.pg.backoff_ms"
+    case backoff = "kine.pg.backoffMs"
     case session = "kine.pg.session"
     case channel = "kine.pg.channel"
     case database = "kine.pg.database"
-    case backendPID = "kine.pg.backend_pid"
+    case backendPID = "kine.pg.backendPID"
 }
 
 extension Logger.Metadata {

@@ -2,10 +2,11 @@ import KineSQL
 
 /// Hears every SQL statement the pool ran (Go kine's `kine_sql_total` and `kine_sql_time_seconds`).
 public protocol SQLObserver: Sendable {
-    /// One statement's outcome: `errorCode` is "" on success, else the SQLSTATE, or the failure's
-    /// kind (`connection`, `cancelled`, `pipelineAborted`) when the server gave none. `duration` is
-    /// its round trip's (statements sent together share it).
-    func statementCompleted(errorCode: String, duration: Duration)
+    /// One statement's outcome: `name` is the statement's (`SQLStatement.name`, "" for an unnamed
+    /// one); `errorCode` is "" on success, else the SQLSTATE, or the failure's kind (`connection`,
+    /// `cancelled`, `pipelineAborted`) when the server gave none. `duration` is its round trip's
+    /// (statements sent together share it).
+    func statementCompleted(name: String, errorCode: String, duration: Duration)
 }
 
 extension PoolCore {
@@ -17,15 +18,15 @@ extension PoolCore {
         let duration = ContinuousClock.now - start
         switch outcome {
         case .success(let results):
-            for result in results {
+            for (statement, result) in zip(statements, results) {
                 switch result {
-                case .success: observer.statementCompleted(errorCode: "", duration: duration)
-                case .failure(let error): observer.statementCompleted(errorCode: Self.code(error), duration: duration)
+                case .success: observer.statementCompleted(name: statement.name ?? "", errorCode: "", duration: duration)
+                case .failure(let error): observer.statementCompleted(name: statement.name ?? "", errorCode: Self.code(error), duration: duration)
                 }
             }
         case .failure(let error):
             let code = Self.code(error)
-            for _ in statements { observer.statementCompleted(errorCode: code, duration: duration) }
+            for statement in statements { observer.statementCompleted(name: statement.name ?? "", errorCode: code, duration: duration) }
         }
         return outcome
     }

@@ -68,6 +68,7 @@ extension HAStatus {
         localMaxID = c.local_max_id
         reunionWinner = CValues.string(c.reunion_winner)
         witnessLost = CValues.bool(c.witness_lost)
+        serving = CValues.bool(c.serving)
         lastWriteUnixMilliseconds = c.last_write_unix_ms
         pausedUntilUnixMilliseconds = c.paused_until_unix_ms
         pauseSetUnixMilliseconds = c.pause_set_unix_ms
@@ -99,6 +100,7 @@ extension HAStatus {
         c.pointee.local_max_id = localMaxID
         if let text = arena.cString(reunionWinner) { c.pointee.reunion_winner = text }
         c.pointee.witness_lost = CValues.cBool(witnessLost)
+        c.pointee.serving = CValues.cBool(serving)
         c.pointee.last_write_unix_ms = lastWriteUnixMilliseconds
         c.pointee.paused_until_unix_ms = pausedUntilUnixMilliseconds
         c.pointee.pause_set_unix_ms = pauseSetUnixMilliseconds

@@ -14,30 +14,20 @@ struct HTTPEndpoints: Sendable {
     var ha: HAMetrics? = nil
     /// gRPC and SQL metrics (nil with `--metrics-bind-address 0`).
     var metrics: KineMetrics? = nil
+    /// The stores' watch, lease and compaction counters (shared by every epoch's store).
+    var statistics = StoreStatistics()
 
-    /// Prometheus text: the process, etcd's server gauges, gRPC and SQL, the HA pair.
+    /// Prometheus text: the process, etcd's server gauges, the store, gRPC and SQL, the HA pair.
     func metricsText() async -> String {
         var text = ProcessMetrics.render()
         if ha == nil {
-            text += """
-                # HELP etcd_server_has_leader Whether or not a leader exists. 1 is existence, 0 is not.
-                # TYPE etcd_server_has_leader gauge
-                etcd_server_has_leader \(stores.epoch == nil ? 0 : 1)
-                # HELP etcd_server_is_leader Whether or not this member is a leader. 1 if is, 0 otherwise.
-                # TYPE etcd_server_is_leader gauge
-                etcd_server_is_leader \(stores.epoch == nil ? 0 : 1)
-
-                """
+            var leader = PrometheusText()
+            leader.leaderFamilies(hasLeader: stores.epoch != nil, isLeader: stores.epoch != nil)
+            text += leader.text
         }
-        let size = await withDeadline(.seconds(2)) { [stores] in try? await stores.current().databaseSize() }
-        if let size = size ?? nil {
-            text += """
-                # HELP etcd_mvcc_db_total_size_in_bytes Total size of the underlying database physically allocated in bytes.
-                # TYPE etcd_mvcc_db_total_size_in_bytes gauge
-                etcd_mvcc_db_total_size_in_bytes \(size)
-
-                """
-        }
+        let storage = await withDeadline(.seconds(2)) { [stores] in try? await stores.current().storageFigures() }
+        let cache = try? stores.current().readCacheFigures
+        text += StoreMetrics.render(counters: statistics.counters, storage: storage ?? nil, cache: cache ?? nil)
         return text + (metrics?.render() ?? "") + (ha?.render() ?? "")
     }
 

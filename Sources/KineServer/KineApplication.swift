@@ -48,7 +48,7 @@ public final class KineApplication: Service, Sendable {
         } else {
             storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
-        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics, metrics: metrics)
+        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics, metrics: metrics, statistics: configuration.storeStatistics)
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(
                 target: configuration.listen, http1Handler: { path in await endpoints.respond(path) },

@@ -1,5 +1,6 @@
 public import KineHTTP2
 import KinePostgres
+import KineStore
 
 /// Everything `kine` is started with, independent of how it was parsed.
 public struct KineConfiguration: Sendable {
@@ -35,6 +36,8 @@ public struct KineConfiguration: Sendable {
     var sqlObserver: (any SQLObserver)?
     /// Likewise for the Writer's group commits (requests in the commit, its duration).
     var groupCommitObserver: (@Sendable (Int, Duration) -> Void)?
+    /// Every store this process opens counts into this one (metrics outlive an HA epoch).
+    var storeStatistics = StoreStatistics()
 
     public init(listen: GRPCListenTarget, endpoint: String) {
         self.listen = listen

@@ -37,6 +37,7 @@ final class StoreInstance: Sendable {
         storeConfiguration.compactBatchSize = configuration.compactBatchSize
         storeConfiguration.readCache = configuration.readCache
         storeConfiguration.onGroupCommit = configuration.groupCommitObserver
+        storeConfiguration.statistics = configuration.storeStatistics
         do {
             let store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)
             return StoreInstance(client: client, store: store, database: database)

@@ -23,9 +23,15 @@ struct Compactor: Sendable {
         """
     static let moveMark = "UPDATE kine SET prev_revision = $2 WHERE name = 'compact_rev_key' AND prev_revision = $1"
 
+    struct Outcome: Sendable, Equatable {
+        var deletedRows: Int
+        /// False when another process moved the mark first and this one stopped.
+        var completed: Bool
+    }
+
     /// Compacts from `from` (the current mark) up to `target`. Stops early, without error, if
     /// another process moved the mark meanwhile.
-    func compact(from: Int64, to target: Int64) async throws(SQLError) {
+    func compact(from: Int64, to target: Int64) async throws(SQLError) -> Outcome {
         var low = from
         var deleted = 0
         let started = ContinuousClock.now
@@ -39,14 +45,15 @@ struct Compactor: Sendable {
             ])
             deleted += results[1].affectedRows
             if results[2].affectedRows == 0 {
-                logger.info("compaction mark moved by another process; stopping", metadata: ["kine.revision": "\(low)"])
-                return
+                logger.info("compaction mark moved by another process; stopping", metadata: ["kine.compact.revision": "\(low)"])
+                return Outcome(deletedRows: deleted, completed: false)
             }
             low = high
         }
         logger.info("compacted", metadata: [
-            "kine.from": "\(from)", "kine.to": "\(target)", "kine.deletedRows": "\(deleted)",
-            "kine.duration": "\(ContinuousClock.now - started)",
+            "kine.compact.from": "\(from)", "kine.compact.to": "\(target)", "kine.compact.deletedRows": "\(deleted)",
+            "kine.compact.duration": "\(ContinuousClock.now - started)",
         ])
+        return Outcome(deletedRows: deleted, completed: true)
     }
 }

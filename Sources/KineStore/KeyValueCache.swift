@@ -29,6 +29,8 @@ final class KeyValueCache: Sendable {
         /// Id of the last row applied and the revision it belongs to; nil until loaded.
         var lastID: Int64?
         var revision: Int64 = 0
+        /// Bytes of the live keys and values (metrics).
+        var bytes = 0
 
         /// Live values in `range`, in key order, at most `limit`.
         func kvs(in range: KeyRange, limit: Int = .max) -> [KeyValue] {
@@ -62,9 +64,11 @@ final class KeyValueCache: Sendable {
         // Rows come in stored-name order, which is client-key order except around the renamed
         // `compact_rev_key`: sort by client key to be sure.
         live.sort { SortedKeyMap<Entry>.compare($0.0, $1.0) < 0 }
+        let bytes = live.reduce(0) { $0 + Self.size($1.1) }
         let map = SortedKeyMap(sorted: live)
         state.withLock { state in
             state.live = map
+            state.bytes = bytes
             state.tombstones = tombstones
             state.lastID = lastID
             state.revision = revision
@@ -81,10 +85,12 @@ final class KeyValueCache: Sendable {
                     let key = event.kv.key
                     switch event.type {
                     case .put:
-                        state.live.set(key, Entry(kv: event.kv, rowID: rowID))
+                        let entry = Entry(kv: event.kv, rowID: rowID)
+                        state.bytes += Self.size(entry) - (state.live[key].map(Self.size) ?? 0)
+                        state.live.set(key, entry)
                         state.tombstones.removeValue(forKey: key)
                     case .delete:
-                        state.live.remove(key)
+                        state.bytes -= state.live.remove(key).map(Self.size) ?? 0
                         state.tombstones[key] = Tombstone(rowID: rowID, revision: group.revision)
                     }
                 }
@@ -101,6 +107,15 @@ final class KeyValueCache: Sendable {
         state.withLock { state in
             guard let newest = state.lastID else { return }
             state.tombstones = state.tombstones.filter { $0.value.revision > revision || $0.value.rowID >= newest }
+        }
+    }
+
+    private static func size(_ entry: Entry) -> Int { entry.kv.key.count + entry.kv.value.count }
+
+    /// Keys, tombstones and payload bytes held; nil until loaded.
+    var figures: ReadCacheFigures? {
+        state.withLock { state in
+            state.lastID == nil ? nil : ReadCacheFigures(keys: state.live.count, tombstones: state.tombstones.count, bytes: state.bytes)
         }
     }
 

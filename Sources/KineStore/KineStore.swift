@@ -17,6 +17,9 @@ public final class KineStore: Sendable {
         public var readCache = true
         /// Hears every group commit: how many requests it carried and how long it took (metrics).
         public var onGroupCommit: (@Sendable (_ requests: Int, _ duration: Duration) -> Void)?
+        /// Where watch, lease and compaction figures are counted; pass the same one to every
+        /// store of a process so its counters outlive an HA epoch.
+        public var statistics = StoreStatistics()
 
         public init() {}
     }
@@ -58,7 +61,7 @@ public final class KineStore: Sendable {
         self.logger = logger
         reader = Reader(client: client, sql: sql)
         cache = configuration.readCache ? KeyValueCache() : nil
-        let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache)
+        let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache, statistics: configuration.statistics)
         watchHub = hub
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
@@ -67,8 +70,11 @@ public final class KineStore: Sendable {
             hub.publishLocal(rows)
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
+        let statistics = configuration.statistics
         keepAlives = Coalescer { (ids: [Int64]) async throws(SQLError) -> [LeaseKeepAliveResponse] in
-            try await Self.renew(ids, client: client)
+            let responses = try await Self.renew(ids, client: client)
+            StoreStatistics.add(statistics.leasesRenewed, responses.count { $0.ttl > 0 })
+            return responses
         }
     }
 
@@ -89,7 +95,7 @@ public final class KineStore: Sendable {
             do {
                 try await expireLeases()
             } catch {
-                logger.warning("lease expiry failed", metadata: ["kine.error": "\(error)"])
+                logger.warning("lease expiry failed", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -102,6 +108,11 @@ public final class KineStore: Sendable {
 
     /// Whether the read cache is loaded and serving reads (false when disabled or still loading).
     public var readCacheLoaded: Bool { cache?.isLoaded ?? false }
+
+    /// The read cache's keys, tombstones and bytes; nil when disabled or not loaded yet.
+    public var readCacheFigures: ReadCacheFigures? { cache?.figures }
+
+    var statistics: StoreStatistics { configuration.statistics }
 
     public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)
@@ -150,10 +161,19 @@ public final class KineStore: Sendable {
         let (current, compacted) = try await reader.revisions()
         if request.revision <= compacted { throw .compacted }
         if request.revision > current { throw .futureRevision }
+        let started = ContinuousClock.now
+        defer { StoreStatistics.add(statistics.compactionMicroseconds, Int((ContinuousClock.now - started).wholeMicroseconds)) }
         do {
-            try await compactor.compact(from: compacted, to: request.revision)
+            let outcome = try await compactor.compact(from: compacted, to: request.revision)
             cache?.compacted(through: request.revision)
+            if outcome.completed {
+                StoreStatistics.add(statistics.compactionsSucceeded, 1)
+            } else {
+                StoreStatistics.add(statistics.compactionsConflicted, 1)
+            }
+            StoreStatistics.add(statistics.compactedRows, outcome.deletedRows)
         } catch {
+            StoreStatistics.add(statistics.compactionsFailed, 1)
             throw StoreError.etcdError(for: error)
         }
         return CompactionResponse(header: ResponseHeader(revision: current))
@@ -161,12 +181,6 @@ public final class KineStore: Sendable {
 
     public func revisions() async throws(EtcdError) -> (current: Int64, compact: Int64) {
         try await reader.revisions()
-    }
-
-    /// Bytes the kine table uses on disk, indexes included (etcd Status `dbSize`).
-    public func databaseSize() async throws(EtcdError) -> Int64 {
-        let rows = try await reader.run([SQLStatement("SELECT pg_total_relation_size('kine')", name: "db_size")])
-        return rows[0].rows.first?.int64(0) ?? 0
     }
 
     static let mismatch = EtcdError(.internal, "kine: writer answered with the wrong response kind")

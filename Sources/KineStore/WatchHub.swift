@@ -35,12 +35,15 @@ public final class WatchHub: Sendable {
     /// The read barrier: the newest id, read by a query that started after the request (etcd's
     /// ReadIndex), one query for every request waiting.
     private let barrier: Coalescer<Void, Int64>
+    /// Where the sessions following this hub count streams, watchers and events.
+    let statistics: StoreStatistics
 
     init(
-        client: any SQLClient, sql: StoreSQL, logger: Logger, cache: KeyValueCache? = nil, ringCapacity: Int = 8192,
-        pollInterval: Duration = .seconds(1)
+        client: any SQLClient, sql: StoreSQL, logger: Logger, cache: KeyValueCache? = nil, statistics: StoreStatistics = StoreStatistics(),
+        ringCapacity: Int = 8192, pollInterval: Duration = .seconds(1)
     ) {
         self.client = client
+        self.statistics = statistics
         self.sql = sql
         self.logger = logger
         self.cache = cache
@@ -201,7 +204,7 @@ public final class WatchHub: Sendable {
                 publish([])
                 return
             } catch {
-                logger.warning("watch hub cannot read the current revision; retrying", metadata: ["kine.error": "\(error)"])
+                logger.warning("watch hub cannot read the current revision; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
@@ -246,7 +249,7 @@ public final class WatchHub: Sendable {
                     publish(groups)
                 }
             } catch {
-                logger.warning("watch hub cannot read changes; retrying", metadata: ["kine.error": "\(error)"])
+                logger.warning("watch hub cannot read changes; retrying", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .milliseconds(200))
                 poke()
             }

@@ -42,6 +42,10 @@ public final class WatchSession: Sendable {
         var waiter: CheckedContinuation<Void, Never>?
         /// The revision every synced watcher has been given everything up to.
         var deliveredThrough: Int64 = 0
+        /// Watchers this session has added to the process-wide gauge; `finished` once its send
+        /// loop ended and took them out again.
+        var countedWatchers = 0
+        var finished = false
     }
 
     private let hub: WatchHub
@@ -111,6 +115,7 @@ public final class WatchSession: Sendable {
     private func cancel(_ id: Int64) {
         update { state in
             let removed = state.watchers.removeValue(forKey: id) != nil || state.pendingIDs.remove(id) != nil
+            self.countWatchers(&state)
             if removed {
                 state.control.append(.response(WatchResponse(header: ResponseHeader(revision: self.hub.revision), watchID: id, canceled: true)))
             }
@@ -132,6 +137,7 @@ public final class WatchSession: Sendable {
             let ids = Set(state.watchers.keys).union(state.pendingIDs).sorted()
             state.watchers = [:]
             state.pendingIDs = []
+            self.countWatchers(&state)
             for id in ids {
                 state.control.append(.response(
                     WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: compactRevision)))
@@ -160,12 +166,31 @@ public final class WatchSession: Sendable {
         waiter?.resume()
     }
 
+    /// Brings the process-wide watchers gauge in line with this session's watchers; called, under
+    /// the lock, wherever they change.
+    private func countWatchers(_ state: inout State) {
+        guard !state.finished else { return }
+        let delta = state.watchers.count - state.countedWatchers
+        state.countedWatchers = state.watchers.count
+        if delta != 0 { StoreStatistics.add(hub.statistics.watchers, delta) }
+    }
+
     // MARK: Send loop
 
     /// Sends responses until `close()` or a send fails (the stream is gone).
     public func run() async throws {
         let token = hub.subscribe { [weak self] in self?.update { _ in } }
-        defer { hub.unsubscribe(token) }
+        let statistics = hub.statistics
+        StoreStatistics.add(statistics.watchStreams, 1)
+        defer {
+            hub.unsubscribe(token)
+            StoreStatistics.add(statistics.watchStreams, -1)
+            state.withLock { state in
+                StoreStatistics.add(statistics.watchers, -state.countedWatchers)
+                state.countedWatchers = 0
+                state.finished = true
+            }
+        }
         state.withLock { $0.deliveredThrough = hub.revision }
         while true {
             await waitForWork()
@@ -222,6 +247,7 @@ public final class WatchSession: Sendable {
                 if let watcher {
                     state.withLock { state in
                         if state.pendingIDs.remove(watcher.id) != nil { state.watchers[watcher.id] = watcher }
+                        self.countWatchers(&state)
                     }
                 }
             case .response(let response):
@@ -273,9 +299,11 @@ public final class WatchSession: Sendable {
             let through: Int64
             if let recent = hub.recent(after: next - 1, through: target) {
                 (groups, through) = (recent, target)
+                StoreStatistics.add(hub.statistics.catchUpsFromMemory, 1)
             } else {
                 do {
                     (groups, through) = try await hub.history(watcher.range, from: next)
+                    StoreStatistics.add(hub.statistics.catchUpsFromDatabase, 1)
                 } catch let error where error == .compacted {
                     try await compactedCancel(watcher, compacted: (try? await hub.compactedRevision()) ?? 0)
                     return
@@ -300,7 +328,11 @@ public final class WatchSession: Sendable {
     }
 
     private func compactedCancel(_ watcher: Watcher, compacted: Int64) async throws {
-        _ = state.withLock { $0.watchers.removeValue(forKey: watcher.id) }
+        state.withLock { state in
+            state.watchers.removeValue(forKey: watcher.id)
+            countWatchers(&state)
+        }
+        StoreStatistics.add(hub.statistics.compactedCancels, 1)
         // etcd 3.5 sends this with a zero header revision and no reason; "canceled" is derived
         // from the compact revision, so a negative start on a never-compacted store is dropped
         // with a response that says neither.
@@ -329,6 +361,7 @@ public final class WatchSession: Sendable {
 
     /// Sends events, split into fragments when the watcher asked for it and they are too large.
     private func sendEvents(_ events: [Event], watcher: Watcher, header: Int64) async throws {
+        StoreStatistics.add(hub.statistics.eventsSent, events.count)
         guard watcher.fragment else {
             try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, events: events))
             return

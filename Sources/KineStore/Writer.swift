@@ -87,7 +87,7 @@ final class Writer: Sendable {
                 }
                 return
             } catch {
-                logger.warning("writer session failed, reconnecting", metadata: ["kine.error": "\(error)"])
+                logger.warning("writer session failed, reconnecting", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
             }
@@ -299,7 +299,7 @@ final class Writer: Sendable {
 
     /// Fails the batch, rolls back, and rethrows if the connection itself is gone.
     private func abort(_ batch: [Pending], error: SQLError, session: any SQLSession) async throws(SQLError) {
-        logger.warning("write batch failed", metadata: ["kine.error": "\(error)", "kine.batch": "\(batch.count)"])
+        logger.warning("write batch failed", metadata: ["error": "\(error)", "kine.writer.batch": "\(batch.count)"])
         let etcdError = StoreError.etcdError(for: error)
         for item in batch { item.continuation.resume(returning: .failure(etcdError)) }
         if error.kind == .connection { throw error }

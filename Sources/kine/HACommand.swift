@@ -39,7 +39,7 @@ enum HAStatusFormat {
             "localMaxID": status.localMaxID, "priority": status.priority, "clockUnixMs": status.clockUnixMilliseconds,
             "pausedUntilUnixMs": status.pausedUntilUnixMilliseconds, "reunionWinner": status.reunionWinner,
             "reunionForkID": status.reunionForkID, "witness": status.witness, "witnessLost": status.witnessLost,
-            "handoverTo": status.handoverTo, "lastWriteUnixMs": status.lastWriteUnixMilliseconds,
+            "handoverTo": status.handoverTo, "lastWriteUnixMs": status.lastWriteUnixMilliseconds, "serving": status.serving,
         ]
         if let peer = status.peer {
             object["peer"] = [
@@ -58,6 +58,7 @@ enum HAStatusFormat {
                 + "epoch start \(status.epochStart), highest served \(status.highestServed)",
             "  local PostgreSQL \(status.postgresUp ? "up" : "DOWN"), copy \(status.subscription), lag \(status.lagRevisions) revisions",
         ]
+        if !status.serving { lines.append("  not serving clients now (bootstrapping, stepped down, or waiting for the leader's term)") }
         if status.paused {
             let end = Date(timeIntervalSince1970: Double(status.pausedUntilUnixMilliseconds) / 1000)
             lines.append("  PAUSED until \(ISO8601DateFormatter().string(from: end)): no automatic promotion")

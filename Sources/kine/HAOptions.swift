@@ -131,11 +131,9 @@ struct HAOptions: ParsableArguments {
         case (nil, nil, nil):
             return nil
         case (let cert?, let key?, let ca?):
-            for (flag, file) in [("--ha-cert-file", cert), ("--ha-key-file", key), ("--ha-trusted-ca-file", ca)]
-            where !FileManager.default.isReadableFile(atPath: file) {
-                throw ValidationError("\(flag) \(file): no such readable file")
-            }
-            return GRPCTLSConfiguration(certificateChainFile: cert, privateKeyFile: key, trustedCAFile: ca)
+            return GRPCTLSConfiguration(
+                certificateChainFile: try readableFile(cert, flag: "--ha-cert-file"), privateKeyFile: try readableFile(key, flag: "--ha-key-file"),
+                trustedCAFile: try readableFile(ca, flag: "--ha-trusted-ca-file"))
         default:
             throw ValidationError("mutual TLS on the peer link needs --ha-cert-file, --ha-key-file and --ha-trusted-ca-file together")
         }

@@ -30,9 +30,7 @@ struct TLSOptions: ParsableArguments {
     func apply(to configuration: inout KineConfiguration, environment: [String: String]) throws {
         func setting(_ value: String?, _ name: String) -> String? { value ?? environment["KINE_\(name)"] }
         func readable(_ file: String?, _ flag: String) throws -> String? {
-            guard let file else { return nil }
-            guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("\(flag) \(file): no such readable file") }
-            return file
+            try file.map { try readableFile($0, flag: flag) }
         }
         let cert = try readable(setting(serverCertFile, "SERVER_CERT_FILE"), "--server-cert-file")
         let key = try readable(setting(serverKeyFile, "SERVER_KEY_FILE"), "--server-key-file")
@@ -50,4 +48,10 @@ struct TLSOptions: ParsableArguments {
             caFile: try readable(setting(caFile, "CA_FILE"), "--ca-file"), certFile: try readable(setting(certFile, "CERT_FILE"), "--cert-file"),
             keyFile: try readable(setting(keyFile, "KEY_FILE"), "--key-file"), skipVerify: skip)
     }
+}
+
+/// `file` when it can be read; else the error naming the flag that gave it.
+func readableFile(_ file: String, flag: String) throws -> String {
+    guard FileManager.default.isReadableFile(atPath: file) else { throw ValidationError("\(flag) \(file): no such readable file") }
+    return file
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import KineServer
+import KineStore
 
 /// The I/O-free parts of TLS, metrics and logging.
 @Suite("Operations: datastore TLS, metric labels, JSON log lines")
@@ -28,13 +29,33 @@ struct OperationsUnitTests {
         let metrics = KineMetrics()
         metrics.callStarted(path: "/etcdserverpb.KV/Put", streaming: false)
         metrics.callHandled(path: "/etcdserverpb.KV/Put", streaming: false, code: 0, duration: .milliseconds(3))
-        metrics.statementCompleted(errorCode: "", duration: .microseconds(700))
-        metrics.statementCompleted(errorCode: "40001", duration: .milliseconds(2))
+        metrics.statementCompleted(name: "w_insert", errorCode: "", duration: .microseconds(700))
+        metrics.statementCompleted(name: "w_insert", errorCode: "40001", duration: .milliseconds(2))
         let text = metrics.render()
         #expect(text.contains(#"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"} 1"#))
         #expect(text.contains(#"grpc_server_handling_seconds_bucket{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",le="0.005"} 1"#))
-        #expect(text.contains(#"kine_sql_total{error_code="40001"} 1"#))
+        #expect(text.contains(#"kine_sql_total{name="w_insert",error_code="40001"} 1"#))
         #expect(text.contains("# TYPE kine_sql_time_seconds histogram"))
+    }
+
+    @Test("Store figures render as etcd's and kine's families, one HELP and TYPE each")
+    func storeFamilies() {
+        let counters = StoreCounters(watchers: 3, compactionsSucceeded: 2, compactionMicroseconds: 1_500_000)
+        let text = StoreMetrics.render(
+            counters: counters, storage: StorageFigures(currentRevision: 42, compactRevision: 7, databaseSize: 8192, leases: 5),
+            cache: ReadCacheFigures(keys: 10, tombstones: 1, bytes: 300))
+        for line in [
+            "etcd_debugging_mvcc_watcher_total 3", "etcd_debugging_mvcc_current_revision 42", "etcd_debugging_mvcc_compact_revision 7",
+            "etcd_mvcc_db_total_size_in_bytes 8192", "kine_leases 5", "kine_read_cache_keys 10", "kine_read_cache_bytes 300",
+            #"kine_compact_total{result="success"} 2"#, "kine_compaction_seconds_total 1.5", "# TYPE kine_compact_total counter",
+        ] {
+            #expect(text.split(separator: "\n").contains(Substring(line)), "\(line) missing")
+        }
+        let helps = text.split(separator: "\n").filter { $0.hasPrefix("# HELP ") }.map { $0.split(separator: " ")[2] }
+        #expect(Set(helps).count == helps.count)
+        // Without a database answer or a loaded cache, those families are left out, not zero.
+        let bare = StoreMetrics.render(counters: counters, storage: nil, cache: nil)
+        #expect(!bare.contains("kine_read_cache_keys") && !bare.contains("etcd_mvcc_db_total_size_in_bytes"))
     }
 
     @Test("JSON log strings are escaped as RFC 8259 says")

@@ -654,8 +654,11 @@ class RoleRecorder:
         return {st[node]["term"] for _, st in self.rounds if st[node]}
 
     def both_leading(self) -> list[float]:
-        """R4: rounds in which both nodes could take writes: a leader role with its PostgreSQL
-        up (a kine whose database died may still report its old role; it takes no writes)."""
+        """R4: rounds in which both nodes could take writes: a leader role, serving clients, with
+        its PostgreSQL up (a kine whose database died may still report its old role, and a leader
+        that stepped down keeps its role while it waits for the reunion's verdict; neither takes
+        writes)."""
         lead = {"leader", "leader-alone"}
         return [t for t, st in self.rounds
-                if all(st[n] and st[n].get("role") in lead and st[n].get("postgresUp") for n in ("a", "b"))]
+                if all(st[n] and st[n].get("role") in lead and st[n].get("postgresUp") and st[n]["serving"]
+                       for n in ("a", "b"))]

@@ -6,6 +6,7 @@ and `0` turns kine's metrics off."""
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from collections import defaultdict
 
@@ -13,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import harness
-from etcdgrpc import Client
+from etcdgrpc import Client, Stream
 
 pytestmark = pytest.mark.needs_kine
 
@@ -99,6 +100,78 @@ def test_counters_match_a_known_load(kine_metrics):
     assert value(after, "process_resident_memory_bytes") > 0
 
 
+def test_store_families_follow_watches_leases_and_compaction(kine_metrics):
+    """Watch streams and watchers, events sent, a catch-up, leases and a compaction, each seen in
+    its family with the figure the test caused."""
+    c = Client(kine_metrics.endpoint)
+    streams = []
+    try:
+        before = scrape(kine_metrics.endpoint)
+        for i in range(3):
+            _, err = c.call(c.kv.Put, c.pb.PutRequest(key=f"/store/{i}".encode(), value=b"0123456789"))
+            assert err is None, err
+        start = c.current_revision() - 2
+        # Two streams: one with two live watchers, one watcher replaying history (a catch-up).
+        live = Stream(c.watch.Watch)
+        streams.append(live)
+        for prefix in (b"/store/", b"/store/1"):
+            live.send(c.pb.WatchRequest(create_request=c.pb.WatchCreateRequest(key=prefix, range_end=prefix[:-1] + bytes([prefix[-1] + 1]))))
+        assert len(live.take(2)) == 2
+        behind = Stream(c.watch.Watch)
+        streams.append(behind)
+        behind.send(c.pb.WatchRequest(create_request=c.pb.WatchCreateRequest(key=b"/store/", range_end=b"/store0", start_revision=start)))
+        replay = behind.take(2)
+        assert replay[1].events and len(replay[1].events) == 3, replay
+        grant, err = c.call(c.lease.LeaseGrant, c.pb.LeaseGrantRequest(TTL=60))
+        assert err is None, err
+        _, err = c.call(c.lease.LeaseGrant, c.pb.LeaseGrantRequest(TTL=60))
+        assert err is None, err
+        _, err = c.call(c.kv.Put, c.pb.PutRequest(key=b"/store/1", value=b"x", lease=grant.ID))
+        assert err is None, err
+        assert len(live.take(2)) == 2  # the put reaches both live watchers
+        ka = Stream(c.lease.LeaseKeepAlive)
+        streams.append(ka)
+        ka.send(c.pb.LeaseKeepAliveRequest(ID=grant.ID))
+        assert ka.take(1)[0].TTL > 0
+        _, err = c.call(c.lease.LeaseRevoke, c.pb.LeaseRevokeRequest(ID=grant.ID))
+        assert err is None, err
+        assert len(live.take(2)) == 2  # the revoke deleted /store/1
+        assert len(behind.take(2)) == 2  # the put and the delete, after the replay
+        _, err = c.call(c.kv.Compact, c.pb.CompactionRequest(revision=c.current_revision()))
+        assert err is None, err
+        after = scrape(kine_metrics.endpoint)
+
+        def delta(name, sample=None, **labels):
+            return value(after, name, sample, **labels) - value(before, name, sample, **labels)
+
+        assert delta("etcd_debugging_mvcc_watch_stream_total") == 2
+        assert delta("etcd_debugging_mvcc_watcher_total") == 3
+        # 3 replayed, then the leased put and the revoke's delete to each of the 3 watchers.
+        assert delta("etcd_debugging_mvcc_events") == 3 + 3 * 2
+        assert delta("kine_watch_catch_ups", source="memory") + delta("kine_watch_catch_ups", source="database") >= 1
+        assert delta("kine_leases") == 1
+        assert delta("etcd_debugging_lease_granted") == 2
+        assert delta("etcd_debugging_lease_renewed") == 1
+        assert delta("etcd_debugging_lease_revoked") == 1
+        assert delta("kine_compact", result="success") == 1
+        assert delta("etcd_debugging_mvcc_db_compaction_keys") >= 1
+        assert value(after, "etcd_debugging_mvcc_compact_revision") == value(after, "etcd_debugging_mvcc_current_revision")
+        assert value(after, "kine_read_cache_keys") >= 2 and value(after, "kine_read_cache_bytes") >= 2 * len(b"/store/0123456789")
+    finally:
+        for stream in streams:
+            stream.close()
+        c.close()
+    # Closed streams leave the gauges.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if value(scrape(kine_metrics.endpoint), "etcd_debugging_mvcc_watch_stream_total") == value(before, "etcd_debugging_mvcc_watch_stream_total"):
+            break
+        time.sleep(0.1)
+    final = scrape(kine_metrics.endpoint)
+    assert value(final, "etcd_debugging_mvcc_watch_stream_total") == value(before, "etcd_debugging_mvcc_watch_stream_total")
+    assert value(final, "etcd_debugging_mvcc_watcher_total") == value(before, "etcd_debugging_mvcc_watcher_total")
+
+
 def test_names_follow_prometheus_conventions(kine_metrics):
     families = scrape(kine_metrics.endpoint)
     for name, family in families.items():
@@ -174,4 +247,4 @@ def test_request_logs_and_slow_request_warning(kine_metrics):
     lines = kine_metrics.log_path.read_text().splitlines()
     assert any("grpc request" in l and "/etcdserverpb.KV/Put" in l and "grpc.code=OK" in l for l in lines), lines[-20:]
     slow = [l for l in lines if "apply request took too long" in l]
-    assert slow and "/etcdserverpb.KV/Put" in slow[-1] and "grpc.expected=100.000ms" in slow[-1], lines[-20:]
+    assert slow and "/etcdserverpb.KV/Put" in slow[-1] and "grpc.expectedDuration=100.000ms" in slow[-1], lines[-20:]

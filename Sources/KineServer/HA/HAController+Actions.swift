@@ -51,7 +51,7 @@ extension HAController {
             do {
                 try await persist(role: .followerSyncing, term: term, leader: leader)
             } catch {
-                logger.warning("HA: cannot persist the follower role yet (local PostgreSQL down?); routing anyway", metadata: ["kine.error": "\(error)"])
+                logger.warning("HA: cannot persist the follower role yet (local PostgreSQL down?); routing anyway", metadata: ["error": "\(error)"])
             }
             try await serveRouted()
         case .resync(let reason):

@@ -152,7 +152,7 @@ extension HAController {
         let (highest, lastWrite) = shared.withLock { (max($0.highestServed, revision), $0.lastWriteUnixMilliseconds) }
         let pause = commands.pause
         let witnessReachable = machine.lastWitness == true
-        board.update { status in
+        let lag = board.update { status -> Int64 in
             status.node = node
             status.term = machine.term
             status.role = machine.role.rawValue
@@ -167,15 +167,17 @@ extension HAController {
             status.reunionWinner = machine.reunionWinner
             status.reunionForkID = machine.reunionForkID
             status.witnessLost = machine.witnessLost
+            status.serving = machine.servesClients
             status.handoverTo = machine.handoverTo
             status.witness = ha.witness == nil ? "" : (witnessReachable ? "reachable" : "unreachable")
             status.lastWriteUnixMilliseconds = lastWrite
             status.pausedUntilUnixMilliseconds = pause.untilUnixMilliseconds
             status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds
             status.paused = pause.inForce(atUnixMilliseconds: PeerService.wallClock())
+            return status.lagRevisions
         }
         metrics.observe(
-            role: machine.role, term: machine.term, lagRevisions: board.snapshot().lagRevisions,
+            role: machine.role, term: machine.term, lagRevisions: lag,
             paused: pause.inForce(atUnixMilliseconds: PeerService.wallClock()))
         let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
         identity.cluster.update(term: machine.term, leaderID: leaderID)

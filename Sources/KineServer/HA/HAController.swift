@@ -232,7 +232,7 @@ final class HAController: Sendable {
                 metrics.count(action)
                 if case .resync = action { machine.resyncStarted() }
             } catch {
-                logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["kine.error": "\(error)"])
+                logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["error": "\(error)"])
                 machine.failed(now: now)
                 if case .promote = action { stores.withdraw() }
                 return
@@ -248,7 +248,7 @@ final class HAController: Sendable {
         do {
             if role.isLeading { try await serveLocal(startRevision: nil) } else { try await serveRouted() }
         } catch {
-            logger.warning("HA: cannot serve as \(role.rawValue) yet", metadata: ["kine.error": "\(error)"])
+            logger.warning("HA: cannot serve as \(role.rawValue) yet", metadata: ["error": "\(error)"])
         }
     }
 

@@ -95,26 +95,17 @@ func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable 
 
 /// The first of the body and the timer resumes the waiting probe; the other is ignored.
 private final class DeadlineRace<T: Sendable>: Sendable {
-    private let waiter = Mutex<(continuation: CheckedContinuation<T?, Never>?, early: T??)>((nil, nil))
+    private let waiter = Mutex<CheckedContinuation<T?, Never>?>(nil)
 
+    /// Called before the body and the timer are started, so it always comes before `finish`.
     func begin(_ continuation: CheckedContinuation<T?, Never>) {
-        let early = waiter.withLock { state -> T?? in
-            if let early = state.early { return early }
-            state.continuation = continuation
-            return nil
-        }
-        if let early { continuation.resume(returning: early) }
+        waiter.withLock { $0 = continuation }
     }
 
     func finish(_ value: T?) {
-        let continuation = waiter.withLock { state -> CheckedContinuation<T?, Never>? in
-            if let continuation = state.continuation {
-                state.continuation = nil
-                state.early = .some(value)  // later finishes see it decided
-                return continuation
-            }
-            if state.early == nil { state.early = .some(value) }
-            return nil
+        let continuation = waiter.withLock { waiting -> CheckedContinuation<T?, Never>? in
+            defer { waiting = nil }
+            return waiting
         }
         continuation?.resume(returning: value)
     }

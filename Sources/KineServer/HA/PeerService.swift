@@ -14,7 +14,8 @@ final class HAStatusBoard: Sendable {
         self.stores = stores
     }
 
-    func update(_ body: (inout HAStatus) -> Void) {
+    @discardableResult
+    func update<Result>(_ body: (inout HAStatus) -> Result) -> Result {
         status.withLock { body(&$0) }
     }
 

@@ -24,7 +24,13 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
     }
 
     private let methods = Mutex<[String: MethodMetrics]>([:])
-    private let statements = Mutex<[String: SQLMetrics]>([:])
+    /// Go kine's labels: the statement's name and its SQLSTATE ("" on success).
+    private struct SQLKey: Hashable, Sendable {
+        var name: String
+        var errorCode: String
+    }
+
+    private let statements = Mutex<[SQLKey: SQLMetrics]>([:])
 
     /// go-grpc-prometheus's defaults (Prometheus DefBuckets).
     static let grpcBuckets: [Duration] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000].map { Duration.milliseconds($0) }
@@ -122,15 +128,16 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
 
     // MARK: SQL
 
-    func statementCompleted(errorCode: String, duration: Duration) {
+    func statementCompleted(name: String, errorCode: String, duration: Duration) {
         let metrics = statements.withLock { table -> SQLMetrics in
-            if let entry = table[errorCode] { return entry }
-            let labels = [("error_code", errorCode)]
+            let key = SQLKey(name: name, errorCode: errorCode)
+            if let entry = table[key] { return entry }
+            let labels = [("name", name), ("error_code", errorCode)]
             let entry = SQLMetrics(
                 total: registry.makeCounter(descriptor: Self.name("kine_sql", "total", "Total number of SQL operations"), labels: labels),
                 seconds: registry.makeDurationHistogram(
                     descriptor: Self.name("kine_sql_time", "seconds", "Length of time per SQL operation"), labels: labels, buckets: Self.sqlBuckets))
-            table[errorCode] = entry
+            table[key] = entry
             return entry
         }
         metrics.total.increment()

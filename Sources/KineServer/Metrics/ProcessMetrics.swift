@@ -5,10 +5,7 @@ enum ProcessMetrics {
     static let started = Date().timeIntervalSince1970
 
     static func render() -> String {
-        var lines: [String] = []
-        func gauge(_ name: String, _ type: String, _ help: String, _ value: String) {
-            lines += ["# HELP \(name) \(help)", "# TYPE \(name) \(type)", "\(name) \(value)"]
-        }
+        var text = PrometheusText()
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
@@ -17,19 +14,18 @@ enum ProcessMetrics {
             // Fields after the command name: state is field 3; utime 14, stime 15, vsize 23, rss 24.
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             func field(_ number: Int) -> Double { fields.count > number - 3 ? Double(fields[number - 3]) ?? 0 : 0 }
-            gauge("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-                  "\((field(14) + field(15)) / ticks)")
-            gauge("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", "\(Int(field(23)))")
-            gauge("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", "\(Int(field(24)) * page)")
+            text.family("process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.", (field(14) + field(15)) / ticks)
+            text.family("process_virtual_memory_bytes", .gauge, "Virtual memory size in bytes.", Int(field(23)))
+            text.family("process_resident_memory_bytes", .gauge, "Resident memory size in bytes.", Int(field(24)) * page)
         }
         if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
-            gauge("process_open_fds", "gauge", "Number of open file descriptors.", "\(fds.count)")
+            text.family("process_open_fds", .gauge, "Number of open file descriptors.", fds.count)
         }
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
-            gauge("process_max_fds", "gauge", "Maximum number of open file descriptors.", "\(limit.rlim_cur)")
+            text.family("process_max_fds", .gauge, "Maximum number of open file descriptors.", limit.rlim_cur)
         }
-        gauge("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.", "\(started)")
-        return lines.joined(separator: "\n") + "\n"
+        text.family("process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds.", started)
+        return text.text
     }
 }

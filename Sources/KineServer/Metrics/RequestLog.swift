@@ -16,11 +16,11 @@ struct RequestLog: GRPCServerObserver {
         guard slow || logger.logLevel <= .debug else { return }
         let metadata: Logger.Metadata = [
             "grpc.method": "\(path)", "grpc.code": "\(KineMetrics.codeName(code))",
-            "grpc.took": "\(Self.milliseconds(duration))ms",
+            "grpc.duration": "\(Self.milliseconds(duration))ms",
         ]
         if slow {
             var warning = metadata
-            warning["grpc.expected"] = "\(Self.milliseconds(slowThreshold))ms"
+            warning["grpc.expectedDuration"] = "\(Self.milliseconds(slowThreshold))ms"
             logger.warning("apply request took too long", metadata: warning)
         } else {
             logger.debug("grpc request", metadata: metadata)

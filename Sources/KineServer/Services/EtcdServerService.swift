@@ -21,7 +21,7 @@ struct EtcdServerService: Service {
         do {
             bound = try await server.start()
         } catch {
-            logger.error("cannot listen", metadata: ["kine.listen": "\(server.configuration.target)", "kine.error": "\(error)"])
+            logger.error("cannot listen", metadata: ["kine.listen": "\(server.configuration.target)", "error": "\(error)"])
             throw error
         }
         onListening(bound)

@@ -13,10 +13,10 @@ struct MetricsServerService: Service {
     func run() async throws {
         do {
             let bound = try await server.start()
-            logger.info("metrics listening", metadata: ["kine.metrics": "\(bound)"])
+            logger.info("metrics listening", metadata: ["kine.metrics.listen": "\(bound)"])
         } catch {
             logger.warning("cannot listen for metrics; /metrics stays on the client port", metadata: [
-                "kine.metrics": "\(server.configuration.target)", "kine.error": "\(error)",
+                "kine.metrics.listen": "\(server.configuration.target)", "error": "\(error)",
             ])
             // Returning would end the whole ServiceGroup (a service that stops early stops the
             // process): wait for the shutdown like the others.

@@ -488,7 +488,7 @@ const ProtobufCMessageDescriptor kine__ha__v1__peer_view__descriptor =
   (ProtobufCMessageInit) kine__ha__v1__peer_view__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descriptors[27] =
+static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descriptors[28] =
 {
   {
     "node",
@@ -814,6 +814,18 @@ static const ProtobufCFieldDescriptor kine__ha__v1__status_response__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "serving",
+    28,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Kine__Ha__V1__StatusResponse, serving),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned kine__ha__v1__status_response__field_indices_by_name[] = {
   10,   /* field[10] = clock_unix_ms */
@@ -838,6 +850,7 @@ static const unsigned kine__ha__v1__status_response__field_indices_by_name[] = {
   19,   /* field[19] = reunion_winner */
   2,   /* field[2] = role */
   16,   /* field[16] = schema_version */
+  27,   /* field[27] = serving */
   7,   /* field[7] = subscription */
   12,   /* field[12] = sync_active */
   1,   /* field[1] = term */
@@ -847,7 +860,7 @@ static const unsigned kine__ha__v1__status_response__field_indices_by_name[] = {
 static const ProtobufCIntRange kine__ha__v1__status_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 27 }
+  { 0, 28 }
 };
 const ProtobufCMessageDescriptor kine__ha__v1__status_response__descriptor =
 {
@@ -857,7 +870,7 @@ const ProtobufCMessageDescriptor kine__ha__v1__status_response__descriptor =
   "Kine__Ha__V1__StatusResponse",
   "kine.ha.v1",
   sizeof(Kine__Ha__V1__StatusResponse),
-  27,
+  28,
   kine__ha__v1__status_response__field_descriptors,
   kine__ha__v1__status_response__field_indices_by_name,
   1,  kine__ha__v1__status_response__number_ranges,
