@@ -99,14 +99,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Fuzzing (docs/testing.md): the properties each target checks, one executable per target
+        // (libFuzzer's entry point under scripts/fuzz.sh's -DFUZZING, else an input replayer).
+        .target(
+            name: "KineFuzzTargets",
+            dependencies: ["KineHTTP2", "KineProto", "KineCore", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")],
+            path: "Fuzz/Targets", swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzDeframer", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzDeframer", swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzHTTP2Server", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzHTTP2Server", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzRequestDecoders", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzRequestDecoders", swiftSettings: swiftSettings),
+
         // Helpers shared by the test targets (a seeded random generator).
         .target(name: "KineTestSupport", path: "Tests/KineTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "KineHATests", dependencies: ["KineHA"], swiftSettings: swiftSettings),
         .testTarget(name: "KineCoreTests", dependencies: ["KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport", "KineFuzzTargets"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KineHTTP2Tests",
-            dependencies: ["KineHTTP2", "KineTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            dependencies: [
+                "KineHTTP2", "KineTestSupport", "KineFuzzTargets", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL"], swiftSettings: swiftSettings),

@@ -1,7 +1,7 @@
 /// Reassembles gRPC Length-Prefixed-Messages (1 byte compressed flag, 4 bytes big-endian length,
 /// payload) from arbitrary chunks of DATA payload. Messages may span chunks; chunks may hold many.
-struct GRPCMessageDeframer {
-    enum Failure: Error, Equatable {
+package struct GRPCMessageDeframer {
+    package enum Failure: Error, Equatable {
         /// The compressed flag was set; we support no compression.
         case compressedMessage
         /// The announced message length exceeds the limit.
@@ -10,7 +10,7 @@ struct GRPCMessageDeframer {
         case invalidFlag(UInt8)
     }
 
-    let maxMessageSize: Int
+    package let maxMessageSize: Int
     private var header: (UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0)
     private var headerCount = 0
     /// The message being assembled, when the header has been read.
@@ -18,15 +18,15 @@ struct GRPCMessageDeframer {
     private var expected = -1
     private(set) var failed = false
 
-    init(maxMessageSize: Int) {
+    package init(maxMessageSize: Int) {
         self.maxMessageSize = maxMessageSize
     }
 
     /// True when no partial message (or header) is pending: END_STREAM here is clean.
-    var isIdle: Bool { headerCount == 0 && expected < 0 }
+    package var isIdle: Bool { headerCount == 0 && expected < 0 }
 
     /// Feeds bytes; calls `onMessage` for each complete message, in order.
-    mutating func process(
+    package mutating func process(
         _ bytes: UnsafeRawBufferPointer,
         _ onMessage: ([UInt8]) -> Void
     ) throws(Failure) {
@@ -78,7 +78,7 @@ struct GRPCMessageDeframer {
     }
 
     /// Convenience for tests and byte arrays.
-    mutating func process(_ bytes: [UInt8], _ onMessage: ([UInt8]) -> Void) throws(Failure) {
+    package mutating func process(_ bytes: [UInt8], _ onMessage: ([UInt8]) -> Void) throws(Failure) {
         var result: Result<Void, Failure> = .success(())
         bytes.withUnsafeBytes { raw in
             do throws(Failure) {

@@ -1,45 +1,30 @@
 import NIOCore
 
-/// Per-stream server state, confined to the connection's event loop.
+/// One server stream's parts, confined to the connection's event loop: the request head, the
+/// deframer, the handler and what it runs with. Where the call stands is `machine`'s alone.
 final class ServerStream {
-    enum Kind {
-        case unary(@Sendable (_ request: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8])
-        case bidirectional(
-            @Sendable (_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter, _ context: GRPCCallContext)
-                async throws(GRPCStatus) -> Void
-        )
-    }
-
     let id: Int32
+    var machine = ServerCallMachine()
 
     // Request head.
-    var method = ""
+    var head = ServerCallMachine.RequestHead()
     var path = ""
     var authority = ""
-    var contentType = ""
-    var timeout = ""
-    var encoding = ""
     var metadata = GRPCMetadata()
 
     // Request body.
     var deframer: GRPCMessageDeframer
-    var kind: Kind?
-    var unaryRequest: [UInt8]?
+    /// The router's method for the path (nil until routed, or when there is none).
+    var handler: GRPCMethod?
     var requestContinuation: AsyncStream<[UInt8]>.Continuation?
-    var requestEnded = false
 
     // Handler and response.
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
     var deadline: ContinuousClock.Instant?
     var outbound: OutboundMessageBuffer?
-    /// Response HEADERS submitted (normal or Trailers-Only).
-    var responseStarted = false
-    /// Final status decided; trailers submitted or queued behind the data.
-    var finished = false
-    /// When the call was dispatched to a known method (observed calls only), until its end was reported.
-    var observedSince: ContinuousClock.Instant?
-    var trailerStatus = GRPCStatus.ok
+    /// When the observer heard the call's start, and whether it streams (until its end is reported).
+    var observation: (since: ContinuousClock.Instant, streaming: Bool)?
 
     init(id: Int32, maxMessageSize: Int) {
         self.id = id
@@ -53,7 +38,7 @@ final class ServerStream {
         if first == UInt8(ascii: ":") {
             switch String(decoding: name, as: UTF8.self) {
             case ":path": path = valueString
-            case ":method": method = valueString
+            case ":method": head.method = valueString
             case ":authority": authority = valueString
             default: break
             }
@@ -61,9 +46,9 @@ final class ServerStream {
         }
         let nameString = String(decoding: name, as: UTF8.self)
         switch nameString {
-        case "content-type": contentType = valueString
-        case "grpc-timeout": timeout = valueString
-        case "grpc-encoding": encoding = valueString
+        case "content-type": head.contentType = valueString
+        case "grpc-timeout": head.timeout = valueString
+        case "grpc-encoding": head.encoding = valueString
         case "te", "grpc-accept-encoding": break
         default: metadata.entries.append(GRPCMetadata.Entry(name: nameString, value: valueString))
         }

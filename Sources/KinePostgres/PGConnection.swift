@@ -58,14 +58,14 @@ final class PGConnection {
             return .failure(SQLError(kind: .connection, message: "libpq could not allocate a connection"))
         }
         guard PQstatus(conn) == CONNECTION_OK else {
-            let message = Self.errorMessage(conn)
+            let message = PGResult.errorMessage(conn)
             PQfinish(conn)
             return .failure(SQLError(kind: .connection, message: message))
         }
         var connLogger = logger
         connLogger[metadataKey: PostgresMetadataKey.backendPID.rawValue] = "\(PQbackendPID(conn))"
         if pipelined, PQenterPipelineMode(conn) != 1 {
-            let message = Self.errorMessage(conn)
+            let message = PGResult.errorMessage(conn)
             PQfinish(conn)
             return .failure(SQLError(kind: .connection, message: "cannot enter pipeline mode: \(message)"))
         }
@@ -187,17 +187,17 @@ final class PGConnection {
         for prepare in prepares {
             let ok = PQsendPrepare(conn, prepare.name, prepare.sql, Int32(prepare.types.count), prepare.types) == 1
             guard ok, PQpipelineSync(conn) == 1 else {
-                return breakAll(SQLError(kind: .connection, message: Self.errorMessage(conn)))
+                return breakAll(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
             }
         }
         for (index, job) in jobs.enumerated() where sent[index] {
             for statement in job {
                 guard send(statement, on: conn) else {
-                    return breakAll(SQLError(kind: .connection, message: Self.errorMessage(conn)))
+                    return breakAll(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
                 }
             }
             guard PQpipelineSync(conn) == 1 else {
-                return breakAll(SQLError(kind: .connection, message: Self.errorMessage(conn)))
+                return breakAll(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
             }
         }
 
@@ -291,17 +291,17 @@ final class PGConnection {
     /// Reads one statement's result and the NULL that ends it.
     private func readStatement(_ conn: OpaquePointer) -> Read {
         guard let result = PQgetResult(conn) else {
-            return .broken(SQLError(kind: .connection, message: "unexpected end of results: \(Self.errorMessage(conn))"))
+            return .broken(SQLError(kind: .connection, message: "unexpected end of results: \(PGResult.errorMessage(conn))"))
         }
         let read: Read
         let status = PQresultStatus(result)
         switch status {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-            read = .ok(Self.decode(result))
+            read = .ok(PGResult.decode(result))
         case PGRES_PIPELINE_ABORTED:
             read = .aborted(SQLError(kind: .pipelineAborted, message: "not run: an earlier statement in the pipeline failed"))
         case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
-            let error = Self.error(from: result, conn: conn)
+            let error = PGResult.error(from: result, conn: conn)
             read = error.kind == .connection ? .broken(error) : .failed(error)
         case PGRES_PIPELINE_SYNC:
             read = .broken(SQLError(kind: .connection, message: "pipeline out of step: unexpected sync"))
@@ -312,11 +312,11 @@ final class PGConnection {
         PQclear(result)
         if case .broken = read { return read }
         if PQstatus(conn) != CONNECTION_OK {
-            return .broken(SQLError(kind: .connection, message: Self.errorMessage(conn)))
+            return .broken(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
         }
         if let extra = PQgetResult(conn) {
             let status = PQresultStatus(extra)
-            let error = status == PGRES_FATAL_ERROR ? Self.error(from: extra, conn: conn) : nil
+            let error = status == PGRES_FATAL_ERROR ? PGResult.error(from: extra, conn: conn) : nil
             PQclear(extra)
             return .broken(
                 SQLError(kind: .connection, message: error?.message ?? "pipeline out of step: more than one result for a statement")
@@ -328,10 +328,10 @@ final class PGConnection {
     /// Reads a sync point; returns an error if anything else arrived.
     private func readSync(_ conn: OpaquePointer) -> SQLError? {
         guard let result = PQgetResult(conn) else {
-            return SQLError(kind: .connection, message: "expected a pipeline sync: \(Self.errorMessage(conn))")
+            return SQLError(kind: .connection, message: "expected a pipeline sync: \(PGResult.errorMessage(conn))")
         }
         let status = PQresultStatus(result)
-        let error = status == PGRES_FATAL_ERROR ? Self.error(from: result, conn: conn) : nil
+        let error = status == PGRES_FATAL_ERROR ? PGResult.error(from: result, conn: conn) : nil
         PQclear(result)
         guard status == PGRES_PIPELINE_SYNC else {
             return SQLError(kind: .connection, message: error?.message ?? "pipeline out of step: expected a sync")
@@ -350,14 +350,14 @@ final class PGConnection {
             PQexecParams(conn, sql, Int32(values.count), types, values, lengths, formats, 1)
         } ?? nil
         guard let result else {
-            return .failure(SQLError(kind: .connection, message: Self.errorMessage(conn)))
+            return .failure(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
         }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-            return .success(Self.decode(result))
+            return .success(PGResult.decode(result))
         default:
-            return .failure(Self.error(from: result, conn: conn))
+            return .failure(PGResult.error(from: result, conn: conn))
         }
     }
 
@@ -380,76 +380,7 @@ final class PGConnection {
         return PQconsumeInput(conn) == 1 && PQstatus(conn) == CONNECTION_OK
     }
 
-    var lastErrorMessage: String { conn.map { Self.errorMessage($0) } ?? "connection is closed" }
-
-    // MARK: - Decoding
-
-    /// Copies a result into one `SQLRowBlock`: all cells in one buffer, bounds in another.
-    private static func decode(_ result: OpaquePointer) -> SQLResult {
-        let rowCount = Int(PQntuples(result))
-        let columnCount = Int(PQnfields(result))
-        var total = 0
-        var bounds: [Int] = []
-        bounds.reserveCapacity(rowCount * columnCount * 2)
-        for row in 0..<Int32(rowCount) {
-            for column in 0..<Int32(columnCount) {
-                if PQgetisnull(result, row, column) == 1 {
-                    bounds.append(-1)
-                    bounds.append(0)
-                } else {
-                    let length = Int(PQgetlength(result, row, column))
-                    bounds.append(total)
-                    bounds.append(length)
-                    total += length
-                }
-            }
-        }
-        let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            var cell = 0
-            for row in 0..<Int32(rowCount) {
-                for column in 0..<Int32(columnCount) {
-                    let start = bounds[cell * 2]
-                    let length = bounds[cell * 2 + 1]
-                    cell += 1
-                    guard start >= 0, length > 0, let value = PQgetvalue(result, row, column), let base = buffer.baseAddress else { continue }
-                    (base + start).update(from: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: length)
-                }
-            }
-            initialized = total
-        }
-        let block = SQLRowBlock(columnCount: columnCount, bytes: bytes, bounds: bounds)
-        let rows = (0..<rowCount).map { SQLRow(block: block, row: $0) }
-        var affected = 0
-        if let tuples = PQcmdTuples(result) { affected = Int(String(cString: tuples)) ?? 0 }
-        return SQLResult(rows: rows, affectedRows: affected)
-    }
-
-    private static func field(_ result: OpaquePointer, _ code: UInt8) -> String? {
-        PQresultErrorField(result, Int32(code)).map { String(cString: $0) }
-    }
-
-    /// Maps an error result to `SQLError`; connection-class SQLSTATEs (08xxx, 57P01–57P03) and a
-    /// broken connection become `.connection`.
-    static func error(from result: OpaquePointer, conn: OpaquePointer) -> SQLError {
-        let sqlState = field(result, UInt8(ascii: "C"))
-        let constraint = field(result, UInt8(ascii: "n"))
-        var message = field(result, UInt8(ascii: "M")) ?? ""
-        if message.isEmpty {
-            message = PQresultErrorMessage(result).map { String(cString: $0) } ?? ""
-            message = message.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        if message.isEmpty { message = errorMessage(conn) }
-        let isConnection =
-            PQstatus(conn) != CONNECTION_OK || sqlState?.hasPrefix("08") == true
-            || ["57P01", "57P02", "57P03"].contains(sqlState ?? "")
-        return SQLError(kind: isConnection ? .connection : .server, sqlState: sqlState, constraint: constraint, message: message)
-    }
-
-    static func errorMessage(_ conn: OpaquePointer) -> String {
-        let text = PQerrorMessage(conn).map { String(cString: $0) } ?? ""
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return trimmed.isEmpty ? "unknown libpq error" : trimmed
-    }
+    var lastErrorMessage: String { conn.map { PGResult.errorMessage($0) } ?? "connection is closed" }
 }
 
 /// Receives server notices (WARNING, NOTICE) for a connection and logs them at debug level.

@@ -17,6 +17,9 @@ public final class KineStore: Sendable {
         public var readCache = true
         /// Hears every group commit: how many requests it carried and how long it took (metrics).
         public var onGroupCommit: (@Sendable (_ requests: Int, _ duration: Duration) -> Void)?
+        /// PostgreSQL ends the Writer's session when it idles this long inside a transaction (a
+        /// frozen process must not keep the write lock: `Writer.idleInTransactionTimeout`).
+        public var writerIdleInTransactionTimeout: Duration = .seconds(2)
         /// Where watch, lease and compaction figures are counted; pass the same one to every
         /// store of a process so its counters outlive an HA epoch.
         public var statistics = StoreStatistics()
@@ -65,7 +68,7 @@ public final class KineStore: Sendable {
         watchHub = hub
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
-            onGroupCommit: configuration.onGroupCommit
+            idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit
         ) { rows in
             hub.publishLocal(rows)
         }

@@ -160,6 +160,12 @@ struct StoreSQL: Sendable {
     // MARK: Writer
 
     static let begin = SQLStatement("BEGIN", name: "w_begin")
+
+    /// For this session: PostgreSQL ends it when it idles inside a transaction for longer (SET
+    /// takes no parameters; the value is a whole number of milliseconds).
+    static func idleInTransactionTimeout(_ timeout: Duration) -> SQLStatement {
+        SQLStatement("SET idle_in_transaction_session_timeout = \(max(1, timeout.wholeMilliseconds))", name: nil)
+    }
     static let commit = SQLStatement("COMMIT", name: "w_commit")
     static let rollback = SQLStatement("ROLLBACK")
     static let lock = SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)], name: "w_lock")

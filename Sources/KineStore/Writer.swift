@@ -37,11 +37,18 @@ final class Writer: Sendable {
 
     /// Metrics of each group commit (requests, time), when kine's metrics are on.
     private let onGroupCommit: (@Sendable (Int, Duration) -> Void)?
+    /// How long PostgreSQL lets the writer session sit idle inside a transaction before ending it.
+    /// Some batches hold the write lock across two round trips; a kine process frozen between
+    /// them (SIGSTOP, a stalled VM) would otherwise block every other writer of the database (the
+    /// HA peer's routed writes, other kine processes) for as long as it stays frozen.
+    private let idleInTransactionTimeout: Duration
 
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
+        idleInTransactionTimeout: Duration = .seconds(2),
         onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
+        self.idleInTransactionTimeout = idleInTransactionTimeout
         self.onGroupCommit = onGroupCommit
         self.client = client
         self.sql = sql
@@ -72,6 +79,7 @@ final class Writer: Sendable {
             do {
                 try await client.withSession { session in
                     backoff = .milliseconds(50)
+                    _ = try await session.pipeline([StoreSQL.idleInTransactionTimeout(self.idleInTransactionTimeout)])
                     // On the session's connection thread: no hop between the Writer and PostgreSQL.
                     try await withTaskExecutorPreference(session.preferredExecutor) {
                         while let batch = await self.nextBatch() {
