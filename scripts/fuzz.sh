@@ -5,7 +5,7 @@
 #   TARGET   deframer | http2-server | request-decoders
 #   SECONDS  how long to fuzz (libFuzzer -max_total_time); 0 with -runs=N runs N inputs instead
 #
-# Builds the target into .build-fuzz with -sanitize=fuzzer,address (the first build compiles the
+# Builds the target optimized into .build-fuzz with -sanitize=fuzzer,address (the first build compiles the
 # dependencies too, a few minutes). The corpus grows in .build-fuzz/corpus/TARGET, seeded with the
 # well-formed inputs of Fuzz/Targets; a finding (a property broken, a crash, an ASan report) is
 # saved as .build-fuzz/findings/TARGET/crash-* and fails the run. Replay one with the plain
@@ -28,7 +28,7 @@ cd "$root"
 
 # The plain replayer writes the seed corpus; the sanitized build is the fuzzer.
 swift build --product "$product" >/dev/null
-swift build --build-path "$build" --product "$product" \
+swift build -c release --build-path "$build" --product "$product" \
   -Xswiftc -DFUZZING -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library >/dev/null
 corpus="$build/corpus/$target" findings="$build/findings/$target"
 mkdir -p "$corpus" "$findings"
@@ -37,4 +37,4 @@ mkdir -p "$corpus" "$findings"
 options=(-artifact_prefix="$findings/" -print_final_stats=1 -rss_limit_mb=4096 -max_len=4096)
 [[ "$seconds" != 0 ]] && options+=(-max_total_time="$seconds")
 echo "==> fuzzing $target (${seconds}s) with corpus $corpus"
-"$build/debug/$product" "${options[@]}" "$@" "$corpus"
+"$build/release/$product" "${options[@]}" "$@" "$corpus"

@@ -8,13 +8,15 @@
 #                                                (KINE_TEST_POSTGRES_URL is exported for the tests)
 #   4. swift build                               debug build, includes .build/debug/kine
 #   5. swift test                                every Swift test suite (XCTest + Swift Testing)
-#   6. pytest Tests/e2e                          end-to-end suites against kine + a real etcd 3.5
+#   6. scripts/fuzz.sh                           each libFuzzer target for 20 s (address sanitizer)
+#   7. pytest Tests/e2e                          end-to-end suites against kine + a real etcd 3.5
 #
 # Environment:
 #   KINE_E2E_TARGET=etcd    run the e2e suites against a second etcd 3.5 instead of kine
 #                           (validates the harness; the Go-kine fixture test is skipped)
 #   KINE_TEST_SKIP_SWIFT=1  skip steps 4-5 (e2e then needs an existing binary via KINE_BIN)
 #   KINE_TEST_SKIP_PERF=1   skip the 60 s `etcdctl check perf` test
+#   KINE_TEST_SKIP_FUZZ=1   skip step 6 (its first run builds the fuzzers, a few minutes)
 #   PYTEST_ARGS="..."       extra pytest arguments (e.g. "-k differential -x")
 # Exit status is non-zero if any step failed. Logs and JUnit XML: .build/test-logs/.
 set -uo pipefail
@@ -128,6 +130,12 @@ else
   run_step "swift build" swift build || BUILD_OK=0
   if [ $BUILD_OK = 1 ]; then
     run_step "swift test" swift test --xunit-output "$LOGDIR/swift.xml"
+    if [ "${KINE_TEST_SKIP_FUZZ:-0}" = 1 ]; then
+      skip_step "fuzz" "KINE_TEST_SKIP_FUZZ=1"
+    else
+      run_step "fuzz (20 s per target)" bash -c \
+        'for t in deframer http2-server request-decoders; do "$0/scripts/fuzz.sh" "$t" 20 || exit 1; done' "$ROOT"
+    fi
   else
     STEPS+=("swift test"); RESULTS+=("FAIL  (not run: swift build failed)")
   fi
