@@ -1,14 +1,9 @@
 import KineFuzzTargets
 
 #if FUZZING
-/// libFuzzer's entry point (scripts/fuzz.sh builds this with -sanitize=fuzzer,address): a
-/// finding traps, so libFuzzer saves the input.
+// Entry points of the libFuzzer build (scripts/fuzz.sh: -DFUZZING -sanitize=fuzzer,address).
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    if let finding = FuzzTargets.deframer(input) { fatalError("finding: \(finding)") }
-    return 0
-}
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { FuzzDriver.testOneInput(.deframer, data, size) }
 
 @_silgen_name("LLVMFuzzerRunDriver")
 func runFuzzerDriver(
@@ -24,29 +19,9 @@ public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutableP
     return runFuzzerDriver(&count, &arguments, fuzzOneInput)
 }
 #else
-import Foundation
-
-/// Without libFuzzer: replays the inputs named on the command line (a saved crash, a corpus
-/// file), or with `--write-seeds DIR` writes the target's seed inputs there.
+/// The plain build replays inputs (or writes seeds): FuzzDriver.replay.
 @main
 struct Replay {
-    static func main() throws {
-        let arguments = Array(CommandLine.arguments.dropFirst())
-        if arguments.first == "--write-seeds", arguments.count == 2 {
-            for (index, seed) in FuzzTargets.seeds(.deframer).enumerated() {
-                try Data(seed).write(to: URL(fileURLWithPath: arguments[1]).appendingPathComponent("seed-\(index)"))
-            }
-            return
-        }
-        var findings = 0
-        for path in arguments {
-            let input = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-            if let finding = FuzzTargets.deframer(input) {
-                print("\(path): \(finding)")
-                findings += 1
-            }
-        }
-        if findings > 0 { exit(1) }
-    }
+    static func main() throws { try FuzzDriver.replay(.deframer, arguments: Array(CommandLine.arguments.dropFirst())) }
 }
 #endif
