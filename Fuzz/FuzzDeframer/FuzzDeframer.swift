@@ -1,25 +1,17 @@
 import KineFuzzTargets
 
 #if FUZZING
-// Entry points of the libFuzzer build (scripts/fuzz.sh: -DFUZZING -sanitize=fuzzer,address).
+// The libFuzzer build's entry points (scripts/fuzz.sh: -DFUZZING -sanitize=fuzzer,address).
+// SwiftPM links an executable's `main` to `<module>_main`, which hands over to libFuzzer.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt { FuzzDriver.testOneInput(.deframer, data, size) }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links an executable's `main` to `<module>_main`; here that hands over to libFuzzer.
 @_cdecl("FuzzDeframer_main")
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments, fuzzOneInput)
+    FuzzDriver.runLibFuzzer(argc, argv, fuzzOneInput)
 }
 #else
-/// The plain build replays inputs (or writes seeds): FuzzDriver.replay.
+/// The plain build replays inputs (or writes seeds).
 @main
 struct Replay {
     static func main() throws { try FuzzDriver.replay(.deframer, arguments: Array(CommandLine.arguments.dropFirst())) }
