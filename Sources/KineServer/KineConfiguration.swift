@@ -63,6 +63,22 @@ public struct KineConfiguration: Sendable {
     }
 }
 
+extension KineConfiguration {
+    /// Go-style durations: a non-negative number with ms, s, m or h ("500ms", "5s", "1.5m", "1h");
+    /// nil for anything else, including values too large for a Duration in milliseconds.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (unit, seconds) in units where text.hasSuffix(unit) {
+            let number = text.dropLast(unit.count)
+            guard number.first?.isNumber == true || number.first == ".", let value = Double(number) else { return nil }
+            let milliseconds = value * seconds * 1000
+            guard milliseconds.isFinite, milliseconds >= 0, milliseconds < 9.0e15 else { return nil }
+            return .milliseconds(Int64(milliseconds))
+        }
+        return nil
+    }
+}
+
 public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }

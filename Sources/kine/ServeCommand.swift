@@ -105,12 +105,8 @@ struct ServeCommand: AsyncParsableCommand {
         try await group.run()
     }
 
-    /// Go-style durations: a number with ms, s, m or h (e.g. "500ms", "5s", "1m").
+    /// Go-style durations (`KineConfiguration.parseDuration`).
     static func parseDuration(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        for (unit, seconds) in units where text.hasSuffix(unit) {
-            if let value = Double(text.dropLast(unit.count)) { return .milliseconds(Int64(value * seconds * 1000)) }
-        }
-        return nil
+        KineConfiguration.parseDuration(text)
     }
 }
