@@ -25,7 +25,7 @@ extension KineStore {
             ])
             let revision = results[1].rows.first?.int64(0) ?? 0
             if results[0].affectedRows == 1 {
-                StoreStatistics.add(statistics.leasesGranted, 1)
+                statistics.count { $0.leasesGranted += 1 }
                 return LeaseGrantResponse(header: ResponseHeader(revision: revision), id: id, ttl: ttl)
             }
             if request.id != 0 { throw .leaseExists }
@@ -34,7 +34,7 @@ extension KineStore {
 
     public func leaseRevoke(_ request: LeaseRevokeRequest) async throws(EtcdError) -> LeaseRevokeResponse {
         guard case .leaseRevoked(let response) = try await submit(.revokeLease(request.id)) else { throw Self.mismatch }
-        StoreStatistics.add(statistics.leasesRevoked, 1)
+        statistics.count { $0.leasesRevoked += 1 }
         return response
     }
 
@@ -106,7 +106,7 @@ extension KineStore {
         let due = try await runSQL([SQLStatement("SELECT 1 FROM kine_leases WHERE expires_at <= now() LIMIT 1", name: "lease_due")])
         guard !due[0].rows.isEmpty else { return [] }
         guard case .leasesExpired(let ids) = try await submit(.expireLeases) else { throw Self.mismatch }
-        StoreStatistics.add(statistics.leasesExpired, ids.count)
+        statistics.count { $0.leasesExpired += ids.count }
         return ids
     }
 }

@@ -76,7 +76,8 @@ public final class KineStore: Sendable {
         let statistics = configuration.statistics
         keepAlives = Coalescer { (ids: [Int64]) async throws(SQLError) -> [LeaseKeepAliveResponse] in
             let responses = try await Self.renew(ids, client: client)
-            StoreStatistics.add(statistics.leasesRenewed, responses.count { $0.ttl > 0 })
+            let renewed = responses.count { $0.ttl > 0 }
+            statistics.count { $0.leasesRenewed += renewed }
             return responses
         }
     }
@@ -165,18 +166,18 @@ public final class KineStore: Sendable {
         if request.revision <= compacted { throw .compacted }
         if request.revision > current { throw .futureRevision }
         let started = ContinuousClock.now
-        defer { StoreStatistics.add(statistics.compactionMicroseconds, Int((ContinuousClock.now - started).wholeMicroseconds)) }
+        defer { statistics.count { $0.compactionMicroseconds += Int((ContinuousClock.now - started).wholeMicroseconds) } }
         do {
             let outcome = try await compactor.compact(from: compacted, to: request.revision)
             cache?.compacted(through: request.revision)
             if outcome.completed {
-                StoreStatistics.add(statistics.compactionsSucceeded, 1)
+                statistics.count { $0.compactionsSucceeded += 1 }
             } else {
-                StoreStatistics.add(statistics.compactionsConflicted, 1)
+                statistics.count { $0.compactionsConflicted += 1 }
             }
-            StoreStatistics.add(statistics.compactedRows, outcome.deletedRows)
+            statistics.count { $0.compactedRows += outcome.deletedRows }
         } catch {
-            StoreStatistics.add(statistics.compactionsFailed, 1)
+            statistics.count { $0.compactionsFailed += 1 }
             throw StoreError.etcdError(for: error)
         }
         return CompactionResponse(header: ResponseHeader(revision: current))

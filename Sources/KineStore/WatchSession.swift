@@ -172,7 +172,7 @@ public final class WatchSession: Sendable {
         guard !state.finished else { return }
         let delta = state.watchers.count - state.countedWatchers
         state.countedWatchers = state.watchers.count
-        if delta != 0 { StoreStatistics.add(hub.statistics.watchers, delta) }
+        if delta != 0 { hub.statistics.count { $0.watchers += delta } }
     }
 
     // MARK: Send loop
@@ -181,12 +181,12 @@ public final class WatchSession: Sendable {
     public func run() async throws {
         let token = hub.subscribe { [weak self] in self?.update { _ in } }
         let statistics = hub.statistics
-        StoreStatistics.add(statistics.watchStreams, 1)
+        statistics.count { $0.watchStreams += 1 }
         defer {
             hub.unsubscribe(token)
-            StoreStatistics.add(statistics.watchStreams, -1)
+            statistics.count { $0.watchStreams -= 1 }
             state.withLock { state in
-                StoreStatistics.add(statistics.watchers, -state.countedWatchers)
+                statistics.count { $0.watchers -= state.countedWatchers }
                 state.countedWatchers = 0
                 state.finished = true
             }
@@ -299,11 +299,11 @@ public final class WatchSession: Sendable {
             let through: Int64
             if let recent = hub.recent(after: next - 1, through: target) {
                 (groups, through) = (recent, target)
-                StoreStatistics.add(hub.statistics.catchUpsFromMemory, 1)
+                hub.statistics.count { $0.catchUpsFromMemory += 1 }
             } else {
                 do {
                     (groups, through) = try await hub.history(watcher.range, from: next)
-                    StoreStatistics.add(hub.statistics.catchUpsFromDatabase, 1)
+                    hub.statistics.count { $0.catchUpsFromDatabase += 1 }
                 } catch let error where error == .compacted {
                     try await compactedCancel(watcher, compacted: (try? await hub.compactedRevision()) ?? 0)
                     return
@@ -332,7 +332,7 @@ public final class WatchSession: Sendable {
             state.watchers.removeValue(forKey: watcher.id)
             countWatchers(&state)
         }
-        StoreStatistics.add(hub.statistics.compactedCancels, 1)
+        hub.statistics.count { $0.compactedCancels += 1 }
         // etcd 3.5 sends this with a zero header revision and no reason; "canceled" is derived
         // from the compact revision, so a negative start on a never-compacted store is dropped
         // with a response that says neither.
@@ -361,7 +361,7 @@ public final class WatchSession: Sendable {
 
     /// Sends events, split into fragments when the watcher asked for it and they are too large.
     private func sendEvents(_ events: [Event], watcher: Watcher, header: Int64) async throws {
-        StoreStatistics.add(hub.statistics.eventsSent, events.count)
+        hub.statistics.count { $0.eventsSent += events.count }
         guard watcher.fragment else {
             try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, events: events))
             return

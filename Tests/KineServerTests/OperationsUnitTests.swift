@@ -40,7 +40,10 @@ struct OperationsUnitTests {
 
     @Test("Store figures render as etcd's and kine's families, one HELP and TYPE each")
     func storeFamilies() {
-        let counters = StoreCounters(watchers: 3, compactionsSucceeded: 2, compactionMicroseconds: 1_500_000)
+        var counters = StoreCounters()
+        counters.watchers = 3
+        counters.compactionsSucceeded = 2
+        counters.compactionMicroseconds = 1_500_000
         let text = StoreMetrics.render(
             counters: counters, storage: StorageFigures(currentRevision: 42, compactRevision: 7, databaseSize: 8192, leases: 5),
             cache: ReadCacheFigures(keys: 10, tombstones: 1, bytes: 300))
