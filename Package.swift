@@ -38,13 +38,15 @@ let package = Package(
 
         // Pure Swift: etcd data model, errors and semantics (ranges, keys, txn rules).
         .target(name: "KineCore", swiftSettings: swiftSettings),
+        // The one primitive that parks a task until another resumes it (pool, Writer, watch).
+        .target(name: "KineSync", swiftSettings: swiftSettings),
         // The small SQL-execution protocol the store talks to.
         .target(name: "KineSQL", swiftSettings: swiftSettings),
         // libpq adapter implementing KineSQL.
         .target(
             name: "KinePostgres",
             dependencies: [
-                "CLibPQ", "KineSQL",
+                "CLibPQ", "KineSQL", "KineSync",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -55,7 +57,7 @@ let package = Package(
         .target(
             name: "KineStore",
             dependencies: [
-                "KineCore", "KineSQL",
+                "KineCore", "KineSQL", "KineSync",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -66,7 +68,7 @@ let package = Package(
         .target(
             name: "KineHTTP2",
             dependencies: [
-                "CNGHTTP2",
+                "CNGHTTP2", "KineSync",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -78,7 +80,7 @@ let package = Package(
         .target(
             name: "KineServer",
             dependencies: [
-                "KineCore", "KineStore", "KineProto", "KineHTTP2", "KinePostgres", "KineSQL", "KineHA",
+                "KineCore", "KineStore", "KineProto", "KineHTTP2", "KinePostgres", "KineSQL", "KineSync", "KineHA",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -125,7 +127,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL"], swiftSettings: swiftSettings),
+        .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL", "KineSync"], swiftSettings: swiftSettings),
+        .testTarget(name: "KineSyncTests", dependencies: ["KineSync"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KineServerTests",
             dependencies: [

@@ -1,9 +1,10 @@
+import KineSync
 import NIOCore
 import Synchronization
 
 /// Where a client call's results go. Sendable: created by the caller, used on the event loop.
 enum ClientCallSink: Sendable {
-    case unary(CheckedContinuation<ClientUnaryOutcome, Never>)
+    case unary(Completion<ClientUnaryOutcome>)
     case streaming(AsyncThrowingStream<[UInt8], any Error>.Continuation, EventLoopPromise<GRPCStatus>)
 }
 
@@ -244,7 +245,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     private func deliver(sink: ClientCallSink, status: GRPCStatus, messages: [[UInt8]], trailersOnly: Bool, httpStatus: Int?) {
         switch sink {
-        case .unary(let continuation):
+        case .unary(let completion):
             let result: Result<[UInt8], GRPCStatus>
             if !status.isOK {
                 result = .failure(status)
@@ -254,7 +255,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 result = .failure(
                     GRPCStatus(.internal, "unary response carried \(messages.count) messages"))
             }
-            continuation.resume(returning: ClientUnaryOutcome(result: result, trailersOnly: trailersOnly, httpStatus: httpStatus))
+            completion.complete(ClientUnaryOutcome(result: result, trailersOnly: trailersOnly, httpStatus: httpStatus))
         case .streaming(let continuation, let promise):
             if status.isOK {
                 continuation.finish()

@@ -1,5 +1,6 @@
 public import NIOCore
 public import NIOPosix
+import KineSync
 import NIOSSL
 
 /// A small gRPC client over one HTTP/2 connection (h2c prior knowledge): many concurrent calls are
@@ -78,11 +79,11 @@ public final class GRPCClientConnection: Sendable {
         let outbound = OutboundMessageBuffer(highWaterMark: Int.max, parked: false, kick: {})
         outbound.appendFinal(request)
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<ClientUnaryOutcome, Never>) in
+            await Completion<ClientUnaryOutcome>.wait { completion in
                 handler.eventLoop.execute {
                     handler.value.startCall(
                         path: path, metadata: metadata, timeout: timeout, outbound: outbound, handle: callHandle,
-                        sink: .unary(continuation))
+                        sink: .unary(completion))
                 }
             }
         } onCancel: {

@@ -1,3 +1,4 @@
+import KineSync
 import NIOCore
 import Synchronization
 
@@ -21,7 +22,8 @@ final class OutboundMessageBuffer: Sendable {
         var finished = false
         var closedStatus: GRPCStatus?
         var parked: Bool
-        var waiters: [CheckedContinuation<Void, any Error>] = []
+        /// Writers parked until the provider drains below the low-water mark or the stream closes.
+        var waiters: [Completion<Result<Void, GRPCStatus>>] = []
     }
 
     private let state: Mutex<State>
@@ -48,15 +50,15 @@ final class OutboundMessageBuffer: Sendable {
     }
 
     private func waitForSpace() async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let outcome: Result<Void, any Error>? = state.withLock { state in
+        try await Completion<Result<Void, GRPCStatus>>.wait { waiter in
+            let outcome: Result<Void, GRPCStatus>? = state.withLock { state in
                 if let status = state.closedStatus { return .failure(status) }
                 if state.buffer.readableBytes < highWaterMark { return .success(()) }
-                state.waiters.append(continuation)
+                state.waiters.append(waiter)
                 return nil
             }
-            if let outcome { continuation.resume(with: outcome) }
-        }
+            if let outcome { waiter.complete(outcome) }
+        }.get()
     }
 
     /// Appends if below the high-water mark. Returns false if the caller must wait.
@@ -111,12 +113,12 @@ final class OutboundMessageBuffer: Sendable {
             state.waiters = []
             return waiters
         }
-        for waiter in waiters { waiter.resume(throwing: status) }
+        for waiter in waiters { waiter.complete(.failure(status)) }
     }
 
     /// Called from the nghttp2 data provider: copies up to `destination.count` bytes.
     func read(into destination: UnsafeMutableRawBufferPointer) -> ReadResult {
-        var toWake: [CheckedContinuation<Void, any Error>] = []
+        var toWake: [Completion<Result<Void, GRPCStatus>>] = []
         let result = state.withLock { state -> ReadResult in
             let readable = state.buffer.readableBytes
             if readable == 0 {
@@ -140,7 +142,7 @@ final class OutboundMessageBuffer: Sendable {
             }
             return .bytes(count: count, end: remaining == 0 && state.finished)
         }
-        for waiter in toWake { waiter.resume() }
+        for waiter in toWake { waiter.complete(.success(())) }
         return result
     }
 

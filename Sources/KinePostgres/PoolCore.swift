@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KineSQL
+import KineSync
 import Logging
 import Synchronization
 
@@ -50,8 +51,8 @@ final class PoolCore: Sendable {
         let timeout = queueTimeout ?? options.queueTimeout
         let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + timeout) }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<JobOutcome, Never>) in
-                let job = PipelineJob(id: id, statements: statements, deadline: deadline, completion: Completion(continuation))
+            await Completion<JobOutcome>.wait { completion in
+                let job = PipelineJob(id: id, statements: statements, deadline: deadline, completion: completion)
                 let (worker, rejected) = state.withLock { state in
                     if let session {
                         state.enqueue(.pipeline(job), session: session)
@@ -79,18 +80,15 @@ final class PoolCore: Sendable {
     /// Cancellation: a job still in the shared queue is removed and fails with `.cancelled`; a
     /// job already taken by a worker runs to completion (its effects are reported).
     private func cancelQueued(id: UInt64) {
-        let removed: PoolRequest? = state.withLock { state in
-            guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
-            return state.queue.remove(at: index)
-        }
+        let removed = state.withLock { $0.takeQueued(id: id) }
         removed?.fail(SQLError(kind: .cancelled, message: "cancelled while waiting for a connection"))
     }
 
     func openSession() async -> Result<UInt64, SQLError> {
         let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + options.queueTimeout) }
         return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<UInt64, SQLError>, Never>) in
-                let job = SessionOpenJob(id: id, deadline: deadline, completion: Completion(continuation))
+            await Completion<Result<UInt64, SQLError>>.wait { completion in
+                let job = SessionOpenJob(id: id, deadline: deadline, completion: completion)
                 let (worker, rejected) = state.withLock { $0.enqueue(.openSession(job)) }
                 if rejected { job.completion.complete(.failure(SQLError(kind: .cancelled, message: "client is shut down"))) }
                 wake(worker)
@@ -102,8 +100,7 @@ final class PoolCore: Sendable {
     }
 
     func closeSession(_ id: UInt64) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let completion = Completion(continuation)
+        await Completion<Void>.wait { completion in
             let (worker, rejected) = state.withLock { $0.enqueue(.close(completion), session: id) }
             if rejected { completion.complete(()) }
             wake(worker)
@@ -141,19 +138,14 @@ final class PoolCore: Sendable {
         }
         let error = SQLError(kind: .cancelled, message: "client is shut down")
         for request in pending { request.fail(error) }
-        for request in sessionPending {
-            switch request {
-            case .pipeline(let job): job.completion.complete(.failure(error))
-            case .close(let completion): completion.complete(())
-            }
-        }
+        for request in sessionPending { request.fail(error) }
         for waker in wakers { waker.signal() }
         return pending
     }
 
     func waitForWorkers() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            exited.notify(queue: .global()) { continuation.resume() }
+        await Completion<Void>.wait { done in
+            exited.notify(queue: .global()) { done.complete() }
         }
     }
 
@@ -253,7 +245,9 @@ final class PoolCore: Sendable {
                         connection = nil
                     }
                 }
-                state.withLock { $0.endSession(id) }
+                let orphans = state.withLock { $0.endSession(id) }
+                let closed = SQLError(kind: .cancelled, message: "session closed")
+                for request in orphans { request.fail(closed) }
                 completion.complete(())
             }
         }

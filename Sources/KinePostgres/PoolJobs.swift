@@ -1,23 +1,5 @@
 import KineSQL
-import Synchronization
-
-/// A one-shot completion: resumes its continuation exactly once, whoever gets there first
-/// (the worker thread, cancellation, expiry or shutdown).
-final class Completion<Value: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
-
-    init(_ continuation: CheckedContinuation<Value, Never>) {
-        self.continuation = Mutex(continuation)
-    }
-
-    func complete(_ value: Value) {
-        let taken = continuation.withLock { slot -> CheckedContinuation<Value, Never>? in
-            defer { slot = nil }
-            return slot
-        }
-        taken?.resume(returning: value)
-    }
-}
+import KineSync
 
 /// Statements submitted by one `pipeline` call, waiting for a connection.
 final class PipelineJob: Sendable {
@@ -86,4 +68,12 @@ enum PoolRequest: Sendable {
 enum SessionRequest: Sendable {
     case pipeline(PipelineJob)
     case close(Completion<Void>)
+
+    /// Fails a pipeline with `error`; a close needs no answer but its caller's resumption.
+    func fail(_ error: SQLError) {
+        switch self {
+        case .pipeline(let job): job.completion.complete(.failure(error))
+        case .close(let completion): completion.complete(())
+        }
+    }
 }

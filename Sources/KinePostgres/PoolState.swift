@@ -1,4 +1,5 @@
 import KineSQL
+import KineSync
 
 /// The pool's shared state, always accessed under `PoolCore.state`'s lock. Transitions return
 /// what the caller must do after unlocking (wake a worker, complete jobs).
@@ -59,11 +60,10 @@ struct PoolState {
         return (wake, false)
     }
 
-    /// Removes a still-queued request (cancellation); true if it was found.
-    mutating func removeQueued(id: UInt64) -> Bool {
-        guard let index = queue.firstIndex(where: { $0.id == id }) else { return false }
-        queue.remove(at: index)
-        return true
+    /// Removes a still-queued request (cancellation) and returns it, for the caller to fail.
+    mutating func takeQueued(id: UInt64) -> PoolRequest? {
+        guard let index = queue.firstIndex(where: { $0.id == id }) else { return nil }
+        return queue.remove(at: index)
     }
 
     /// Removes and returns queued requests whose deadline has passed.
@@ -118,17 +118,11 @@ struct PoolState {
         return .run(jobs)
     }
 
-    mutating func endSession(_ id: UInt64) {
-        if let session = sessions.removeValue(forKey: id) {
-            workerSession[session.worker] = nil
-            for request in session.queue {
-                switch request {
-                case .pipeline(let job):
-                    job.completion.complete(.failure(SQLError(kind: .cancelled, message: "session closed")))
-                case .close(let completion):
-                    completion.complete(())
-                }
-            }
-        }
+    /// Forgets a session; returns what was still queued on it, for the caller to fail after
+    /// unlocking (completing under the pool's lock would resume tasks while holding it).
+    mutating func endSession(_ id: UInt64) -> [SessionRequest] {
+        guard let session = sessions.removeValue(forKey: id) else { return [] }
+        workerSession[session.worker] = nil
+        return session.queue
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KineSQL
+import KineSync
 public import Logging
 
 extension PostgresClient {
@@ -10,9 +11,9 @@ extension PostgresClient {
     /// Runs on a short-lived thread of its own (libpq blocks).
     @discardableResult
     public static func ensureDatabaseExists(_ configuration: PostgresConfiguration, logger: Logger) async -> Bool {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        await Completion<Bool>.wait { done in
             let thread = Thread {
-                continuation.resume(returning: ensureDatabaseExistsBlocking(configuration, logger: logger))
+                done.complete(ensureDatabaseExistsBlocking(configuration, logger: logger))
             }
             thread.name = "kine-pg-bootstrap"
             thread.start()

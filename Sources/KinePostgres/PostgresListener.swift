@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import KineSQL
+import KineSync
 import Logging
 import Synchronization
 
@@ -105,8 +106,8 @@ final class PostgresListener: Sendable {
 
     func subscribeWhenActive(channel: String) async throws(SQLError) -> AsyncStream<String> {
         var stream: AsyncStream<String>?
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SQLError>, Never>) in
-            stream = subscribe(channel: channel, whenActive: Completion(continuation))
+        let result = await Completion<Result<Void, SQLError>>.wait { completion in
+            stream = subscribe(channel: channel, whenActive: completion)
         }
         try result.get()
         guard let stream else { throw SQLError(kind: .cancelled, message: "no stream") }
@@ -136,8 +137,8 @@ final class PostgresListener: Sendable {
     }
 
     func waitForExit() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            exited.notify(queue: .global()) { continuation.resume() }
+        await Completion<Void>.wait { done in
+            exited.notify(queue: .global()) { done.complete() }
         }
     }
 

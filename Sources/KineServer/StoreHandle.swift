@@ -1,5 +1,6 @@
 public import KineCore
 public import KineStore
+import KineSync
 import Synchronization
 
 /// The one way every service reaches the store. Under HA the store is replaced at run time (a
@@ -30,7 +31,7 @@ public final class StoreHandle: Sendable {
         var unavailable = StoreHandle.noLeader
         var listeners: [UInt64: @Sendable (Change) -> Void] = [:]
         var nextListener: UInt64 = 0
-        var firstEpochWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var firstEpochWaiters: [UInt64: Completion<Void>] = [:]
         var nextWaiter: UInt64 = 0
     }
 
@@ -65,7 +66,7 @@ public final class StoreHandle: Sendable {
             defer { state.firstEpochWaiters = [:] }
             return (epoch, Array(state.listeners.values), Array(state.firstEpochWaiters.values))
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.complete() }
         for listener in listeners { listener(.installed(epoch)) }
         return epoch
     }
@@ -87,16 +88,16 @@ public final class StoreHandle: Sendable {
             return state.nextWaiter
         }
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            await Completion<Void>.wait { completion in
                 let ready = state.withLock { state in
                     if state.lastNumber > 0 || Task.isCancelled { return true }
-                    state.firstEpochWaiters[id] = continuation
+                    state.firstEpochWaiters[id] = completion
                     return false
                 }
-                if ready { continuation.resume() }
+                if ready { completion.complete() }
             }
         } onCancel: {
-            state.withLock { $0.firstEpochWaiters.removeValue(forKey: id) }?.resume()
+            state.withLock { $0.firstEpochWaiters.removeValue(forKey: id) }?.complete()
         }
     }
 

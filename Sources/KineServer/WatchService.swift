@@ -2,6 +2,7 @@ import KineCore
 import KineHTTP2
 import KineProto
 import KineStore
+import KineSync
 import Synchronization
 
 /// `/etcdserverpb.Watch/Watch`: one WatchSession per stream and store epoch.
@@ -74,7 +75,7 @@ private final class StreamSessions: Sendable {
         var failure: GRPCStatus?
         var closed = false
         var started: [WatchSession] = []
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiter: Completion<Void>?
     }
 
     private let send: WatchSession.Sender
@@ -95,7 +96,7 @@ private final class StreamSessions: Sendable {
         } catch {
             throw StatusMapping.status(error)
         }
-        let (session, waiter) = state.withLock { state -> (WatchSession, CheckedContinuation<Void, Never>?) in
+        let (session, waiter) = state.withLock { state -> (WatchSession, Completion<Void>?) in
             if let current = state.current, current.epoch == epoch.number { return (current.session, nil) }
             state.current?.session.endEpoch(compactRevision: epoch.startRevision)
             let session = WatchSession(hub: epoch.store.watchHub, send: send)
@@ -104,7 +105,7 @@ private final class StreamSessions: Sendable {
             defer { state.waiter = nil }
             return (session, state.waiter)
         }
-        waiter?.resume()
+        waiter?.complete()
         return session
     }
 
@@ -139,7 +140,7 @@ private final class StreamSessions: Sendable {
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume()
+        waiter?.complete()
     }
 
     /// Runs every session as it is created, until the stream is closed or a send fails (the
@@ -170,13 +171,13 @@ private final class StreamSessions: Sendable {
 
     /// Returns once a session beyond the first `seen` exists or the stream is closed.
     private func waitForChange(seen: Int) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await Completion<Void>.wait { completion in
             let now = state.withLock { state in
                 if state.closed || state.started.count > seen { return true }
-                state.waiter = continuation
+                state.waiter = completion
                 return false
             }
-            if now { continuation.resume() }
+            if now { completion.complete() }
         }
     }
 }

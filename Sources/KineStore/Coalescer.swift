@@ -1,4 +1,5 @@
 import KineSQL
+import KineSync
 import Synchronization
 
 /// Runs concurrent requests of one kind as rounds: each round takes every request waiting, runs
@@ -9,7 +10,7 @@ import Synchronization
 /// The first caller runs a round itself (no task hop at low load); callers arriving meanwhile are
 /// served by the next round, run by a task that keeps going until nobody waits.
 final class Coalescer<Request: Sendable, Response: Sendable>: Sendable {
-    private typealias Waiter = CheckedContinuation<Result<Response, SQLError>, Never>
+    private typealias Waiter = Completion<Result<Response, SQLError>>
 
     private struct State: Sendable {
         var running = false
@@ -35,7 +36,7 @@ final class Coalescer<Request: Sendable, Response: Sendable>: Sendable {
             handOver()
             return try result.get()
         }
-        let result = await withCheckedContinuation { (waiter: Waiter) in
+        let result = await Waiter.wait { waiter in
             let leadNow = state.withLock { state in
                 if state.running {
                     state.waiting.append((request, waiter))
@@ -46,7 +47,7 @@ final class Coalescer<Request: Sendable, Response: Sendable>: Sendable {
             }
             if leadNow {
                 Task {
-                    waiter.resume(returning: await self.run([request])[0])
+                    waiter.complete(await self.run([request])[0])
                     self.handOver()
                 }
             }
@@ -81,7 +82,7 @@ final class Coalescer<Request: Sendable, Response: Sendable>: Sendable {
             }
             if batch.isEmpty { return }
             let results = await run(batch.map(\.request))
-            for (item, result) in zip(batch, results) { item.waiter.resume(returning: result) }
+            for (item, result) in zip(batch, results) { item.waiter.complete(result) }
         }
     }
 }

@@ -1,5 +1,6 @@
 public import KineCore
 import KineSQL
+import KineSync
 import Logging
 import Synchronization
 
@@ -18,8 +19,10 @@ public final class WatchHub: Sendable {
         var started = false
         var stopped = false
         var poked = false
-        var pokeWaiter: CheckedContinuation<Void, Never>?
-        var syncWaiters: [(id: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+        /// The tail loop, parked until a poke.
+        var pokeWaiter: Completion<Void>?
+        /// `sync` callers, each parked until the published position reaches its id.
+        var syncWaiters: [(id: Int64, completion: Completion<Void>)] = []
         var subscribers: [UInt64: @Sendable () -> Void] = [:]
         var nextSubscriber: UInt64 = 0
     }
@@ -89,10 +92,10 @@ public final class WatchHub: Sendable {
                 state.pokeWaiter = nil
                 state.syncWaiters = []
             }
-            return (state.pokeWaiter, state.syncWaiters.map(\.continuation))
+            return (state.pokeWaiter, state.syncWaiters.map(\.completion))
         }
-        waiters.0?.resume()
-        for waiter in waiters.1 { waiter.resume() }
+        waiters.0?.complete()
+        for waiter in waiters.1 { waiter.complete() }
     }
 
     private var isStopped: Bool { state.withLock { $0.stopped } }
@@ -104,7 +107,7 @@ public final class WatchHub: Sendable {
             defer { state.pokeWaiter = nil }
             return state.pokeWaiter
         }
-        waiter?.resume()
+        waiter?.complete()
     }
 
     /// Waits until every row committed before the call is published, and returns the revision
@@ -117,13 +120,13 @@ public final class WatchHub: Sendable {
         } catch {
             throw StoreError.etcdError(for: error)
         }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await Completion<Void>.wait { completion in
             let ready = state.withLock { state in
                 if state.stopped || state.lastID >= maxID { return true }
-                state.syncWaiters.append((maxID, continuation))
+                state.syncWaiters.append((maxID, completion))
                 return false
             }
-            if ready { continuation.resume() } else { poke() }
+            if ready { completion.complete() } else { poke() }
         }
         if isStopped { throw .serverStopped }
         return revision
@@ -275,16 +278,16 @@ public final class WatchHub: Sendable {
     }
 
     private func waitForPoke() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await Completion<Void>.wait { completion in
             let now = state.withLock { state in
                 if state.poked || state.stopped {
                     state.poked = false
                     return true
                 }
-                state.pokeWaiter = continuation
+                state.pokeWaiter = completion
                 return false
             }
-            if now { continuation.resume() }
+            if now { completion.complete() }
         }
         state.withLock { $0.poked = false }
     }
@@ -317,11 +320,11 @@ public final class WatchHub: Sendable {
                 state.revision = max(state.revision, group.revision)
             }
             let lastID = state.lastID
-            let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.continuation)
+            let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.completion)
             state.syncWaiters.removeAll { $0.id <= lastID }
             return (Array(state.subscribers.values), ready)
         }
-        for waiter in ready { waiter.resume() }
+        for waiter in ready { waiter.complete() }
         for wake in wakes { wake() }
     }
 }

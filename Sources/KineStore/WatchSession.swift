@@ -1,4 +1,5 @@
 public import KineCore
+import KineSync
 import Synchronization
 
 /// The watchers of one Watch stream, with etcd 3.5's rules (etcd `watchServer` + `watchableStore`):
@@ -39,7 +40,8 @@ public final class WatchSession: Sendable {
         var closed = false
         /// Set by `endEpoch`: the send loop ends once the queued responses are out.
         var closeWhenFlushed = false
-        var waiter: CheckedContinuation<Void, Never>?
+        /// The send loop, parked until something changes.
+        var waiter: Completion<Void>?
         /// The revision every synced watcher has been given everything up to.
         var deliveredThrough: Int64 = 0
         /// Watchers this session has added to the process-wide gauge; `finished` once its send
@@ -153,7 +155,7 @@ public final class WatchSession: Sendable {
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume()
+        waiter?.complete()
     }
 
     private func update(_ body: (inout State) -> Void) {
@@ -163,7 +165,7 @@ public final class WatchSession: Sendable {
             defer { state.waiter = nil }
             return state.waiter
         }
-        waiter?.resume()
+        waiter?.complete()
     }
 
     /// Brings the process-wide watchers gauge in line with this session's watchers; called, under
@@ -201,16 +203,16 @@ public final class WatchSession: Sendable {
     }
 
     private func waitForWork() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await Completion<Void>.wait { completion in
             let now = state.withLock { state in
                 if state.dirty || state.closed {
                     state.dirty = false
                     return true
                 }
-                state.waiter = continuation
+                state.waiter = completion
                 return false
             }
-            if now { continuation.resume() }
+            if now { completion.complete() }
         }
     }
 

@@ -1,5 +1,6 @@
 import KineCore
 import KineSQL
+import KineSync
 import Logging
 import Synchronization
 
@@ -14,12 +15,13 @@ import Synchronization
 final class Writer: Sendable {
     private struct Pending: Sendable {
         var request: WriteRequest
-        var continuation: CheckedContinuation<Result<WriteResponse, EtcdError>, Never>
+        var completion: Completion<Result<WriteResponse, EtcdError>>
     }
 
     private struct State: Sendable {
         var queue: [Pending] = []
-        var waiter: CheckedContinuation<Void, Never>?
+        /// The batch loop, parked until a write arrives or the Writer stops.
+        var waiter: Completion<Void>?
         var stopped = false
         /// The id of the last row this Writer committed: the cache is only worth trying once it has it.
         var lastCommittedID: Int64 = 0
@@ -59,15 +61,15 @@ final class Writer: Sendable {
     }
 
     func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<WriteResponse, EtcdError>, Never>) in
-            let (waiter, stopped): (CheckedContinuation<Void, Never>?, Bool) = state.withLock { state in
+        let result = await Completion<Result<WriteResponse, EtcdError>>.wait { completion in
+            let (waiter, stopped): (Completion<Void>?, Bool) = state.withLock { state in
                 if state.stopped { return (nil, true) }
-                state.queue.append(Pending(request: request, continuation: continuation))
+                state.queue.append(Pending(request: request, completion: completion))
                 defer { state.waiter = nil }
                 return (state.waiter, false)
             }
-            if stopped { continuation.resume(returning: .failure(.serverStopped)) }
-            waiter?.resume()
+            if stopped { completion.complete(.failure(.serverStopped)) }
+            waiter?.complete()
         }
         return try result.get()
     }
@@ -112,8 +114,8 @@ final class Writer: Sendable {
             }
             return (state.queue, state.waiter)
         }
-        for item in pending { item.continuation.resume(returning: .failure(.serverStopped)) }
-        waiter?.resume()
+        for item in pending { item.completion.complete(.failure(.serverStopped)) }
+        waiter?.complete()
     }
 
     var isStopped: Bool { state.withLock { $0.stopped } }
@@ -135,13 +137,13 @@ final class Writer: Sendable {
                 return Array(state.queue.prefix(count))
             }
             if let batch { return batch.isEmpty ? nil : batch }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            await Completion<Void>.wait { completion in
                 let resumeNow = state.withLock { state in
                     if state.stopped || !state.queue.isEmpty { return true }
-                    state.waiter = continuation
+                    state.waiter = completion
                     return false
                 }
-                if resumeNow { continuation.resume() }
+                if resumeNow { completion.complete() }
             }
         }
     }
@@ -249,7 +251,7 @@ final class Writer: Sendable {
         // Published first, so a client that reads after its response sees its write in the cache
         // and watchers get the event no later than the writer gets its answer.
         if !rows.isEmpty { onCommit(rows) }
-        for (item, outcome) in zip(batch, outcomes) { item.continuation.resume(returning: outcome) }
+        for (item, outcome) in zip(batch, outcomes) { item.completion.complete(outcome) }
     }
 
     /// One DeleteRange done by PostgreSQL: lock, read the header, insert the tombstones with
@@ -284,7 +286,7 @@ final class Writer: Sendable {
                     onCommit([])
                 }
             }
-            item.continuation.resume(returning: .success(.deleteRange(
+            item.completion.complete(.success(.deleteRange(
                 DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
         } catch {
             try await abort([item], error: error, session: session)
@@ -309,7 +311,7 @@ final class Writer: Sendable {
     private func abort(_ batch: [Pending], error: SQLError, session: any SQLSession) async throws(SQLError) {
         logger.warning("write batch failed", metadata: ["error": "\(error)", "kine.writer.batch": "\(batch.count)"])
         let etcdError = StoreError.etcdError(for: error)
-        for item in batch { item.continuation.resume(returning: .failure(etcdError)) }
+        for item in batch { item.completion.complete(.failure(etcdError)) }
         if error.kind == .connection { throw error }
         _ = try? await session.pipeline([StoreSQL.rollback])
     }

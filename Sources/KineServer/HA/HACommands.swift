@@ -1,5 +1,6 @@
 import Foundation
 import KineCore
+import KineSync
 import Synchronization
 
 /// Operator commands that reach a node through its HA port (`kine ha pause|resume|handover`)
@@ -18,7 +19,7 @@ final class HACommands: Sendable {
         var pause = Pause()
         /// Set when `pause` changed and is not persisted yet.
         var pauseDirty = false
-        var handover: (timeout: Duration, reply: CheckedContinuation<Result<Void, HandoverError>, Never>)?
+        var handover: (timeout: Duration, reply: Completion<Result<Void, HandoverError>>)?
     }
 
     struct HandoverError: Error, CustomStringConvertible {
@@ -62,18 +63,18 @@ final class HACommands: Sendable {
 
     /// Waits until the loop has accepted or refused the handover.
     func requestHandover(timeout: Duration) async -> Result<Void, HandoverError> {
-        await withCheckedContinuation { continuation in
+        await Completion<Result<Void, HandoverError>>.wait { reply in
             let refused = state.withLock { state -> Bool in
                 if state.handover != nil { return true }
-                state.handover = (timeout, continuation)
+                state.handover = (timeout, reply)
                 return false
             }
-            if refused { continuation.resume(returning: .failure(HandoverError(description: "a handover request is already waiting"))) }
+            if refused { reply.complete(.failure(HandoverError(description: "a handover request is already waiting"))) }
         }
     }
 
     /// The loop takes the waiting handover request, if any.
-    func takeHandover() -> (timeout: Duration, reply: CheckedContinuation<Result<Void, HandoverError>, Never>)? {
+    func takeHandover() -> (timeout: Duration, reply: Completion<Result<Void, HandoverError>>)? {
         state.withLock { state in
             defer { state.handover = nil }
             return state.handover

@@ -6,6 +6,7 @@ import KinePostgres
 import KineProto
 import KineSQL
 import KineStore
+import KineSync
 import Logging
 import Synchronization
 
@@ -27,7 +28,8 @@ final class HAController: Sendable {
         var lastWriteUnixMilliseconds: Int64 = 0
         var persistedLastWrite: Int64 = 0
         var lastSeenRevision: Int64 = 0
-        var wake: CheckedContinuation<Void, Never>?
+        /// The loop, parked in `sleep` until its interval passes or `stop`.
+        var wake: Completion<Void>?
     }
 
     let ha: HAConfiguration
@@ -199,9 +201,9 @@ final class HAController: Sendable {
             if let request = commands.takeHandover() {
                 do throws(HandoverRefused) {
                     actions += try machine.requestHandover(now: now, timeout: request.timeout)
-                    request.reply.resume(returning: .success(()))
+                    request.reply.complete(.success(()))
                 } catch {
-                    request.reply.resume(returning: .failure(HACommands.HandoverError(description: error.description)))
+                    request.reply.complete(.failure(HACommands.HandoverError(description: error.description)))
                 }
             }
             await carryOut(actions, machine: &machine)
@@ -258,7 +260,7 @@ final class HAController: Sendable {
             defer { state.wake = nil }
             return state.wake
         }
-        wake?.resume()
+        wake?.complete()
     }
 
     func shutdown() async {
@@ -279,22 +281,19 @@ final class HAController: Sendable {
     var now: Duration { ContinuousClock.now - start }
 
     private func sleep(_ interval: Duration) async {
-        let task = Task { [self] in
-            try? await Task.sleep(for: interval)
-            let wake = shared.withLock { state in
-                defer { state.wake = nil }
-                return state.wake
-            }
-            wake?.resume()
-        }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        var timer: Task<Void, Never>?
+        await Completion<Void>.wait { wake in
             let stopped = shared.withLock { state in
                 if state.stopped { return true }
-                state.wake = continuation
+                state.wake = wake
                 return false
             }
-            if stopped { continuation.resume() }
+            if stopped { return wake.complete() }
+            timer = Task {
+                try? await Task.sleep(for: interval)
+                wake.complete()
+            }
         }
-        task.cancel()
+        timer?.cancel()
     }
 }

@@ -5,6 +5,7 @@ import KineHTTP2
 import KinePostgres
 import KineProto
 import KineSQL
+import KineSync
 import Logging
 import Synchronization
 
@@ -81,33 +82,14 @@ struct PeerProbeError: Error, CustomStringConvertible, Sendable {
 /// but not waited for: a libpq call on a silently dead connection ignores cancellation until TCP
 /// gives up, and the probe round must not wait that long (a task group would).
 func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async -> T) async -> T? {
-    let outcome = DeadlineRace<T>()
-    return await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
-        outcome.begin(continuation)
-        let work = Task { outcome.finish(await body()) }
+    // The first of the body and the timer completes the wait; the other is ignored.
+    await Completion<T?>.wait { outcome in
+        let work = Task { outcome.complete(await body()) }
         Task {
             try? await Task.sleep(for: timeout)
-            outcome.finish(nil)
+            outcome.complete(nil)
             work.cancel()
         }
-    }
-}
-
-/// The first of the body and the timer resumes the waiting probe; the other is ignored.
-private final class DeadlineRace<T: Sendable>: Sendable {
-    private let waiter = Mutex<CheckedContinuation<T?, Never>?>(nil)
-
-    /// Called before the body and the timer are started, so it always comes before `finish`.
-    func begin(_ continuation: CheckedContinuation<T?, Never>) {
-        waiter.withLock { $0 = continuation }
-    }
-
-    func finish(_ value: T?) {
-        let continuation = waiter.withLock { waiting -> CheckedContinuation<T?, Never>? in
-            defer { waiting = nil }
-            return waiting
-        }
-        continuation?.resume(returning: value)
     }
 }
 

@@ -1,0 +1,137 @@
+import KineCore
+import KineSQL
+import Synchronization
+
+@testable import KineStore
+
+/// An in-memory kine table that answers the statements the WatchHub runs (by statement name),
+/// so watch logic is tested without PostgreSQL. One write per revision, row id = revision, as
+/// the Writer lays out single-key writes.
+final class FakeKineTable: SQLClient {
+    struct Row: Sendable {
+        var id: Int64
+        var name: Bytes
+        var created: Bool
+        var deleted: Bool
+        var createRevision: Int64
+        var prevRevision: Int64
+        var value: Bytes
+        var version: Int64
+    }
+
+    private struct State {
+        var rows: [Row] = []
+        var compacted: Int64 = 0
+        var failing = false
+        var statementNames: [String] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Puts `key` = `value`; returns the revision.
+    @discardableResult
+    func put(_ key: String, _ value: String) -> Int64 {
+        write(key) { latest, id in
+            let live = latest.map { !$0.deleted } ?? false
+            return Row(
+                id: id, name: Array(key.utf8), created: !live, deleted: false, createRevision: live ? latest?.createRevision ?? id : id,
+                prevRevision: latest?.id ?? 0, value: Array(value.utf8), version: (live ? latest?.version ?? 0 : 0) + 1)
+        }
+    }
+
+    /// Deletes `key`; returns the revision.
+    @discardableResult
+    func delete(_ key: String) -> Int64 {
+        write(key) { latest, id in
+            Row(id: id, name: Array(key.utf8), created: false, deleted: true, createRevision: latest?.createRevision ?? 0,
+                prevRevision: latest?.id ?? 0, value: [], version: 0)
+        }
+    }
+
+    private func write(_ key: String, _ make: (Row?, Int64) -> Row) -> Int64 {
+        state.withLock { state in
+            let latest = state.rows.last { $0.name == Array(key.utf8) }
+            let row = make(latest, Int64(state.rows.count + 1))
+            state.rows.append(row)
+            return row.id
+        }
+    }
+
+    func compact(through revision: Int64) { state.withLock { $0.compacted = revision } }
+    /// While set, every statement fails as a broken connection would.
+    func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }
+    var statementNames: [String] { state.withLock { $0.statementNames } }
+
+    func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
+        let answer: Result<[SQLResult], SQLError> = state.withLock { state in
+            state.statementNames += statements.map { $0.name ?? "?" }
+            if state.failing { return .failure(SQLError(kind: .connection, message: "fake: connection refused")) }
+            var results: [SQLResult] = []
+            for statement in statements {
+                guard let result = Self.answer(statement, state: state) else {
+                    return .failure(SQLError(kind: .server, message: "fake: no answer for \(statement.name ?? statement.sql)"))
+                }
+                results.append(result)
+            }
+            return .success(results)
+        }
+        return try answer.get()
+    }
+
+    func withSession<T: Sendable>(_ body: (any SQLSession) async throws -> T) async throws -> T {
+        throw SQLError(kind: .cancelled, message: "fake: no sessions")
+    }
+
+    private static func answer(_ statement: SQLStatement, state: State) -> SQLResult? {
+        let newest = Int64(state.rows.count)
+        let parameters = statement.parameters
+        switch statement.name ?? "" {
+        case "header":
+            return SQLResult(rows: [SQLRow(columns: [int(newest), int(state.compacted), int(newest)])])
+        case "newest_id":
+            return SQLResult(rows: [SQLRow(columns: [int(newest)])])
+        case "watch_tail":
+            guard case .int64(let after) = parameters[0], case .int64(let limit) = parameters[1] else { return nil }
+            return changes(state.rows.filter { $0.id > after }, limit: limit, all: state.rows)
+        case let name where name.hasPrefix("watch_history_"):
+            guard case .int64(let from) = parameters[0], case .int64(let toID) = parameters[1], case .int64(let limit) = parameters[2],
+                let range = range(shape: name.dropFirst("watch_history_".count), parameters.dropFirst(3))
+            else { return nil }
+            let rows = state.rows.filter { $0.id >= from && $0.id <= toID && range.contains($0.name) }
+            return changes(rows, limit: limit, all: state.rows)
+        default:
+            return nil
+        }
+    }
+
+    private static func range(shape: Substring, _ parameters: ArraySlice<SQLValue>) -> KeyRange? {
+        let names = parameters.compactMap { value -> Bytes? in
+            if case .text(let text) = value { return Array(text.utf8) }
+            return nil
+        }
+        switch shape {
+        case "s": return names.first.map { .single($0) }
+        case "b": return names.count == 2 ? .interval(start: names[0], end: names[1]) : nil
+        case "u": return names.first.map { .interval(start: $0, end: nil) }
+        default: return nil
+        }
+    }
+
+    /// Rows in `StoreSQL.changeColumns` layout: the row, then the row it superseded (or NULLs).
+    private static func changes(_ rows: [Row], limit: Int64, all: [Row]) -> SQLResult {
+        SQLResult(rows: rows.prefix(Int(limit)).map { row in
+            let previous = row.prevRevision > 0 ? all.first { $0.id == row.prevRevision } : nil
+            return SQLRow(columns: columns(row) + (previous.map(columns) ?? Array(repeating: nil, count: StoreSQL.rowColumnCount)))
+        })
+    }
+
+    private static func columns(_ row: Row) -> [[UInt8]?] {
+        [int(row.id), row.name, int(row.created ? 1 : 0), int(row.deleted ? 1 : 0), int(row.createRevision), int(row.prevRevision),
+         row.value, int(row.version), int(row.id), int(0)]
+    }
+
+    /// An int8 cell as PostgreSQL sends it in binary: 8 bytes, big-endian.
+    private static func int(_ value: Int64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+    }
+}

@@ -1,0 +1,186 @@
+import KineCore
+import KineSQL
+import Logging
+import Synchronization
+import Testing
+
+@testable import KineStore
+
+/// WatchSession against a WatchHub that follows `FakeKineTable`: catch-up, live delivery, slow
+/// consumers, cancellation and compaction, without PostgreSQL.
+@Suite("WatchSession with a fake table")
+struct WatchSessionTests {
+    /// What a session sent, in order.
+    final class Recorder: Sendable {
+        private let sent = Mutex<[WatchResponse]>([])
+        /// While closed, `send` waits (a client that does not read).
+        private let gate = Mutex<Bool>(true)
+
+        var responses: [WatchResponse] { sent.withLock { $0 } }
+        func setOpen(_ open: Bool) { gate.withLock { $0 = open } }
+
+        func send(_ response: WatchResponse) async throws {
+            while !gate.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
+            sent.withLock { $0.append(response) }
+        }
+
+        /// Event responses of `watchID`, in order.
+        func events(of watchID: Int64) -> [WatchResponse] {
+            responses.filter { $0.watchID == watchID && !$0.events.isEmpty }
+        }
+    }
+
+    private static var logger: Logger {
+        var logger = Logger(label: "kine.watch.tests")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Runs a hub on `table` and one session recording into a `Recorder`.
+    private func withSession(
+        _ table: FakeKineTable, ringCapacity: Int = 8192, _ body: (WatchHub, WatchSession, Recorder) async throws -> Void
+    ) async throws {
+        let hub = WatchHub(client: table, sql: StoreSQL(legacyCollation: false), logger: Self.logger, ringCapacity: ringCapacity, pollInterval: .milliseconds(5))
+        let hubTask = Task { await hub.run(notifications: nil) }
+        let recorder = Recorder()
+        let session = WatchSession(hub: hub, send: { try await recorder.send($0) })
+        let sessionTask = Task { try await session.run() }
+        defer {
+            session.close()
+            hub.stop()
+            hubTask.cancel()
+            sessionTask.cancel()
+        }
+        try await body(hub, session, recorder)
+    }
+
+    /// Waits for `condition`; records a failure instead of hanging when it never holds.
+    private func eventually(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !condition() {
+            if ContinuousClock.now > deadline {
+                Issue.record("never happened: \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    private func create(_ key: String, end: String = "", start: Int64 = 0, id: Int64 = 0, prevKV: Bool = false) -> WatchRequest {
+        .create(WatchCreateRequest(key: Array(key.utf8), rangeEnd: Array(end.utf8), startRevision: start, prevKV: prevKV, watchID: id))
+    }
+
+    private func keys(_ responses: [WatchResponse]) -> [String] {
+        responses.flatMap(\.events).map { String(decoding: $0.kv.key, as: UTF8.self) }
+    }
+
+    @Test("A watcher behind the ring catches up from the table in one response, headed by the current revision, then follows live")
+    func catchUpThenLive() async throws {
+        let table = FakeKineTable()
+        table.put("a1", "x")  // 1
+        table.put("b", "x")  // 2
+        table.put("a2", "x")  // 3
+        table.put("a1", "y")  // 4
+        table.delete("a2")  // 5
+        try await withSession(table) { hub, session, recorder in
+            try await eventually("hub at revision 5") { hub.revision == 5 }
+            await session.handle(create("a", end: "b", start: 2, id: 7, prevKV: true))
+            try await eventually("catch-up sent") { !recorder.events(of: 7).isEmpty }
+            let catchUp = recorder.events(of: 7)
+            #expect(recorder.responses.first?.created == true)
+            #expect(catchUp.count == 1)
+            #expect(catchUp.first?.header.revision == 5)
+            #expect(keys(catchUp) == ["a2", "a1", "a2"])
+            #expect(catchUp.first?.events.map(\.type) == [.put, .put, .delete])
+            // prev_kv comes from the superseded row.
+            #expect(catchUp.first?.events[1].prevKV?.value == Array("x".utf8))
+            #expect(hub.statistics.counters.catchUpsFromDatabase >= 1)
+
+            table.put("a3", "z")  // 6
+            table.put("c", "z")  // 7: outside the range
+            table.put("a1", "z")  // 8
+            try await eventually("live events") { recorder.events(of: 7).count == 3 }
+            let live = Array(recorder.events(of: 7).dropFirst())
+            #expect(live.map(\.header.revision) == [6, 8])
+            #expect(keys(live) == ["a3", "a1"])
+        }
+    }
+
+    @Test("A client that stops reading falls out of the ring and still gets every revision once, in order")
+    func slowConsumer() async throws {
+        let table = FakeKineTable()
+        try await withSession(table, ringCapacity: 2) { hub, session, recorder in
+            try await eventually("hub started") { hub.statistics.counters.watchStreams == 1 }
+            await session.handle(create("k", end: "l", id: 1))
+            try await eventually("created") { recorder.responses.contains { $0.created } }
+            recorder.setOpen(false)
+            table.put("k0", "v")
+            try await Task.sleep(for: .milliseconds(30))
+            for index in 1..<40 { table.put("k\(index)", "v") }
+            try await eventually("hub at revision 40") { hub.revision == 40 }
+            recorder.setOpen(true)
+            try await eventually("all 40 events") { recorder.events(of: 1).flatMap(\.events).count >= 40 }
+            let delivered = recorder.events(of: 1)
+            #expect(delivered.flatMap(\.events).map(\.kv.modRevision) == Array(1...40))
+            let headers = recorder.responses.map(\.header.revision)
+            #expect(headers == headers.sorted(), "header revisions never go back")
+            #expect(hub.statistics.counters.catchUpsFromDatabase >= 1, "the ring of 2 events could not have served it")
+        }
+    }
+
+    @Test("Cancel answers once, stops delivery, and an unknown id gets no answer, as etcd does")
+    func cancel() async throws {
+        let table = FakeKineTable()
+        try await withSession(table) { hub, session, recorder in
+            await session.handle(create("k", id: 3))
+            try await eventually("created") { recorder.responses.contains { $0.created && $0.watchID == 3 } }
+            table.put("k", "1")
+            try await eventually("event") { recorder.events(of: 3).count == 1 }
+            await session.handle(.cancel(watchID: 3))
+            await session.handle(.cancel(watchID: 99))
+            try await eventually("cancelled") { recorder.responses.contains { $0.canceled && $0.watchID == 3 } }
+            table.put("k", "2")
+            try await eventually("hub at revision 2") { hub.revision == 2 }
+            // Let the session take a round after revision 2 before looking.
+            await session.handle(create("other", id: 4))
+            try await eventually("second created") { recorder.responses.contains { $0.created && $0.watchID == 4 } }
+            #expect(recorder.events(of: 3).count == 1)
+            #expect(!recorder.responses.contains { $0.watchID == 99 })
+            #expect(recorder.responses.filter { $0.canceled }.count == 1)
+        }
+    }
+
+    @Test("A start revision below the compacted one is cancelled with the compact revision and a zero header")
+    func compacted() async throws {
+        let table = FakeKineTable()
+        for index in 0..<5 { table.put("k\(index)", "v") }
+        table.compact(through: 3)
+        try await withSession(table) { hub, session, recorder in
+            try await eventually("hub at revision 5") { hub.revision == 5 }
+            await session.handle(create("k", end: "l", start: 2, id: 5))
+            try await eventually("cancelled") { recorder.responses.contains { $0.canceled } }
+            let cancel = recorder.responses.first { $0.canceled }
+            #expect(cancel?.watchID == 5)
+            #expect(cancel?.compactRevision == 3)
+            #expect(cancel?.header.revision == 0)
+            #expect(recorder.events(of: 5).isEmpty)
+        }
+    }
+
+    @Test("Catch-up waits out a database outage and then delivers the history")
+    func outageDuringCatchUp() async throws {
+        let table = FakeKineTable()
+        for index in 0..<3 { table.put("k\(index)", "v") }
+        try await withSession(table) { hub, session, recorder in
+            try await eventually("hub at revision 3") { hub.revision == 3 }
+            table.setFailing(true)
+            await session.handle(create("k", end: "l", start: 1, id: 2))
+            try await eventually("created") { recorder.responses.contains { $0.created } }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(recorder.events(of: 2).isEmpty)
+            table.setFailing(false)
+            try await eventually("history") { recorder.events(of: 2).flatMap(\.events).count == 3 }
+            #expect(recorder.events(of: 2).flatMap(\.events).map(\.kv.modRevision) == [1, 2, 3])
+        }
+    }
+}
