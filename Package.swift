@@ -129,6 +129,7 @@ let package = Package(
         ),
         .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL", "KineSync"], swiftSettings: swiftSettings),
         .testTarget(name: "KineSyncTests", dependencies: ["KineSync"], swiftSettings: swiftSettings),
+        .testTarget(name: "KineSQLTests", dependencies: ["KineSQL"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KineServerTests",
             dependencies: [

@@ -19,20 +19,19 @@ public struct StorageFigures: Sendable, Equatable {
 }
 
 extension KineStore {
-    static let databaseSizeStatement = SQLStatement("SELECT pg_total_relation_size('kine')", name: "db_size")
-
     /// Bytes the kine table uses on disk, indexes included (etcd Status `dbSize`).
     public func databaseSize() async throws(EtcdError) -> Int64 {
-        try await runSQL([Self.databaseSizeStatement])[0].rows.first?.int64(0) ?? 0
+        try await runSQL(StoreSQL.databaseSize)
     }
 
     public func storageFigures() async throws(EtcdError) -> StorageFigures {
-        let results = try await runSQL([
-            StoreSQL.headerStatement, Self.databaseSizeStatement, SQLStatement("SELECT count(*) FROM kine_leases", name: "lease_count"),
-        ])
-        let header = results[0].rows.first
+        var pipeline = SQLPipeline()
+        let header = pipeline.add(StoreSQL.header)
+        let size = pipeline.add(StoreSQL.databaseSize)
+        let leases = pipeline.add(StoreSQL.leaseCount)
+        let results = try await runSQL(pipeline)
         return StorageFigures(
-            currentRevision: header?.int64(0) ?? 0, compactRevision: header?.int64(1) ?? 0,
-            databaseSize: results[1].rows.first?.int64(0) ?? 0, leases: results[2].rows.first?.int64(0) ?? 0)
+            currentRevision: results[header].currentRevision, compactRevision: results[header].compactRevision,
+            databaseSize: results[size], leases: results[leases])
     }
 }

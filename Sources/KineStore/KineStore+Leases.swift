@@ -17,16 +17,13 @@ extension KineStore {
         while true {
             // etcd picks a random positive 63-bit id when none is given.
             let id = request.id != 0 ? request.id : Int64.random(in: 1...Int64.max)
-            let results = try await runSQL([
-                SQLStatement(
-                    "INSERT INTO kine_leases (id, ttl, expires_at) VALUES ($1, $2, now() + make_interval(secs => $2::float8)) ON CONFLICT (id) DO NOTHING",
-                    [.int64(id), .int64(ttl)], name: "lease_grant"),
-                StoreSQL.headerStatement,
-            ])
-            let revision = results[1].rows.first?.int64(0) ?? 0
-            if results[0].affectedRows == 1 {
+            var pipeline = SQLPipeline()
+            let granted = pipeline.add(StoreSQL.grantLease(id: id, ttl: ttl))
+            let header = pipeline.add(StoreSQL.header)
+            let results = try await runSQL(pipeline)
+            if results[granted] {
                 statistics.count { $0.leasesGranted += 1 }
-                return LeaseGrantResponse(header: ResponseHeader(revision: revision), id: id, ttl: ttl)
+                return LeaseGrantResponse(header: ResponseHeader(revision: results[header].currentRevision), id: id, ttl: ttl)
             }
             if request.id != 0 { throw .leaseExists }
         }
@@ -53,58 +50,43 @@ extension KineStore {
     /// renewals of the final few hundred milliseconds; clients renew every TTL/3, so a live
     /// client's lease survives that.
     static func renew(_ ids: [Int64], client: any SQLClient) async throws(SQLError) -> [LeaseKeepAliveResponse] {
-        let results = try await client.pipeline([
-            SQLStatement("BEGIN", name: "lease_begin"),
-            SQLStatement("SET LOCAL synchronous_commit = off", name: "lease_async"),
-            StoreSQL.headerStatement,
-            SQLStatement(
-                "UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8) WHERE id = ANY($1::int8[]) AND expires_at > now() RETURNING id, ttl",
-                [.int64Array(ids)], name: "lease_keepalive"),
-            SQLStatement("COMMIT", name: "lease_commit"),
-        ])
-        let header = ResponseHeader(revision: results[2].rows.first?.int64(0) ?? 0)
-        var ttls: [Int64: Int64] = [:]
-        for row in results[3].rows { ttls[row.int64(0)] = row.int64(1) }
+        var pipeline = SQLPipeline(StoreSQL.beginRenewals)
+        let headerSlot = pipeline.add(StoreSQL.header)
+        let renewed = pipeline.add(StoreSQL.renewLeases(ids))
+        pipeline.add(StoreSQL.commitRenewals)
+        let results = try await client.run(pipeline)
+        let header = ResponseHeader(revision: results[headerSlot].currentRevision)
+        let ttls = results[renewed]
         return ids.map { LeaseKeepAliveResponse(header: header, id: $0, ttl: ttls[$0] ?? 0) }
     }
 
     /// Remaining whole seconds and the granted TTL; an unknown lease answers TTL -1.
     public func leaseTimeToLive(_ request: LeaseTimeToLiveRequest) async throws(EtcdError) -> LeaseTimeToLiveResponse {
-        var statements = [
-            StoreSQL.headerStatement,
-            SQLStatement(
-                "SELECT ttl, GREATEST(FLOOR(EXTRACT(EPOCH FROM expires_at - now())), 0)::int8 FROM kine_leases WHERE id = $1",
-                [.int64(request.id)], name: "lease_ttl"),
-        ]
-        if request.keys {
-            statements.append(SQLStatement("""
-                SELECT name FROM (SELECT DISTINCT ON (name) name, deleted, kv_lease FROM kine WHERE name IN \
-                (SELECT name FROM kine WHERE kv_lease = $1) ORDER BY name, id DESC) AS kv \
-                WHERE kv.deleted = 0 AND kv.kv_lease = $1 ORDER BY kv.name
-                """, [.int64(request.id)], name: "lease_keys"))
-        }
-        let results = try await runSQL(statements)
-        let header = ResponseHeader(revision: results[0].rows.first?.int64(0) ?? 0)
-        guard let lease = results[1].rows.first else {
+        var pipeline = SQLPipeline()
+        let headerSlot = pipeline.add(StoreSQL.header)
+        let remaining = pipeline.add(StoreSQL.leaseRemaining(request.id))
+        let keysSlot = request.keys ? pipeline.add(StoreSQL.keysOfLease(request.id)) : nil
+        let results = try await runSQL(pipeline)
+        let header = ResponseHeader(revision: results[headerSlot].currentRevision)
+        guard let lease = results[remaining] else {
             return LeaseTimeToLiveResponse(header: header, id: request.id, ttl: -1)
         }
-        let keys = request.keys ? results[2].rows.map { KeyMapping.clientKey(forName: $0.bytes(0)) } : []
-        return LeaseTimeToLiveResponse(header: header, id: request.id, ttl: lease.int64(1), grantedTTL: lease.int64(0), keys: keys)
+        let keys = keysSlot.map { results[$0] } ?? []
+        return LeaseTimeToLiveResponse(header: header, id: request.id, ttl: lease.remaining, grantedTTL: lease.grantedTTL, keys: keys)
     }
 
     public func leaseLeases() async throws(EtcdError) -> LeaseLeasesResponse {
-        let results = try await runSQL([
-            StoreSQL.headerStatement,
-            SQLStatement("SELECT id FROM kine_leases ORDER BY id", name: "lease_list"),
-        ])
-        return LeaseLeasesResponse(header: ResponseHeader(revision: results[0].rows.first?.int64(0) ?? 0), leaseIDs: results[1].rows.map { $0.int64(0) })
+        var pipeline = SQLPipeline()
+        let header = pipeline.add(StoreSQL.header)
+        let ids = pipeline.add(StoreSQL.leaseIDs)
+        let results = try await runSQL(pipeline)
+        return LeaseLeasesResponse(header: ResponseHeader(revision: results[header].currentRevision), leaseIDs: results[ids])
     }
 
     /// Revokes leases whose deadline passed; returns their ids. Cheap when none did.
     @discardableResult
     public func expireLeases() async throws(EtcdError) -> [Int64] {
-        let due = try await runSQL([SQLStatement("SELECT 1 FROM kine_leases WHERE expires_at <= now() LIMIT 1", name: "lease_due")])
-        guard !due[0].rows.isEmpty else { return [] }
+        guard try await runSQL(StoreSQL.anyLeaseDue) else { return [] }
         guard case .leasesExpired(let ids) = try await submit(.expireLeases) else { throw Self.mismatch }
         statistics.count { $0.leasesExpired += ids.count }
         return ids

@@ -132,8 +132,12 @@ public final class KineStore: Sendable {
         try await writer.submit(request)
     }
 
-    func runSQL(_ statements: [SQLStatement]) async throws(EtcdError) -> [SQLResult] {
-        try await reader.run(statements)
+    func runSQL<Output>(_ query: SQLQuery<Output>) async throws(EtcdError) -> Output {
+        try await reader.run(query)
+    }
+
+    func runSQL(_ pipeline: SQLPipeline) async throws(EtcdError) -> SQLPipelineResults {
+        try await reader.run(pipeline)
     }
 
     public func put(_ request: PutRequest) async throws(EtcdError) -> PutResponse {

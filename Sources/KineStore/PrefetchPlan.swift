@@ -60,51 +60,56 @@ struct PrefetchPlan {
         }
     }
 
-    /// The statements that load the plan, after `BEGIN`, the lock and the header.
+    /// Whether the batch needs leases (and their keys) from `kine_leases`.
     var loadsLeases: Bool { !leases.isEmpty || expiredLeases }
 
     /// Whether the read cache has all the batch needs: keys and ranges at the current revision,
     /// no leases (they live in `kine_leases`, not in the cache) and no history.
     var servableFromCache: Bool { !loadsLeases && !readsHistory }
 
-    func statements(_ sql: StoreSQL) -> (statements: [SQLStatement], ranges: [KeyRange], historic: [HistoricRange]) {
-        var statements: [SQLStatement] = []
-        if loadsLeases {
-            statements.append(StoreSQL.leases(Array(leases), includeExpired: expiredLeases))
-            statements.append(StoreSQL.leasedKeys(Array(leases), includeExpired: expiredLeases))
-        }
-        if !keys.isEmpty { statements.append(sql.latestOfNames(keys.map(KeyMapping.name(forKey:)))) }
-        let ranges = Array(ranges)
-        for range in ranges { statements.append(sql.liveRows(KeyMapping.nameRange(range), revision: 0)) }
-        let historic = Array(historic)
-        for item in historic { statements.append(sql.liveRows(KeyMapping.nameRange(item.range), revision: item.revision)) }
-        return (statements, ranges, historic)
+    /// Where `load(into:sql:)` put each of the plan's reads in the pipeline.
+    struct Slots {
+        var leases: SQLSlot<[LeaseRow]>?
+        var leasedKeys: SQLSlot<[StoredRow]>?
+        var keys: SQLSlot<[StoredRow]>?
+        var ranges: [SQLSlot<[StoredRow]>] = []
+        var historic: [(range: HistoricRange, slot: SQLSlot<[StoredRow]>)] = []
     }
 
-    /// Builds the KeySpace from the header and the results of `statements(_:)`, and lists the
-    /// loaded leases that have expired.
-    func keySpace(header: SQLResult, loads: ArraySlice<SQLResult>, ranges: [KeyRange], historic: [HistoricRange]) -> (KeySpace, [Int64]) {
-        let row = header.rows.first
-        var space = KeySpace(currentRevision: row?.int64(0) ?? 0, compactRevision: row?.int64(1) ?? 0, nextRowID: (row?.int64(2) ?? 0) + 1)
-        var results = loads.makeIterator()
-        var expired: [Int64] = []
-        func rows() -> [StoredRow] { results.next()?.rows.compactMap { StoredRow($0) } ?? [] }
+    /// Adds the reads the plan needs to `pipeline` (after `BEGIN`, the lock and the header).
+    func load(into pipeline: inout SQLPipeline, sql: StoreSQL) -> Slots {
+        var slots = Slots()
         if loadsLeases {
-            for lease in results.next()?.rows ?? [] {
-                space.leases[lease.int64(0)] = lease.int64(1)
-                if lease.bool(2) { expired.append(lease.int64(0)) }
-            }
-            for stored in rows() { space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: false) }
+            slots.leases = pipeline.add(StoreSQL.leases(Array(leases), includeExpired: expiredLeases))
+            slots.leasedKeys = pipeline.add(StoreSQL.leasedKeys(Array(leases), includeExpired: expiredLeases))
         }
-        if !keys.isEmpty {
-            for stored in rows() { space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: stored.deleted) }
+        if !keys.isEmpty { slots.keys = pipeline.add(sql.latestOfNames(keys.map(KeyMapping.name(forKey:)))) }
+        slots.ranges = ranges.map { pipeline.add(sql.liveRows(KeyMapping.nameRange($0), revision: 0)) }
+        slots.historic = historic.map { ($0, pipeline.add(sql.liveRows(KeyMapping.nameRange($0.range), revision: $0.revision))) }
+        return slots
+    }
+
+    /// Builds the KeySpace from the header and what `load(into:sql:)` read, and lists the loaded
+    /// leases that have expired.
+    func keySpace(header: StoreHeader, results: SQLPipelineResults, slots: Slots) -> (KeySpace, [Int64]) {
+        var space = KeySpace(currentRevision: header.currentRevision, compactRevision: header.compactRevision, nextRowID: header.newestID + 1)
+        var expired: [Int64] = []
+        for lease in slots.leases.map({ results[$0] }) ?? [] {
+            space.leases[lease.id] = lease.ttl
+            if lease.expired { expired.append(lease.id) }
         }
-        for _ in ranges {
-            for stored in rows() where space.states[stored.keyValue.key] == nil {
+        for stored in slots.leasedKeys.map({ results[$0] }) ?? [] {
+            space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: false)
+        }
+        for stored in slots.keys.map({ results[$0] }) ?? [] {
+            space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: stored.deleted)
+        }
+        for slot in slots.ranges {
+            for stored in results[slot] where space.states[stored.keyValue.key] == nil {
                 space.states[stored.keyValue.key] = KeyState(kv: stored.keyValue, rowID: stored.id, deleted: false)
             }
         }
-        for item in historic { space.historic[item] = rows().map(\.keyValue) }
+        for (range, slot) in slots.historic { space.historic[range] = results[slot].map(\.keyValue) }
         return (space, expired)
     }
 }

@@ -9,38 +9,37 @@ struct Reader: Sendable {
     func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
         let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
         let nameRange = KeyMapping.nameRange(range)
-        if range.isEmpty || request.countOnly {
-            // `[key, end)` with end <= key selects nothing; the count statement still pins the header.
-            let statement = range.isEmpty ? StoreSQL.headerStatement : sql.countWithHeader(nameRange, revision: request.revision)
-            let row = try await run([statement])[0].rows.first
-            let (current, compact) = (row?.int64(0) ?? 0, row?.int64(1) ?? 0)
-            try Self.check(request.revision, current: current, compact: compact)
-            let count = range.isEmpty ? 0 : row?.int64(2) ?? 0
-            return RangeSelection.apply(request, kvs: [], count: count, header: ResponseHeader(revision: current))
+        if range.isEmpty {
+            // `[key, end)` with end <= key selects nothing; the header still answers.
+            let header = try await run(StoreSQL.header)
+            try Self.check(request.revision, current: header.currentRevision, compact: header.compactRevision)
+            return RangeSelection.apply(request, kvs: [], count: 0, header: ResponseHeader(revision: header.currentRevision))
+        }
+        if request.countOnly {
+            let counted = try await run(sql.countWithHeader(nameRange, revision: request.revision))
+            try Self.check(request.revision, current: counted.header.currentRevision, compact: counted.header.compactRevision)
+            return RangeSelection.apply(request, kvs: [], count: counted.count, header: ResponseHeader(revision: counted.header.currentRevision))
         }
 
         let fullRange = RangeSelection.needsFullRange(request)
         // One extra row tells whether there are more than `limit`.
         let fetchLimit: Int64? = fullRange || request.limit <= 0 ? nil : request.limit + 1
-        let result = try await run([sql.range(nameRange, revision: request.revision, limit: fetchLimit, keysOnly: request.keysOnly)])[0]
-        let current = result.rows.first?.int64(0) ?? 0
-        let compact = result.rows.first?.int64(1) ?? 0
-        let idBound = result.rows.first?.int64(2) ?? 0
-        try Self.check(request.revision, current: current, compact: compact)
-        let kvs = result.rows.compactMap { StoredRow($0, offset: 3)?.keyValue }
+        let read = try await run(sql.range(nameRange, revision: request.revision, limit: fetchLimit, keysOnly: request.keysOnly))
+        try Self.check(request.revision, current: read.header.currentRevision, compact: read.header.compactRevision)
+        let kvs = read.rows.map(\.keyValue)
 
         var count = Int64(kvs.count)
         if let fetchLimit, Int64(kvs.count) >= fetchLimit {
             // More keys than the page: count the whole range over the same rows.
-            count = try await run([sql.count(nameRange, idBound: idBound)])[0].rows.first?.int64(0) ?? count
+            count = try await run(sql.count(nameRange, idBound: read.header.idBound))
         }
-        return RangeSelection.apply(request, kvs: kvs, count: count, header: ResponseHeader(revision: current))
+        return RangeSelection.apply(request, kvs: kvs, count: count, header: ResponseHeader(revision: read.header.currentRevision))
     }
 
     /// Current and compacted revision.
     func revisions() async throws(EtcdError) -> (current: Int64, compact: Int64) {
-        let row = try await run([StoreSQL.headerStatement])[0].rows.first
-        return (row?.int64(0) ?? 0, row?.int64(1) ?? 0)
+        let header = try await run(StoreSQL.header)
+        return (header.currentRevision, header.compactRevision)
     }
 
     /// etcd mvcc's rules for a requested revision.
@@ -49,9 +48,17 @@ struct Reader: Sendable {
         if revision > 0 && revision < compact { throw .compacted }
     }
 
-    func run(_ statements: [SQLStatement]) async throws(EtcdError) -> [SQLResult] {
+    func run<Output>(_ query: SQLQuery<Output>) async throws(EtcdError) -> Output {
         do {
-            return try await client.pipeline(statements)
+            return try await client.run(query)
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+    }
+
+    func run(_ pipeline: SQLPipeline) async throws(EtcdError) -> SQLPipelineResults {
+        do {
+            return try await client.run(pipeline)
         } catch {
             throw StoreError.etcdError(for: error)
         }

@@ -53,7 +53,7 @@ public final class WatchHub: Sendable {
         self.pollInterval = pollInterval
         state = Mutex(State(ring: RevisionRing(capacity: ringCapacity)))
         barrier = Coalescer { (requests: [Void]) async throws(SQLError) -> [Int64] in
-            let newest = try await client.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) ?? 0
+            let newest = try await client.run(StoreSQL.newestIDQuery)
             return requests.map { newest }
         }
     }
@@ -155,17 +155,19 @@ public final class WatchHub: Sendable {
     func history(_ range: KeyRange, from fromRevision: Int64, limit: Int64 = 2000) async throws(EtcdError) -> (groups: [RevisionEvents], through: Int64) {
         let (lastID, revision) = state.withLock { ($0.lastID, $0.revision) }
         if fromRevision > revision { return ([], revision) }
-        let statements = [StoreSQL.headerStatement, sql.changes(in: KeyMapping.nameRange(range), fromRevision: fromRevision, toID: lastID, limit: limit + 1)]
-        let results: [SQLResult]
+        var pipeline = SQLPipeline()
+        let header = pipeline.add(StoreSQL.header)
+        let changes = pipeline.add(sql.changes(in: KeyMapping.nameRange(range), fromRevision: fromRevision, toID: lastID, limit: limit + 1))
+        let results: SQLPipelineResults
         do {
-            results = try await client.pipeline(statements)
+            results = try await client.run(pipeline)
         } catch {
             throw StoreError.etcdError(for: error)
         }
-        let compacted = results[0].rows.first?.int64(1) ?? 0
-        if fromRevision < compacted { throw .compacted }
-        var groups = ChangeEvents.group(results[1].rows)
-        if results[1].rows.count > limit {
+        if fromRevision < results[header].compactRevision { throw .compacted }
+        let page = results[changes]
+        var groups = page.groups
+        if page.rowCount > limit {
             // The last revision may continue past the limit: leave it for the next call, or, if it
             // is the only one, read it again whole (a revision is never delivered in part).
             if groups.count == 1 { return try await history(range, from: fromRevision, limit: limit * 4) }
@@ -178,16 +180,10 @@ public final class WatchHub: Sendable {
     /// The compacted revision now.
     func compactedRevision() async throws(EtcdError) -> Int64 {
         do {
-            return try await readHeader().compact
+            return try await client.run(StoreSQL.header).compactRevision
         } catch {
             throw StoreError.etcdError(for: error)
         }
-    }
-
-    /// Current revision, compacted revision and highest id.
-    private func readHeader() async throws(SQLError) -> (revision: Int64, compact: Int64, maxID: Int64) {
-        let row = try await client.pipeline([StoreSQL.headerStatement])[0].rows.first
-        return (row?.int64(0) ?? 0, row?.int64(1) ?? 0, row?.int64(2) ?? 0)
     }
 
     // MARK: Tail
@@ -216,14 +212,12 @@ public final class WatchHub: Sendable {
     /// The current revision and newest id; with a cache, loads it from the same snapshot.
     private func readStartingPoint() async throws(SQLError) -> (revision: Int64, maxID: Int64) {
         guard let cache else {
-            let header = try await readHeader()
-            return (header.revision, header.maxID)
+            let header = try await client.run(StoreSQL.header)
+            return (header.currentRevision, header.newestID)
         }
-        let rows = try await client.pipeline([sql.latestOfAllNames])[0].rows
-        let revision = rows.first?.int64(0) ?? 0
-        let maxID = rows.first?.int64(1) ?? 0
-        cache.load(rows: rows.compactMap { StoredRow($0, offset: 2) }, lastID: maxID, revision: revision)
-        return (revision, maxID)
+        let start = try await client.run(sql.latestOfAllNames)
+        cache.load(rows: start.rows, lastID: start.newestID, revision: start.currentRevision)
+        return (start.currentRevision, start.newestID)
     }
 
     private func tail() async {
@@ -237,9 +231,9 @@ public final class WatchHub: Sendable {
                 var more = true
                 while more && !isStopped {
                     let from = state.withLock { $0.lastID }
-                    let rows = try await client.pipeline([StoreSQL.changes(afterID: from, limit: limit)])[0].rows
-                    var groups = ChangeEvents.group(rows)
-                    more = rows.count >= limit
+                    let page = try await client.run(StoreSQL.changes(afterID: from, limit: limit))
+                    var groups = page.groups
+                    more = page.rowCount >= limit
                     if more {
                         if groups.count > 1 {
                             groups.removeLast()  // possibly cut by the limit: fetch it whole next time
@@ -265,7 +259,8 @@ public final class WatchHub: Sendable {
     private func skipWhenNobodyWatches() async throws(SQLError) -> Bool {
         // The cache needs every row.
         guard cache == nil, state.withLock({ $0.subscribers.isEmpty }) else { return false }
-        let (revision, _, maxID) = try await readHeader()
+        let header = try await client.run(StoreSQL.header)
+        let (revision, maxID) = (header.currentRevision, header.newestID)
         let skipped = state.withLock { state in
             guard state.subscribers.isEmpty, maxID >= state.lastID else { return false }
             state.revision = max(state.revision, revision)

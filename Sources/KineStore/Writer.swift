@@ -158,22 +158,24 @@ final class Writer: Sendable {
         if let cache, plan.servableFromCache, try await processFromCache(batch, plan: plan, cache: cache, session: session) {
             return
         }
-        let (loads, ranges, historic) = plan.statements(sql)
-        let loaded: [SQLResult]
+        var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+        let header = pipeline.add(StoreSQL.header)
+        let slots = plan.load(into: &pipeline, sql: sql)
+        let loaded: SQLPipelineResults
         do {
-            loaded = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.headerStatement] + loads)
+            loaded = try await session.run(pipeline)
         } catch {
             try await abort(batch, error: error, session: session)
             return
         }
 
-        var (space, expired) = plan.keySpace(header: loaded[2], loads: loaded[3...], ranges: ranges, historic: historic)
+        var (space, expired) = plan.keySpace(header: loaded[header], results: loaded, slots: slots)
         let (outcomes, rows) = evaluate(batch, space: &space, expired: expired)
         do {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
                 statements += [
-                    insertStatement(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
+                    StoreSQL.insert(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
                 ]
             }
             if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
@@ -201,12 +203,13 @@ final class Writer: Sendable {
         let current: Bool
         do {
             if rows.isEmpty {
-                current = try await session.pipeline([StoreSQL.newestIDStatement])[0].rows.first?.int64(0) == snapshot.lastID
+                current = try await session.run(StoreSQL.newestIDQuery) == snapshot.lastID
             } else {
-                let guarded = guardedInsertStatement(
-                    rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision)
-                let results = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, guarded, StoreSQL.commit])
-                current = results[2].rows.first?.bool(0) ?? false
+                var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+                let wrote = pipeline.add(StoreSQL.guardedInsert(
+                    rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision))
+                pipeline.add(StoreSQL.commit)
+                current = try await session.run(pipeline)[wrote]
             }
         } catch {
             try await abort(batch, error: error, session: session)
@@ -262,18 +265,19 @@ final class Writer: Sendable {
     private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) {
         let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
         do {
-            let header = try await session.pipeline([StoreSQL.begin, StoreSQL.lock, StoreSQL.headerStatement])[2].rows.first
-            let (current, maxID) = (header?.int64(0) ?? 0, header?.int64(2) ?? 0)
+            var locked = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+            let headerSlot = locked.add(StoreSQL.header)
+            let header = try await session.run(locked)[headerSlot]
+            let (current, maxID) = (header.currentRevision, header.newestID)
             let nameRange = KeyMapping.nameRange(range)
             let victims = range.isEmpty ? [] : cache?.victims(of: range, nameRange: nameRange, at: maxID)
             var deleted = 0
             if !range.isEmpty {
-                let results = try await session.pipeline([
-                    sql.bulkDelete(nameRange, maxID: maxID, revision: current + 1),
-                    SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max"),
-                    StoreSQL.notify(current + 1),
-                ])
-                deleted = results[0].affectedRows
+                var pipeline = SQLPipeline()
+                let tombstones = pipeline.add(sql.bulkDelete(nameRange, maxID: maxID, revision: current + 1))
+                pipeline.add(StoreSQL.sequenceToNewestID)
+                pipeline.add(StoreSQL.notify(current + 1))
+                deleted = try await session.run(pipeline)[tombstones]
             }
             _ = try await session.pipeline([StoreSQL.commit])
             let revision = deleted > 0 ? current + 1 : current
@@ -314,34 +318,5 @@ final class Writer: Sendable {
         for item in batch { item.completion.complete(.failure(etcdError)) }
         if error.kind == .connection { throw error }
         _ = try? await session.pipeline([StoreSQL.rollback])
-    }
-
-    private func insertStatement(_ rows: [PendingRow]) -> SQLStatement {
-        SQLStatement(StoreSQL.insertRows, insertParameters(rows), name: "w_insert")
-    }
-
-    /// The insert, the sequence and the notification as one statement that does nothing unless the
-    /// newest id is `expectedNewestID`; its one row says whether it wrote.
-    private func guardedInsertStatement(_ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64) -> SQLStatement {
-        SQLStatement(
-            StoreSQL.guardedInsertRows,
-            insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))], name: "w_guarded_insert")
-    }
-
-    /// `$1…$11` of `StoreSQL.insertRows`.
-    private func insertParameters(_ rows: [PendingRow]) -> [SQLValue] {
-            [
-                .int64Array(rows.map(\.id)),
-                .textArray(rows.map { String(decoding: $0.name, as: UTF8.self) }),
-                .int64Array(rows.map { $0.created ? 1 : 0 }),
-                .int64Array(rows.map { $0.deleted ? 1 : 0 }),
-                .int64Array(rows.map(\.createRevision)),
-                .int64Array(rows.map(\.prevRevision)),
-                .bytesArray(rows.map(\.value)),
-                .int64Array(rows.map(\.version)),
-                .int64Array(rows.map(\.revision)),
-                .int64Array(rows.map(\.lease)),
-                .int64Array(rows.map(\.leaseTTL)),
-            ]
     }
 }
