@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "KineHTTP2",
             dependencies: [
-                "CNGHTTP2", "KineSync",
+                "CNGHTTP2", "KineCore", "KineSync",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -123,17 +123,19 @@ let package = Package(
             name: "KineHTTP2Tests",
             dependencies: [
                 "KineHTTP2", "KineTestSupport", "KineFuzzTargets", .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL", "KineSync"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL", "KineSync", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
         .testTarget(name: "KineSyncTests", dependencies: ["KineSync"], swiftSettings: swiftSettings),
         .testTarget(name: "KineSQLTests", dependencies: ["KineSQL"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KineServerTests",
             dependencies: [
-                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KinePostgres",
+                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KinePostgres", "KineStore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

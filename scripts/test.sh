@@ -7,7 +7,7 @@
 #   3. scripts/postgres.sh start                 a throw-away PostgreSQL on a free port
 #                                                (KINE_TEST_POSTGRES_URL is exported for the tests)
 #   4. swift build                               debug build, includes .build/debug/kine
-#   5. swift test                                every Swift test suite (XCTest + Swift Testing)
+#   5. swift test                                every Swift test suite (Swift Testing)
 #   6. scripts/fuzz.sh                           each libFuzzer target for 20 s (address sanitizer)
 #   7. pytest Tests/e2e                          end-to-end suites against kine + a real etcd 3.5
 #

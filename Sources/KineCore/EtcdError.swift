@@ -1,10 +1,3 @@
-/// gRPC status codes (the numbers are the wire values of `grpc-status`).
-public enum GRPCStatusCode: Int, Sendable, Hashable {
-    case ok = 0, canceled, unknown, invalidArgument, deadlineExceeded, notFound, alreadyExists
-    case permissionDenied, resourceExhausted, failedPrecondition, aborted, outOfRange
-    case unimplemented, `internal`, unavailable, dataLoss, unauthenticated
-}
-
 /// An error an etcd client sees: a gRPC code and etcd's exact message text.
 /// etcd clients map errors back by message, byte for byte, so the texts below are etcd 3.5's.
 public struct EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -30,7 +23,7 @@ public struct EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let leaseExists = EtcdError(.failedPrecondition, "etcdserver: lease already exists")
     public static let leaseTTLTooLarge = EtcdError(.outOfRange, "etcdserver: too large lease TTL")
     public static let requestTooLarge = EtcdError(.invalidArgument, "etcdserver: request is too large")
-    public static let watchCanceled = EtcdError(.canceled, "etcdserver: watch canceled")
+    public static let watchCanceled = EtcdError(.cancelled, "etcdserver: watch canceled")
     public static let noSpace = EtcdError(.resourceExhausted, "etcdserver: mvcc: database space exceeded")
     public static let requestTimedOut = EtcdError(.unavailable, "etcdserver: request timed out")
     public static let unhealthyCluster = EtcdError(.unavailable, "etcdserver: unhealthy cluster")

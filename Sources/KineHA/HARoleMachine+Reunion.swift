@@ -1,9 +1,3 @@
-/// A handover the machine refuses, with the reason `kine ha handover` prints.
-public struct HandoverRefused: Error, Sendable, Equatable, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Two leaders meeting (after a split) and the planned handover: the transitions that end with
 /// one leader, both driven by what the peer publishes in its status.
 ///

@@ -1,3 +1,5 @@
+public import KineCore
+
 /// A gRPC status: the `grpc-status` code and its `grpc-message`.
 ///
 /// Handlers throw it to end a call with a non-OK status; the client throws it when a call fails.
@@ -23,26 +25,8 @@ public struct GRPCStatus: Error, Sendable, Hashable, CustomStringConvertible {
         return message.isEmpty ? "GRPCStatus(\(name))" : "GRPCStatus(\(name): \(message))"
     }
 
-    /// The standard gRPC status codes.
-    public enum Code: Int, Sendable, Hashable {
-        case ok = 0
-        case cancelled = 1
-        case unknown = 2
-        case invalidArgument = 3
-        case deadlineExceeded = 4
-        case notFound = 5
-        case alreadyExists = 6
-        case permissionDenied = 7
-        case resourceExhausted = 8
-        case failedPrecondition = 9
-        case aborted = 10
-        case outOfRange = 11
-        case unimplemented = 12
-        case `internal` = 13
-        case unavailable = 14
-        case dataLoss = 15
-        case unauthenticated = 16
-    }
+    /// The standard gRPC status codes (KineCore's, shared with `EtcdError`).
+    public typealias Code = GRPCStatusCode
 
     public static let ok = GRPCStatus(code: 0)
 }

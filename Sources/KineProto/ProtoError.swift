@@ -1,7 +1,9 @@
 /// Why a protobuf payload could not be turned into a KineCore value.
 ///
-/// Decoding never traps: every malformed, truncated or hostile input ends up as one of these,
-/// which the server maps to gRPC `INVALID_ARGUMENT` (or closes the stream).
+/// Decoding never traps: every malformed, truncated or hostile input ends up as one of these.
+/// The server answers them as grpc-go answers a payload it cannot unmarshal, `INTERNAL` with
+/// "grpc: error unmarshalling request: …", except an unknown sort enum, which etcd itself refuses
+/// with `INVALID_ARGUMENT` (`StatusMapping.status(_:)`).
 public enum ProtoError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The bytes are not a valid encoding of `message` (bad varint, length past the end, wrong
     /// wire type, truncated field...). protobuf-c does not say which, so neither do we.

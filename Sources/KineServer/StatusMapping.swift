@@ -5,7 +5,7 @@ import KineProto
 /// The one place where errors become gRPC statuses.
 enum StatusMapping {
     static func status(_ error: EtcdError) -> GRPCStatus {
-        GRPCStatus(code: error.code.rawValue, message: error.message)
+        GRPCStatus(error.code, error.message)
     }
 
     /// What grpc-go answers for a payload it cannot unmarshal; etcd's own check for a sort enum

@@ -6,12 +6,21 @@ import Synchronization
 
 /// The one Writer of this process: group commit under one database-wide advisory lock.
 ///
-/// Each round takes every write waiting, and in one transaction: takes the lock, reads the current
-/// revision and every key the batch touches (one round trip), evaluates the requests in order in
-/// Swift, inserts all rows with consecutive explicit ids (one revision per request, one row per
-/// changed key), advances `kine_id_seq`, notifies and
-/// commits (second round trip). Because every writer, in any process, holds the same lock until
-/// commit, ids become visible in order: readers never see a hole that fills later.
+/// Each round takes every write waiting (a bulk delete alone) and commits it in one of three ways:
+/// - **From the read cache** (`processFromCache`), when the cache holds everything the batch
+///   reads (no leases, no history): evaluate in Swift against the cache, then lock, insert guarded
+///   by "the newest id is still the cache's", and commit, in one round trip. A failed guard
+///   (another process wrote meanwhile) falls through to the next path, having changed nothing.
+/// - **Two round trips** (`process`): in one transaction, take the lock and read the header and
+///   every key, range, lease and historic range the batch touches (`PrefetchPlan`); evaluate the
+///   requests in order in Swift; insert all rows with consecutive explicit ids (one revision per
+///   request, one row per changed key), advance `kine_id_seq`, notify and commit.
+/// - **Bulk delete** (`bulkDelete`): a DeleteRange over a range runs alone, and PostgreSQL
+///   computes and inserts the tombstones itself (`StoreSQL.bulkDelete`), so deleting a huge
+///   prefix never ships its rows.
+///
+/// Because every writer, in any process, holds the same lock until commit, ids become visible in
+/// order: readers never see a hole that fills later.
 final class Writer: Sendable {
     private struct Pending: Sendable {
         var request: WriteRequest
