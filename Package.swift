@@ -122,7 +122,8 @@ let package = Package(
         .testTarget(
             name: "KineHTTP2Tests",
             dependencies: [
-                "KineHTTP2", "KineTestSupport", "KineFuzzTargets", .product(name: "NIOCore", package: "swift-nio"),
+                "KineHTTP2", "CNGHTTP2", "KineTestSupport", "KineFuzzTargets", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
