@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "kine",
             dependencies: [
-                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KineHA",
+                "KineServer", "KineHTTP2", "KineProto", "KineCore", "KineHA", "KineStore", "KinePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

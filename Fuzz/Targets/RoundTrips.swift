@@ -63,6 +63,7 @@ public enum RoundTrips {
         ("AlarmRequest", check(ProtoDecode.alarmRequest, ProtoEncode.alarmRequest)),
         ("DefragmentRequest", fieldless(ProtoDecode.defragmentRequest, ProtoEncode.defragmentRequest())),
         ("MemberListRequest", check(ProtoDecode.memberListRequest, { ProtoEncode.memberListRequest(linearizable: $0) })),
+        ("HashRequest", fieldless(ProtoDecode.hashRequest, ProtoEncode.hashRequest())),
         ("HashKVRequest", check(ProtoDecode.hashKVRequest, { ProtoEncode.hashKVRequest(revision: $0) })),
         ("HealthCheckRequest", check(ProtoDecode.healthCheckRequest, { ProtoEncode.healthCheckRequest(service: $0) })),
         ("HAStatusRequest", check(ProtoDecode.haStatusRequest, ProtoEncode.haStatusRequest)),
@@ -87,6 +88,7 @@ public enum RoundTrips {
         ("DefragmentResponse", check(ProtoDecode.defragmentResponse, ProtoEncode.defragmentResponse)),
         ("MemberListResponse", check(ProtoDecode.memberListResponse, ProtoEncode.memberListResponse)),
         ("HashKVResponse", check(ProtoDecode.hashKVResponse, ProtoEncode.hashKVResponse)),
+        ("HashResponse", check(ProtoDecode.hashResponse, ProtoEncode.hashResponse)),
         ("HealthCheckResponse", check(ProtoDecode.healthCheckResponse, ProtoEncode.healthCheckResponse)),
         ("HAStatus", check(ProtoDecode.haStatus, ProtoEncode.haStatus)),
     ]

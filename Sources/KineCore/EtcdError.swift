@@ -23,11 +23,8 @@ public struct EtcdError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let leaseExists = EtcdError(.failedPrecondition, "etcdserver: lease already exists")
     public static let leaseTTLTooLarge = EtcdError(.outOfRange, "etcdserver: too large lease TTL")
     public static let requestTooLarge = EtcdError(.invalidArgument, "etcdserver: request is too large")
-    public static let watchCanceled = EtcdError(.cancelled, "etcdserver: watch canceled")
     public static let noSpace = EtcdError(.resourceExhausted, "etcdserver: mvcc: database space exceeded")
+    public static let corrupt = EtcdError(.dataLoss, "etcdserver: corrupt cluster")
     public static let requestTimedOut = EtcdError(.unavailable, "etcdserver: request timed out")
-    public static let unhealthyCluster = EtcdError(.unavailable, "etcdserver: unhealthy cluster")
     public static let serverStopped = EtcdError(.unavailable, "etcdserver: server stopped")
-    public static let memberNotFound = EtcdError(.notFound, "etcdserver: member not found")
-    public static let notLeader = EtcdError(.failedPrecondition, "etcdserver: not leader")
 }

@@ -42,12 +42,33 @@ public struct AlarmRequest: Sendable, Hashable {
     }
 }
 
-public struct AlarmMember: Sendable, Hashable {
+/// etcd's alarm types (`etcdserverpb.AlarmType`).
+public enum AlarmType: Int32, Sendable, CaseIterable {
+    case none = 0, noSpace = 1, corrupt = 2
+
+    /// The name etcd prints (`NOSPACE`, `CORRUPT`).
+    public var name: String {
+        switch self {
+        case .none: "NONE"
+        case .noSpace: "NOSPACE"
+        case .corrupt: "CORRUPT"
+        }
+    }
+}
+
+public struct AlarmMember: Sendable, Hashable, CustomStringConvertible {
     public var memberID: UInt64
     public var alarm: Int32
     public init(memberID: UInt64, alarm: Int32) {
         self.memberID = memberID
         self.alarm = alarm
+    }
+
+    /// The text form etcd puts in Status `errors` and `etcdctl alarm list` prints (protobuf text
+    /// format, zero fields left out, a trailing space): `memberID:7 alarm:NOSPACE `.
+    public var description: String {
+        let type = AlarmType(rawValue: alarm).map(\.name) ?? "\(alarm)"
+        return (memberID == 0 ? "" : "memberID:\(memberID) ") + "alarm:\(type) "
     }
 }
 
@@ -89,9 +110,22 @@ public struct HashKVResponse: Sendable, Hashable {
     public var header: ResponseHeader
     public var hash: UInt32
     public var compactRevision: Int64
-    public init(header: ResponseHeader = .init(), hash: UInt32 = 0, compactRevision: Int64 = 0) {
+    /// The revision hashed (etcd 3.5.5 and later send it; 3.5.1 clients skip the field).
+    public var hashRevision: Int64
+    public init(header: ResponseHeader = .init(), hash: UInt32 = 0, compactRevision: Int64 = 0, hashRevision: Int64 = 0) {
         self.header = header
         self.hash = hash
         self.compactRevision = compactRevision
+        self.hashRevision = hashRevision
+    }
+}
+
+/// `HashResponse`: a hash of everything the store holds.
+public struct HashResponse: Sendable, Hashable {
+    public var header: ResponseHeader
+    public var hash: UInt32
+    public init(header: ResponseHeader = .init(), hash: UInt32 = 0) {
+        self.header = header
+        self.hash = hash
     }
 }

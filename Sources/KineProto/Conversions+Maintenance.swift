@@ -108,7 +108,7 @@ extension MemberListResponse {
 
 extension HashKVResponse {
     init(_ c: Etcdserverpb__HashKVResponse) {
-        self.init(header: CValues.header(c.header), hash: c.hash, compactRevision: c.compact_revision)
+        self.init(header: CValues.header(c.header), hash: c.hash, compactRevision: c.compact_revision, hashRevision: c.hash_revision)
     }
 
     func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Etcdserverpb__HashKVResponse> {
@@ -116,6 +116,20 @@ extension HashKVResponse {
         c.pointee.header = CValues.cHeader(header, &arena)
         c.pointee.hash = hash
         c.pointee.compact_revision = compactRevision
+        c.pointee.hash_revision = hashRevision
+        return c
+    }
+}
+
+extension HashResponse {
+    init(_ c: Etcdserverpb__HashResponse) {
+        self.init(header: CValues.header(c.header), hash: c.hash)
+    }
+
+    func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Etcdserverpb__HashResponse> {
+        let c = arena.message(etcdserverpb__hash_response__init)
+        c.pointee.header = CValues.cHeader(header, &arena)
+        c.pointee.hash = hash
         return c
     }
 }

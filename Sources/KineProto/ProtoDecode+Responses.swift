@@ -113,6 +113,12 @@ extension ProtoDecode {
         }
     }
 
+    public static func hashResponse(_ bytes: [UInt8]) throws(ProtoError) -> HashResponse {
+        try CMessage.decode(bytes, "HashResponse", etcdserverpb__hash_response__unpack, etcdserverpb__hash_response__free_unpacked) {
+            HashResponse($0)
+        }
+    }
+
     public static func healthCheckResponse(_ bytes: [UInt8]) throws(ProtoError) -> HealthServingStatus {
         try CMessage.decode(
             bytes, "HealthCheckResponse", grpc__health__v1__health_check_response__unpack,

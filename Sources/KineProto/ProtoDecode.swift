@@ -130,6 +130,11 @@ extension ProtoDecode {
         ) { CValues.bool($0.linearizable) }
     }
 
+    /// HashRequest has no fields; this only checks the bytes decode.
+    public static func hashRequest(_ bytes: [UInt8]) throws(ProtoError) {
+        try CMessage.decode(bytes, "HashRequest", etcdserverpb__hash_request__unpack, etcdserverpb__hash_request__free_unpacked) { _ in () }
+    }
+
     /// - Returns: `revision`, the request's only field (0 = latest).
     public static func hashKVRequest(_ bytes: [UInt8]) throws(ProtoError) -> Int64 {
         try CMessage.decode(bytes, "HashKVRequest", etcdserverpb__hash_kvrequest__unpack, etcdserverpb__hash_kvrequest__free_unpacked) {

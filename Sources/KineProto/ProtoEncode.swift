@@ -128,6 +128,12 @@ extension ProtoEncode {
         ) { response.toC(&$0) }
     }
 
+    public static func hashResponse(_ response: HashResponse) -> [UInt8] {
+        CMessage.encode(
+            capacity: 128, etcdserverpb__hash_response__get_packed_size, etcdserverpb__hash_response__pack
+        ) { response.toC(&$0) }
+    }
+
     /// `grpc.health.v1.HealthCheckResponse{status}`.
     public static func healthCheckResponse(_ status: HealthServingStatus) -> [UInt8] {
         CMessage.encode(

@@ -34,10 +34,14 @@ struct HTTPEndpoints: Sendable {
     func respond(_ path: String) async -> GRPCHTTP1Response {
         switch path.split(separator: "?").first.map(String.init) ?? path {
         case "/health", "/livez", "/readyz":
-            if (try? await store.revisions()) != nil {
-                return json(200, #"{"health":"true","reason":""}"#)
+            guard let store = try? store, (try? await store.revisions()) != nil, let alarms = try? await store.activeAlarms() else {
+                return json(503, #"{"health":"false","reason":"database unavailable"}"#)
             }
-            return json(503, #"{"health":"false","reason":"database unavailable"}"#)
+            if let alarm = Self.unexcusedAlarm(alarms, excluded: Self.excludedAlarms(path)) {
+                // etcd answers an active alarm with its name, the body ending in a newline.
+                return json(503, #"{"health":"false","reason":"ALARM \#(alarm)"}"# + "\n")
+            }
+            return json(200, #"{"health":"true","reason":""}"#)
         case "/version":
             return json(200, #"{"etcdserver":"\#(identity.version)","etcdcluster":"\#(Self.clusterVersion(identity.version))"}"#)
         case "/metrics":
@@ -45,6 +49,27 @@ struct HTTPEndpoints: Sendable {
         default:
             return (404, "text/plain", Array("404 page not found\n".utf8))
         }
+    }
+
+    /// The `exclude=NAME` parameters of a `/health` request.
+    static func excludedAlarms(_ path: String) -> [String] {
+        guard let query = path.split(separator: "?", maxSplits: 1).dropFirst().first else { return [] }
+        return query.split(separator: "&").compactMap { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            return parts.count == 2 && parts[0] == "exclude" ? String(parts[1]) : nil
+        }
+    }
+
+    /// The first alarm `/health` reports: as in etcd, the excluded names form a set and each
+    /// excuses one alarm of that type (naming it twice excuses no more); names are case-sensitive.
+    static func unexcusedAlarm(_ alarms: [AlarmMember], excluded: [String]) -> String? {
+        var excuses = Set(excluded)
+        for alarm in alarms {
+            let name = AlarmType(rawValue: alarm.alarm)?.name ?? "UNKNOWN"
+            if excuses.remove(name) != nil { continue }
+            return name
+        }
+        return nil
     }
 
     private func json(_ status: Int, _ body: String) -> GRPCHTTP1Response {

@@ -41,6 +41,9 @@ public final class KineApplication: Service, Sendable {
         var haMetrics: HAMetrics?
         if let ha = configuration.ha {
             identity = identity.forPair(ha)
+        }
+        configuration.quotaMemberID = identity.memberID
+        if let ha = configuration.ha {
             let metrics = HAMetrics()
             haMetrics = metrics
             storeService = HAService(

@@ -16,6 +16,11 @@ public struct KineConfiguration: Sendable {
     public var compactBatchSize: Int64 = 1000
     /// Keep every key's latest value in memory for reads and writes (`--read-cache`).
     public var readCache = true
+    /// etcd's `--quota-backend-bytes`: when the kine table grows past it, NOSPACE is raised and
+    /// writes that add data are refused. 0 (the default) is no quota, unlike etcd's 2 GiB.
+    public var quotaBackendBytes: Int64 = 0
+    /// The member id NOSPACE is raised for (the server's).
+    public var quotaMemberID: UInt64 = 0
     /// etcd's `--max-request-bytes` (1.5 MiB).
     public var maxRequestBytes: Int = 1_572_864
     public var memberName: String = "kine"

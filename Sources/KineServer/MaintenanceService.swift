@@ -16,6 +16,8 @@ struct MaintenanceService: Sendable {
             "/etcdserverpb.Maintenance/Status": .unary { bytes, _ throws(GRPCStatus) in try await status(bytes) },
             "/etcdserverpb.Maintenance/Alarm": .unary { bytes, _ throws(GRPCStatus) in try await alarm(bytes) },
             "/etcdserverpb.Maintenance/Defragment": .unary { bytes, _ throws(GRPCStatus) in try await defragment(bytes) },
+            "/etcdserverpb.Maintenance/Hash": .unary { bytes, _ throws(GRPCStatus) in try await hash(bytes) },
+            "/etcdserverpb.Maintenance/HashKV": .unary { bytes, _ throws(GRPCStatus) in try await hashKV(bytes) },
             "/etcdserverpb.Cluster/MemberList": .unary { bytes, context throws(GRPCStatus) in try await memberList(bytes, context) },
             "/grpc.health.v1.Health/Check": .unary { bytes, _ throws(GRPCStatus) in try healthCheck(bytes) },
         ]
@@ -23,21 +25,38 @@ struct MaintenanceService: Sendable {
 
     func status(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
         try StatusMapping.decode(bytes, ProtoDecode.statusRequest)
-        let (revision, size) = try await StatusMapping.run { () async throws(EtcdError) in
-            (try await store.revisions().current, try await store.databaseSize())
+        let (revision, size, alarms) = try await StatusMapping.run { () async throws(EtcdError) in
+            let store = try self.store
+            return (try await store.revisions().current, try await store.databaseSize(), try await store.activeAlarms())
         }
+        // etcd lists each active alarm in `errors` as its text form ("memberID:7 alarm:NOSPACE ").
         let response = StatusResponse(
             header: identity.header(revision: revision), version: identity.version, dbSize: size,
             leader: identity.cluster.leaderID, raftIndex: UInt64(max(revision, 0)), raftTerm: identity.raftTerm,
-            raftAppliedIndex: UInt64(max(revision, 0)), dbSizeInUse: size)
+            raftAppliedIndex: UInt64(max(revision, 0)), errors: alarms.map(\.description), dbSizeInUse: size)
         return ProtoEncode.statusResponse(response)
     }
 
-    /// No quota alarms exist: the database, not a bbolt file, holds the data.
+    /// Alarms live in the database (`KineStore.alarm`), shared by every kine process and both HA nodes.
     func alarm(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
-        _ = try StatusMapping.decode(bytes, ProtoDecode.alarmRequest)
-        let revision = try await currentRevision()
-        return ProtoEncode.alarmResponse(AlarmResponse(header: identity.header(revision: revision)))
+        let request = try StatusMapping.decode(bytes, ProtoDecode.alarmRequest)
+        var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.alarm(request) }
+        response.header = identity.header(revision: response.header.revision)
+        return ProtoEncode.alarmResponse(response)
+    }
+
+    func hash(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+        try StatusMapping.decode(bytes, ProtoDecode.hashRequest)
+        var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.hash() }
+        response.header = identity.header(revision: response.header.revision)
+        return ProtoEncode.hashResponse(response)
+    }
+
+    func hashKV(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+        let revision = try StatusMapping.decode(bytes, ProtoDecode.hashKVRequest)
+        var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.hashKV(revision: revision) }
+        response.header = identity.header(revision: response.header.revision)
+        return ProtoEncode.hashKVResponse(response)
     }
 
     /// PostgreSQL's autovacuum does what defragmentation does for bbolt; answer success. etcd's

@@ -38,6 +38,9 @@ final class StoreInstance: Sendable {
         storeConfiguration.readCache = configuration.readCache
         storeConfiguration.onGroupCommit = configuration.groupCommitObserver
         storeConfiguration.statistics = configuration.storeStatistics
+        if configuration.quotaBackendBytes > 0 {
+            storeConfiguration.quota = KineStore.Quota(bytes: configuration.quotaBackendBytes, memberID: configuration.quotaMemberID)
+        }
         do {
             let store = try await KineStore.open(client: client, configuration: storeConfiguration, logger: logger)
             return StoreInstance(client: client, store: store, database: database)

@@ -13,14 +13,22 @@ extension KineStore {
 
     public func leaseGrant(_ request: LeaseGrantRequest) async throws(EtcdError) -> LeaseGrantResponse {
         if request.ttl > Self.maxLeaseTTL { throw .leaseTTLTooLarge }
+        try await checkQuota(cost: Self.leaseGrantCost)
         let ttl = max(request.ttl, Self.minLeaseTTL)
         while true {
             // etcd picks a random positive 63-bit id when none is given.
             let id = request.id != 0 ? request.id : Int64.random(in: 1...Int64.max)
             var pipeline = SQLPipeline()
             let granted = pipeline.add(StoreSQL.grantLease(id: id, ttl: ttl))
+            // Read after the insert, so an alarm that kept the insert out is seen.
+            let alarms = pipeline.add(StoreSQL.alarmState)
             let header = pipeline.add(StoreSQL.header)
             let results = try await runSQL(pipeline)
+            if !results[granted] {
+                // The insert is conditional on no NOSPACE or CORRUPT alarm (etcd refuses it then).
+                if results[alarms].corrupt { throw .corrupt }
+                if results[alarms].noSpace { throw .noSpace }
+            }
             if results[granted] {
                 statistics.count { $0.leasesGranted += 1 }
                 return LeaseGrantResponse(header: ResponseHeader(revision: results[header].currentRevision), id: id, ttl: ttl)

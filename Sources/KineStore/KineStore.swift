@@ -1,6 +1,7 @@
 public import KineCore
 public import KineSQL
 public import Logging
+import Synchronization
 
 /// MVCC over the kine table: the etcd KV semantics, backed by any `SQLClient`.
 public final class KineStore: Sendable {
@@ -23,17 +24,36 @@ public final class KineStore: Sendable {
         /// Where watch, lease and compaction figures are counted; pass the same one to every
         /// store of a process so its counters outlive an HA epoch.
         public var statistics = StoreStatistics()
+        /// etcd's `--quota-backend-bytes`: past it, NOSPACE is raised for `memberID` and puts,
+        /// txns and lease grants are refused (`checkQuota`). Nil: no quota.
+        public var quota: Quota?
 
         public init() {}
     }
 
-    private let reader: Reader
+    public struct Quota: Sendable {
+        public var bytes: Int64
+        /// The member the NOSPACE alarm is raised for (this server's id).
+        public var memberID: UInt64
+        /// How often the database size is sampled for the check.
+        public var sampleInterval: Duration
+
+        public init(bytes: Int64, memberID: UInt64, sampleInterval: Duration = .milliseconds(500)) {
+            self.bytes = bytes
+            self.memberID = memberID
+            self.sampleInterval = sampleInterval
+        }
+    }
+
+    let reader: Reader
     private let writer: Writer
     /// Publishes committed revisions to watchers (this process's and other processes' writes).
     public let watchHub: WatchHub
     private let compactor: Compactor
-    private let configuration: Configuration
-    private let client: any SQLClient
+    let configuration: Configuration
+    let client: any SQLClient
+    /// The database size the quota check compares with (`sampleDatabaseSize`).
+    let sampledDatabaseSize = Mutex<Int64>(0)
     private let logger: Logger
     private let cache: KeyValueCache?
     /// Lease renewals waiting together share one UPDATE (`leaseKeepAlive`).
@@ -88,7 +108,20 @@ public final class KineStore: Sendable {
         async let writing: Void = writer.run()
         async let watching: Void = watchHub.run(notifications: notifications)
         async let expiring: Void = expireLeasesPeriodically()
-        _ = await (writing, watching, expiring)
+        async let sampling: Void = sampleForQuota()
+        _ = await (writing, watching, expiring, sampling)
+    }
+
+    private func sampleForQuota() async {
+        guard let quota = configuration.quota, quota.bytes > 0 else { return }
+        await sampleDatabaseSize(every: quota.sampleInterval)
+    }
+
+    var isStopped: Bool { writer.isStopped }
+
+    /// Whether CORRUPT is active (etcd refuses compaction then).
+    private func refuseWhenCorrupt() async throws(EtcdError) {
+        if try await activeAlarms().contains(where: { $0.alarm == AlarmType.corrupt.rawValue }) { throw .corrupt }
     }
 
     /// etcd checks for expired leases about every 500 ms.
@@ -142,6 +175,7 @@ public final class KineStore: Sendable {
 
     public func put(_ request: PutRequest) async throws(EtcdError) -> PutResponse {
         try RequestValidation.validate(request)
+        try await checkQuota(cost: Self.quotaCost(request))
         guard case .put(let response) = try await writer.submit(.put(request)) else { throw Self.mismatch }
         return response
     }
@@ -154,6 +188,7 @@ public final class KineStore: Sendable {
 
     public func txn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
         try RequestValidation.validate(request, maxOps: configuration.maxTxnOps)
+        try await checkQuota(cost: Self.quotaCost(request))
         if let cache, cache.isLoaded, KeyValueCache.isReadOnly(request) {
             // Reads only: answered from memory after the read barrier, as a linearizable Range.
             _ = try await watchHub.sync()
@@ -169,6 +204,7 @@ public final class KineStore: Sendable {
         let (current, compacted) = try await reader.revisions()
         if request.revision <= compacted { throw .compacted }
         if request.revision > current { throw .futureRevision }
+        try await refuseWhenCorrupt()
         let started = ContinuousClock.now
         defer { statistics.count { $0.compactionMicroseconds += Int((ContinuousClock.now - started).wholeMicroseconds) } }
         do {

@@ -17,6 +17,22 @@ struct StoredRow: Sendable {
     /// The attached lease (`kv_lease`), 0 for none.
     var lease: Int64
 
+    init(
+        id: Int64, name: Bytes, created: Bool, deleted: Bool, createRevision: Int64, prevRevision: Int64, value: Bytes, version: Int64,
+        modRevision: Int64, lease: Int64
+    ) {
+        self.id = id
+        self.name = name
+        self.created = created
+        self.deleted = deleted
+        self.createRevision = createRevision
+        self.prevRevision = prevRevision
+        self.value = value
+        self.version = version
+        self.modRevision = modRevision
+        self.lease = lease
+    }
+
     /// Decodes the columns of `StoreSQL.rowColumns` starting at `offset`; nil for the NULL row of
     /// an outer join that matched nothing.
     init?(_ row: SQLRow, offset: Int = 0) {

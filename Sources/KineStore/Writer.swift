@@ -169,6 +169,7 @@ final class Writer: Sendable {
         }
         var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
         let header = pipeline.add(StoreSQL.header)
+        let alarms = pipeline.add(StoreSQL.alarmState)
         let slots = plan.load(into: &pipeline, sql: sql)
         let loaded: SQLPipelineResults
         do {
@@ -179,7 +180,7 @@ final class Writer: Sendable {
         }
 
         var (space, expired) = plan.keySpace(header: loaded[header], results: loaded, slots: slots)
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired)
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired, alarms: loaded[alarms])
         do {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
@@ -208,11 +209,12 @@ final class Writer: Sendable {
         // No txn in the batch reads history, so the compacted revision is never consulted.
         var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
         space.states = snapshot.states
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: [])
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState())
         let current: Bool
         do {
             if rows.isEmpty {
-                current = try await session.run(StoreSQL.newestIDQuery) == snapshot.lastID
+                // Requests that wrote nothing were still refused had an alarm been active.
+                current = try await session.run(StoreSQL.newestIDWithoutAlarms) == snapshot.lastID
             } else {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
                 let wrote = pipeline.add(StoreSQL.guardedInsert(
@@ -230,11 +232,18 @@ final class Writer: Sendable {
     }
 
     /// Executes the batch's requests in order on `space` (each sees the ones before it).
-    private func evaluate(_ batch: [Pending], space: inout KeySpace, expired: [Int64]) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
+    /// Requests the active alarms refuse fail with etcd's error and change nothing.
+    private func evaluate(
+        _ batch: [Pending], space: inout KeySpace, expired: [Int64], alarms: AlarmState
+    ) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
         var rows: [PendingRow] = []
         for item in batch {
+            if !alarms.isEmpty, let refusal = alarms.refusal(of: item.request) {
+                outcomes.append(.failure(refusal))
+                continue
+            }
             do {
                 if case .expireLeases = item.request {
                     // Each expired lease is revoked in its own revision, as etcd's lessor does.
@@ -276,7 +285,14 @@ final class Writer: Sendable {
         do {
             var locked = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
             let headerSlot = locked.add(StoreSQL.header)
-            let header = try await session.run(locked)[headerSlot]
+            let alarmSlot = locked.add(StoreSQL.alarmState)
+            let lockedResults = try await session.run(locked)
+            if let refusal = lockedResults[alarmSlot].refusal(of: item.request) {
+                _ = try await session.pipeline([StoreSQL.rollback])
+                item.completion.complete(.failure(refusal))
+                return
+            }
+            let header = lockedResults[headerSlot]
             let (current, maxID) = (header.currentRevision, header.newestID)
             let nameRange = KeyMapping.nameRange(range)
             let victims = range.isEmpty ? [] : cache?.victims(of: range, nameRange: nameRange, at: maxID)

@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Keep the latest value of every key in memory and serve reads from it: true or false (KINE_READ_CACHE). Default true.")
     var readCache: String?
 
+    @Option(help: "etcd's space quota in bytes (KINE_QUOTA_BACKEND_BYTES): past it the NOSPACE alarm is raised and puts, txns and lease grants are refused. Default 0: no quota.")
+    var quotaBackendBytes: Int64?
+
     @Flag(help: "Log at debug level (KINE_DEBUG).")
     var debug = false
 
@@ -72,6 +75,10 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("invalid --read-cache \(text): true or false")
             }
             configuration.readCache = enabled
+        }
+        if let text = quotaBackendBytes.map(String.init) ?? environment["KINE_QUOTA_BACKEND_BYTES"] {
+            guard let bytes = Int64(text) else { throw ValidationError("invalid --quota-backend-bytes \(text): a number of bytes") }
+            configuration.quotaBackendBytes = max(0, bytes)
         }
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
         configuration.ha = try ha.configuration(environment: environment)

@@ -8,16 +8,7 @@ import Synchronization
 /// so watch logic is tested without PostgreSQL. One write per revision, row id = revision, as
 /// the Writer lays out single-key writes.
 final class FakeKineTable: SQLClient {
-    struct Row: Sendable {
-        var id: Int64
-        var name: Bytes
-        var created: Bool
-        var deleted: Bool
-        var createRevision: Int64
-        var prevRevision: Int64
-        var value: Bytes
-        var version: Int64
-    }
+    typealias Row = StoredRow
 
     private struct State {
         var rows: [Row] = []
@@ -34,7 +25,7 @@ final class FakeKineTable: SQLClient {
         write(key) { latest, id in
             let live = latest.map { !$0.deleted } ?? false
             return Row(
-                id: id, name: Array(key.utf8), created: !live, deleted: false, createRevision: live ? latest?.createRevision ?? id : id,
+                fakeID: id, name: Array(key.utf8), created: !live, deleted: false, createRevision: live ? latest?.createRevision ?? id : id,
                 prevRevision: latest?.id ?? 0, value: Array(value.utf8), version: (live ? latest?.version ?? 0 : 0) + 1)
         }
     }
@@ -43,7 +34,7 @@ final class FakeKineTable: SQLClient {
     @discardableResult
     func delete(_ key: String) -> Int64 {
         write(key) { latest, id in
-            Row(id: id, name: Array(key.utf8), created: false, deleted: true, createRevision: latest?.createRevision ?? 0,
+            Row(fakeID: id, name: Array(key.utf8), created: false, deleted: true, createRevision: latest?.createRevision ?? 0,
                 prevRevision: latest?.id ?? 0, value: [], version: 0)
         }
     }
@@ -127,11 +118,23 @@ final class FakeKineTable: SQLClient {
 
     private static func columns(_ row: Row) -> [[UInt8]?] {
         [int(row.id), row.name, int(row.created ? 1 : 0), int(row.deleted ? 1 : 0), int(row.createRevision), int(row.prevRevision),
-         row.value, int(row.version), int(row.id), int(0)]
+         row.value, int(row.version), int(row.modRevision), int(row.lease)]
     }
 
     /// An int8 cell as PostgreSQL sends it in binary: 8 bytes, big-endian.
     private static func int(_ value: Int64) -> [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+    }
+}
+
+extension StoredRow {
+    /// A row for a test: by default one write per revision, so the row id is the revision.
+    init(
+        fakeID id: Int64, name: Bytes, created: Bool, deleted: Bool, createRevision: Int64, prevRevision: Int64, value: Bytes, version: Int64,
+        revision: Int64? = nil
+    ) {
+        self.init(
+            id: id, name: name, created: created, deleted: deleted, createRevision: createRevision, prevRevision: prevRevision,
+            value: value, version: version, modRevision: revision ?? id, lease: 0)
     }
 }

@@ -447,10 +447,14 @@ struct  Etcdserverpb__HashKVResponse
   Etcdserverpb__ResponseHeader *header;
   uint32_t hash;
   int64_t compact_revision;
+  /*
+   * etcd 3.5.5 and later: the revision the hash covers.
+   */
+  int64_t hash_revision;
 };
 #define ETCDSERVERPB__HASH_KVRESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&etcdserverpb__hash_kvresponse__descriptor) \
-    , NULL, 0, 0 }
+    , NULL, 0, 0, 0 }
 
 
 struct  Etcdserverpb__HashResponse

@@ -141,8 +141,10 @@ final class HAController: Sendable {
             let publications = try await admin.pipeline([SQLStatement(HASQL.publicationExists)])[0].rows.first?.int64(0) ?? 0
             if publications == 0 {
                 _ = try await admin.pipeline([SQLStatement(HASQL.createPublication)])
-            } else if try await admin.pipeline([SQLStatement(HASQL.publicationHasSplitWrites)])[0].rows.first?.int64(0) == 0 {
-                _ = try await admin.pipeline([SQLStatement(HASQL.publishSplitWrites)])
+            } else {
+                for row in try await admin.pipeline([SQLStatement(HASQL.unpublishedTables)])[0].rows {
+                    _ = try await admin.pipeline([SQLStatement(HASQL.publish(row.text(0)))])
+                }
             }
             let row = try await admin.pipeline([SQLStatement(HASQL.readLocalState)])[0].rows.first
             let initial = InitialState(

@@ -40,18 +40,23 @@ enum HASQL {
     /// Truncate is left out on purpose: a resync's TRUNCATE must never reach anyone subscribed
     /// to the truncating node.
     static let createPublication = """
-        CREATE PUBLICATION \(publicationName) FOR TABLE kine, kine_leases, kine_ha, kine_ha_split_writes \
+        CREATE PUBLICATION \(publicationName) FOR TABLE \(publishedTables.joined(separator: ", ")) \
         WITH (publish = 'insert, update, delete')
         """
 
-    static let publicationExists = "SELECT count(*) FROM pg_publication WHERE pubname = '\(publicationName)'"
+    /// What the follower copies: the kine table, leases, alarms and the HA bookkeeping.
+    static let publishedTables = ["kine", "kine_leases", "kine_alarms", "kine_ha", "kine_ha_split_writes"]
 
-    /// A publication made by HA schema 1 lacks the split-writes table.
-    static let publicationHasSplitWrites = """
-        SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)' AND tablename = 'kine_ha_split_writes'
+    /// Published tables a publication made by an older kine lacks (schema 1 had no split
+    /// writes, schema 2 no alarms).
+    static let unpublishedTables = """
+        SELECT t FROM unnest(ARRAY['\(publishedTables.joined(separator: "','"))']) AS t WHERE t NOT IN \
+        (SELECT tablename FROM pg_publication_tables WHERE pubname = '\(publicationName)')
         """
 
-    static let publishSplitWrites = "ALTER PUBLICATION \(publicationName) ADD TABLE kine_ha_split_writes"
+    static func publish(_ table: String) -> String { "ALTER PUBLICATION \(publicationName) ADD TABLE \(table)" }
+
+    static let publicationExists = "SELECT count(*) FROM pg_publication WHERE pubname = '\(publicationName)'"
 
     /// What a bad setup would break, checked at start: `wal_level`, superuser (PostgreSQL 15
     /// needs it for CREATE SUBSCRIPTION), the server version.
@@ -246,7 +251,7 @@ enum HASQL {
         FROM kine_ha_split_writes ORDER BY node, id
         """
 
-    static let emptyCopy = "TRUNCATE kine, kine_leases, kine_ha, kine_ha_split_writes"
+    static let emptyCopy = "TRUNCATE \(publishedTables.joined(separator: ", "))"
 
     static let localMaxID = "SELECT COALESCE(MAX(id), 0) FROM kine"
 

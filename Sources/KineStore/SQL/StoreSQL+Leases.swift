@@ -3,10 +3,14 @@ import KineSQL
 
 /// `kine_leases`, and the keys attached to leases.
 extension StoreSQL {
-    /// A new lease unless the id is taken; answers whether it was created.
+    /// A new lease unless the id is taken or NOSPACE or CORRUPT is active; answers whether it was
+    /// created.
     static func grantLease(id: Int64, ttl: Int64) -> SQLQuery<Bool> {
         SQLQuery(SQLStatement(
-            "INSERT INTO kine_leases (id, ttl, expires_at) VALUES ($1, $2, now() + make_interval(secs => $2::float8)) ON CONFLICT (id) DO NOTHING",
+            """
+            INSERT INTO kine_leases (id, ttl, expires_at) SELECT $1, $2, now() + make_interval(secs => $2::float8) \
+            WHERE NOT EXISTS (SELECT 1 FROM kine_alarms WHERE alarm IN (1, 2)) ON CONFLICT (id) DO NOTHING
+            """,
             [.int64(id), .int64(ttl)], name: "lease_grant")) { $0.affectedRows == 1 }
     }
 

@@ -7,7 +7,8 @@ import KineSQL
 /// nullable columns Go kine ignores: `kv_version` (the key's etcd version) and `kv_revision`
 /// (the row's etcd revision, NULL when it equals `id`; a write that changes several keys has
 /// one revision but one row, with its own id, per key), an index to map revisions to ids,
-/// `kv_lease` (the attached etcd lease) and the table `kine_leases` (lease TTLs and deadlines).
+/// `kv_lease` (the attached etcd lease), the table `kine_leases` (lease TTLs and deadlines) and the
+/// table `kine_alarms` (etcd's alarms).
 extension StoreSQL {
     static let createTables = [
         """
@@ -27,6 +28,7 @@ extension StoreSQL {
         "CREATE INDEX IF NOT EXISTS kine_kv_lease_index ON kine (kv_lease) WHERE kv_lease IS NOT NULL",
         "CREATE TABLE IF NOT EXISTS kine_leases (id BIGINT PRIMARY KEY, ttl BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
         "CREATE INDEX IF NOT EXISTS kine_leases_expires_index ON kine_leases (expires_at)",
+        createAlarms,
     ].map { SQLStatement($0) }
 
     /// Go kine's opt-in migrations (`KINE_SCHEMA_MIGRATION`): 1 → BIGINT ids, 2 → `text COLLATE "C"` names.

@@ -48,13 +48,13 @@ extension StoreSQL {
         SQLStatement(insertRows, insertParameters(rows), name: "w_insert")
     }
 
-    /// `insertRows` guarded by "the newest id is `expectedNewestID`", with the sequence moved to
+    /// `insertRows` guarded by "the newest id is `expectedNewestID` and no alarm is active", with the sequence moved to
     /// `sequence` and `NOTIFY kine` with `revision`, all or nothing; answers whether it wrote. In
     /// a transaction after the lock: `g` reads the table as the lock left it, so a true guard
     /// means no row came after the state the rows were computed from.
     static func guardedInsert(_ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64) -> SQLQuery<Bool> {
         let sql = """
-            WITH g AS (SELECT \(newestID) = $12::int8 AS ok), \
+            WITH g AS (SELECT \(newestID) = $12::int8 AND \(noAlarms) AS ok), \
             ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
             SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $14::text) END FROM g
             """
@@ -95,6 +95,11 @@ extension StoreSQL {
             WHERE \(pred) ORDER BY \(nameExpr), id DESC) AS d WHERE d.deleted = 0 AND d.name <> 'compact_rev_key') AS v
             """, [.int64(maxID), .int64(revision)] + params, name: "w_bulk_delete_\(shape)"))
     }
+
+    /// The newest row id, or -1 while an alarm is active (the cache path then steps aside for the
+    /// path that reads the alarms under the lock).
+    static let newestIDWithoutAlarms = SQLQuery.scalar(SQLStatement(
+        "SELECT CASE WHEN \(noAlarms) THEN \(newestID) ELSE -1 END", name: "w_newest_no_alarms"))
 
     static func setSequence(_ id: Int64) -> SQLStatement {
         SQLStatement("SELECT setval('kine_id_seq', $1)", [.int64(id)], name: "w_setval")

@@ -5612,7 +5612,7 @@ const ProtobufCMessageDescriptor etcdserverpb__hash_kvrequest__descriptor =
   (ProtobufCMessageInit) etcdserverpb__hash_kvrequest__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor etcdserverpb__hash_kvresponse__field_descriptors[3] =
+static const ProtobufCFieldDescriptor etcdserverpb__hash_kvresponse__field_descriptors[4] =
 {
   {
     "header",
@@ -5650,16 +5650,29 @@ static const ProtobufCFieldDescriptor etcdserverpb__hash_kvresponse__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "hash_revision",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Etcdserverpb__HashKVResponse, hash_revision),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned etcdserverpb__hash_kvresponse__field_indices_by_name[] = {
   2,   /* field[2] = compact_revision */
   1,   /* field[1] = hash */
+  3,   /* field[3] = hash_revision */
   0,   /* field[0] = header */
 };
 static const ProtobufCIntRange etcdserverpb__hash_kvresponse__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor etcdserverpb__hash_kvresponse__descriptor =
 {
@@ -5669,7 +5682,7 @@ const ProtobufCMessageDescriptor etcdserverpb__hash_kvresponse__descriptor =
   "Etcdserverpb__HashKVResponse",
   "etcdserverpb",
   sizeof(Etcdserverpb__HashKVResponse),
-  3,
+  4,
   etcdserverpb__hash_kvresponse__field_descriptors,
   etcdserverpb__hash_kvresponse__field_indices_by_name,
   1,  etcdserverpb__hash_kvresponse__number_ranges,
