@@ -64,6 +64,7 @@ public enum RoundTrips {
         ("DefragmentRequest", fieldless(ProtoDecode.defragmentRequest, ProtoEncode.defragmentRequest())),
         ("MemberListRequest", check(ProtoDecode.memberListRequest, { ProtoEncode.memberListRequest(linearizable: $0) })),
         ("HashRequest", fieldless(ProtoDecode.hashRequest, ProtoEncode.hashRequest())),
+        ("SnapshotRequest", fieldless(ProtoDecode.snapshotRequest, ProtoEncode.snapshotRequest())),
         ("HashKVRequest", check(ProtoDecode.hashKVRequest, { ProtoEncode.hashKVRequest(revision: $0) })),
         ("HealthCheckRequest", check(ProtoDecode.healthCheckRequest, { ProtoEncode.healthCheckRequest(service: $0) })),
         ("HAStatusRequest", check(ProtoDecode.haStatusRequest, ProtoEncode.haStatusRequest)),
@@ -89,6 +90,7 @@ public enum RoundTrips {
         ("MemberListResponse", check(ProtoDecode.memberListResponse, ProtoEncode.memberListResponse)),
         ("HashKVResponse", check(ProtoDecode.hashKVResponse, ProtoEncode.hashKVResponse)),
         ("HashResponse", check(ProtoDecode.hashResponse, ProtoEncode.hashResponse)),
+        ("SnapshotResponse", check(ProtoDecode.snapshotResponse, ProtoEncode.snapshotResponse)),
         ("HealthCheckResponse", check(ProtoDecode.healthCheckResponse, ProtoEncode.healthCheckResponse)),
         ("HAStatus", check(ProtoDecode.haStatus, ProtoEncode.haStatus)),
     ]

@@ -120,6 +120,17 @@ public struct HashKVResponse: Sendable, Hashable {
     }
 }
 
+/// `SnapshotResponse`: one chunk of a snapshot file, with the bytes still to come (etcd sets no
+/// header).
+public struct SnapshotResponse: Sendable, Hashable {
+    public var remainingBytes: UInt64
+    public var blob: [UInt8]
+    public init(remainingBytes: UInt64 = 0, blob: [UInt8] = []) {
+        self.remainingBytes = remainingBytes
+        self.blob = blob
+    }
+}
+
 /// `HashResponse`: a hash of everything the store holds.
 public struct HashResponse: Sendable, Hashable {
     public var header: ResponseHeader

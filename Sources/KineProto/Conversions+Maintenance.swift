@@ -121,6 +121,19 @@ extension HashKVResponse {
     }
 }
 
+extension SnapshotResponse {
+    init(_ c: Etcdserverpb__SnapshotResponse) {
+        self.init(remainingBytes: c.remaining_bytes, blob: CValues.bytes(c.blob))
+    }
+
+    func toC(_ arena: inout Arena) -> UnsafeMutablePointer<Etcdserverpb__SnapshotResponse> {
+        let c = arena.message(etcdserverpb__snapshot_response__init)
+        c.pointee.remaining_bytes = remainingBytes
+        c.pointee.blob = arena.binary(blob)
+        return c
+    }
+}
+
 extension HashResponse {
     init(_ c: Etcdserverpb__HashResponse) {
         self.init(header: CValues.header(c.header), hash: c.hash)

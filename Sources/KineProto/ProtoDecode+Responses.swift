@@ -113,6 +113,12 @@ extension ProtoDecode {
         }
     }
 
+    public static func snapshotResponse(_ bytes: [UInt8]) throws(ProtoError) -> SnapshotResponse {
+        try CMessage.decode(bytes, "SnapshotResponse", etcdserverpb__snapshot_response__unpack, etcdserverpb__snapshot_response__free_unpacked) {
+            SnapshotResponse($0)
+        }
+    }
+
     public static func hashResponse(_ bytes: [UInt8]) throws(ProtoError) -> HashResponse {
         try CMessage.decode(bytes, "HashResponse", etcdserverpb__hash_response__unpack, etcdserverpb__hash_response__free_unpacked) {
             HashResponse($0)

@@ -130,6 +130,11 @@ extension ProtoDecode {
         ) { CValues.bool($0.linearizable) }
     }
 
+    /// SnapshotRequest has no fields; this only checks the bytes decode.
+    public static func snapshotRequest(_ bytes: [UInt8]) throws(ProtoError) {
+        try CMessage.decode(bytes, "SnapshotRequest", etcdserverpb__snapshot_request__unpack, etcdserverpb__snapshot_request__free_unpacked) { _ in () }
+    }
+
     /// HashRequest has no fields; this only checks the bytes decode.
     public static func hashRequest(_ bytes: [UInt8]) throws(ProtoError) {
         try CMessage.decode(bytes, "HashRequest", etcdserverpb__hash_request__unpack, etcdserverpb__hash_request__free_unpacked) { _ in () }

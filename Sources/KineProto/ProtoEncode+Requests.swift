@@ -109,6 +109,8 @@ extension ProtoEncode {
 
     public static func hashRequest() -> [UInt8] { [] }
 
+    public static func snapshotRequest() -> [UInt8] { [] }
+
     public static func hashKVRequest(revision: Int64) -> [UInt8] {
         CMessage.encode(
             capacity: 64, etcdserverpb__hash_kvrequest__get_packed_size, etcdserverpb__hash_kvrequest__pack

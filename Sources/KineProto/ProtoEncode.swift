@@ -128,6 +128,12 @@ extension ProtoEncode {
         ) { response.toC(&$0) }
     }
 
+    public static func snapshotResponse(_ response: SnapshotResponse) -> [UInt8] {
+        CMessage.encode(
+            capacity: response.blob.count + 32, etcdserverpb__snapshot_response__get_packed_size, etcdserverpb__snapshot_response__pack
+        ) { response.toC(&$0) }
+    }
+
     public static func hashResponse(_ response: HashResponse) -> [UInt8] {
         CMessage.encode(
             capacity: 128, etcdserverpb__hash_response__get_packed_size, etcdserverpb__hash_response__pack

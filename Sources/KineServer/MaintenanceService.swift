@@ -18,6 +18,9 @@ struct MaintenanceService: Sendable {
             "/etcdserverpb.Maintenance/Defragment": .unary { bytes, _ throws(GRPCStatus) in try await defragment(bytes) },
             "/etcdserverpb.Maintenance/Hash": .unary { bytes, _ throws(GRPCStatus) in try await hash(bytes) },
             "/etcdserverpb.Maintenance/HashKV": .unary { bytes, _ throws(GRPCStatus) in try await hashKV(bytes) },
+            "/etcdserverpb.Maintenance/Snapshot": .bidirectional { requests, responses, _ throws(GRPCStatus) in
+                try await snapshot(requests, responses)
+            },
             "/etcdserverpb.Cluster/MemberList": .unary { bytes, context throws(GRPCStatus) in try await memberList(bytes, context) },
             "/grpc.health.v1.Health/Check": .unary { bytes, _ throws(GRPCStatus) in try healthCheck(bytes) },
         ]
@@ -43,6 +46,16 @@ struct MaintenanceService: Sendable {
         var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.alarm(request) }
         response.header = identity.header(revision: response.header.revision)
         return ProtoEncode.alarmResponse(response)
+    }
+
+    /// A server-streaming call: the one request, then the snapshot's chunks (`KineStore.snapshot`).
+    func snapshot(_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter) async throws(GRPCStatus) {
+        var iterator = requests.makeAsyncIterator()
+        guard let first = await iterator.next() else { return }
+        try StatusMapping.decode(first, ProtoDecode.snapshotRequest)
+        try await StatusMapping.run { () async throws(EtcdError) in
+            try await store.snapshot { chunk in try await responses.write(ProtoEncode.snapshotResponse(chunk)) }
+        }
     }
 
     func hash(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {

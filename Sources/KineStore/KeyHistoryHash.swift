@@ -7,9 +7,7 @@ import KineCore
 /// are the newest change at or below the hashed revision of a key live there (what a compaction
 /// keeps), unless no key is live there at all, when etcd filters nothing.
 ///
-/// Rows arrive in id order; the sub revision is a change's position within its revision, as the
-/// Writer lays a write's rows out in the order of its operations. Go kine's gap rows and its
-/// `compact_rev_key` row are not changes.
+/// Rows arrive in id order (`SubRevisions` numbers them).
 struct KeyHistoryHash {
     private(set) var crc = CRC32C()
     private let compactRevision: Int64
@@ -17,8 +15,7 @@ struct KeyHistoryHash {
     private let kept: Set<Int64>
     /// Whether no key is live at the hashed revision (then nothing is filtered).
     private let nothingLive: Bool
-    private var revision: Int64 = -1
-    private var sub: Int64 = 0
+    private var numbering = SubRevisions()
 
     init(compactRevision: Int64, kept: Set<Int64>, nothingLive: Bool) {
         self.compactRevision = compactRevision
@@ -30,15 +27,9 @@ struct KeyHistoryHash {
     static let keyBucket = Array("key".utf8)
 
     mutating func add(_ row: StoredRow) {
-        guard let change = Self.change(row) else { return }
-        if row.modRevision != revision {
-            revision = row.modRevision
-            sub = 0
-        } else {
-            sub += 1
-        }
+        guard let (key, change) = numbering.entry(row) else { return }
         if row.modRevision <= compactRevision && !nothingLive && !kept.contains(row.id) { return }
-        crc.update(Self.revisionKey(main: row.modRevision, sub: sub, tombstone: row.deleted))
+        crc.update(key)
         crc.update(change)
     }
 
@@ -59,6 +50,26 @@ struct KeyHistoryHash {
 
     static func bigEndian(_ value: Int64) -> [UInt8] {
         (0..<8).map { UInt8(truncatingIfNeeded: value >> Int64(56 - 8 * $0)) }
+    }
+}
+
+/// etcd's key bucket entries for kine's rows, fed in id order: the sub revision is a change's
+/// position within its revision, as the Writer lays a write's rows out in the order of its
+/// operations; rows that are no change (Go kine's gap and `compact_rev_key` rows) get none.
+struct SubRevisions {
+    private var revision: Int64 = -1
+    private var sub: Int64 = 0
+
+    /// The bbolt key and value etcd stores for `row`, nil for a row that is no change.
+    mutating func entry(_ row: StoredRow) -> (key: [UInt8], value: [UInt8])? {
+        guard let change = KeyHistoryHash.change(row) else { return nil }
+        if row.modRevision != revision {
+            revision = row.modRevision
+            sub = 0
+        } else {
+            sub += 1
+        }
+        return (KeyHistoryHash.revisionKey(main: row.modRevision, sub: sub, tombstone: row.deleted), change)
     }
 }
 

@@ -76,12 +76,7 @@ struct StoreHashes {
             crc.update(message)
         }
         crc.update(Array("alarm".utf8))
-        for alarm in results[alarms] {
-            var message: [UInt8] = []
-            KeyValueEncoding.varintField(1, alarm.memberID, into: &message)
-            KeyValueEncoding.varintField(2, UInt64(UInt32(bitPattern: alarm.alarm)), into: &message)
-            crc.update(message)
-        }
+        for alarm in results[alarms] { crc.update(KineStore.alarmKey(alarm)) }
         crc.update(Array("meta".utf8))
         crc.update(Array("finishedCompactRev".utf8))
         crc.update(KeyHistoryHash.revisionKey(main: header.compactRevision, sub: 0, tombstone: false))

@@ -8,6 +8,6 @@ struct KineCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kine",
         abstract: "etcd v3 API server backed by PostgreSQL (a Swift Kine).",
-        subcommands: [ServeCommand.self, HACommand.self, HashKVCommand.self],
+        subcommands: [ServeCommand.self, HACommand.self, HashKVCommand.self, RestoreCommand.self],
         defaultSubcommand: ServeCommand.self)
 }

@@ -1,7 +1,7 @@
 import KineCore
 import KineSQL
 
-/// What Hash and HashKV read: the rows up to a revision in id order, and what a compaction at
+/// What Hash, HashKV and Snapshot read: the rows up to a revision in id order, and what a compaction at
 /// that revision would keep.
 extension StoreSQL {
     /// Rows with id above `afterID` and revision at most `revision`, oldest first.
@@ -24,7 +24,10 @@ extension StoreSQL {
         }
     }
 
-    /// Every lease, by id: `id, ttl` (the Hash of the whole store).
+    /// One view of the whole database for a snapshot.
+    static let beginSnapshot = SQLStatement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", name: "snap_begin")
+
+    /// Every lease, by id: `id, ttl` (the Hash of the whole store, a snapshot's lease bucket).
     static let allLeases = SQLQuery(SQLStatement("SELECT id, ttl FROM kine_leases ORDER BY id", name: "hash_leases")) { result in
         result.rows.map { (id: $0.int64(0), ttl: $0.int64(1)) }
     }
