@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -111,7 +112,7 @@ def test_kine_snapshot_restores_into_etcd(server_factory):
     assert actual == expected, json.dumps({"kine": expected, "etcd": actual}, indent=1, default=str)[:6000]
 
 
-def test_etcd_snapshot_restores_into_kine(server_factory):
+def test_etcd_snapshot_restores_into_kine(server_factory, request):
     etcd = server_factory.etcd(f"snap-etcd-{time.monotonic_ns()}")
     client = Client(etcd.endpoint)
     historic, compacted, lease_id = write_history(client)
@@ -122,6 +123,7 @@ def test_etcd_snapshot_restores_into_kine(server_factory):
     client.close()
 
     work = Path(tempfile.mkdtemp(prefix="kine-e2e-restore-"))
+    request.addfinalizer(lambda: shutil.rmtree(work, ignore_errors=True))
     snapshot = work / "etcd.db"
     saved = harness.etcdctl(etcd, "snapshot", "save", str(snapshot), timeout=60)
     assert saved.returncode == 0, saved
