@@ -1,5 +1,11 @@
+/// Something that runs statements as one pipeline: a client (any pooled connection) or a
+/// session (one reserved connection). `run` on either reads results by slot (`SQLPipeline`).
+public protocol SQLPipelineRunner: Sendable {
+    func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
+}
+
 /// What the store needs from a database: run statements, and hold a session for a transaction.
-public protocol SQLClient: Sendable {
+public protocol SQLClient: SQLPipelineRunner {
     /// Runs the statements as one pipeline on some pooled connection, one round trip, and returns
     /// one result per statement in order. The statements of one call share one implicit
     /// transaction (one pipeline sync) unless they contain BEGIN/COMMIT themselves: if one fails,
@@ -15,7 +21,7 @@ public protocol SQLClient: Sendable {
 }
 
 /// A connection reserved by `SQLClient.withSession`.
-public protocol SQLSession: Sendable {
+public protocol SQLSession: SQLPipelineRunner {
     func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
 
     /// Where a task that mostly talks to this session runs best (the connection's own thread),

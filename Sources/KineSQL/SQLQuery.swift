@@ -81,25 +81,13 @@ public struct SQLPipelineResults: Sendable {
     }
 }
 
-extension SQLClient {
+extension SQLPipelineRunner {
     @inlinable
     public func run(_ pipeline: SQLPipeline) async throws(SQLError) -> SQLPipelineResults {
         SQLPipelineResults(try await self.pipeline(pipeline.statements))
     }
 
     /// One query, one round trip.
-    @inlinable
-    public func run<Output>(_ query: SQLQuery<Output>) async throws(SQLError) -> Output {
-        query.decode(try await pipeline([query.statement])[0])
-    }
-}
-
-extension SQLSession {
-    @inlinable
-    public func run(_ pipeline: SQLPipeline) async throws(SQLError) -> SQLPipelineResults {
-        SQLPipelineResults(try await self.pipeline(pipeline.statements))
-    }
-
     @inlinable
     public func run<Output>(_ query: SQLQuery<Output>) async throws(SQLError) -> Output {
         query.decode(try await pipeline([query.statement])[0])
