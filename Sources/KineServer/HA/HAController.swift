@@ -200,10 +200,11 @@ final class HAController: Sendable {
         while !isStopped {
             let observation = await observe(machine)
             var actions = machine.step(observation)
+            var acceptedHandover: Completion<Result<Void, HACommands.HandoverError>>?
             if let request = commands.takeHandover() {
                 do throws(HandoverRefused) {
                     actions += try machine.requestHandover(now: now, timeout: request.timeout)
-                    request.reply.complete(.success(()))
+                    acceptedHandover = request.reply
                 } catch {
                     request.reply.complete(.failure(HACommands.HandoverError(description: error.description)))
                 }
@@ -211,6 +212,14 @@ final class HAController: Sendable {
             await carryOut(actions, machine: &machine)
             await ensureServing(machine)
             publish(machine)
+            // Answered only now: a caller polling Status right after the answer must already see
+            // the handover, and a step-down that failed (the round rolled back) is no handover.
+            if let acceptedHandover {
+                acceptedHandover.complete(
+                    machine.handoverTo.isEmpty
+                        ? .failure(HACommands.HandoverError(description: "stepping down for the handover failed; this node leads on (see its log)"))
+                        : .success(()))
+            }
             await sleep(ha.timing.probeInterval)
         }
     }
