@@ -21,4 +21,17 @@ public protocol GRPCRouter: Sendable {
 
 extension GRPCRouter {
     public func hasService(_ service: String) -> Bool { false }
+
+    /// The UNIMPLEMENTED message for a path with no method, in grpc-go's words: "malformed method
+    /// name", "unknown service X", "unknown method Y for service X".
+    public func unknownMethodMessage(_ path: String) -> String {
+        var trimmed = Substring(path)
+        guard trimmed.first == "/" else { return "malformed method name: \"\(path)\"" }
+        trimmed = trimmed.dropFirst()
+        guard let slash = trimmed.lastIndex(of: "/") else { return "malformed method name: \"\(path)\"" }
+        let service = String(trimmed[trimmed.startIndex..<slash])
+        let method = String(trimmed[trimmed.index(after: slash)...])
+        if hasService(service) { return "unknown method \(method) for service \(service)" }
+        return "unknown service \(service)"
+    }
 }

@@ -17,8 +17,20 @@ public enum GRPCListenTarget: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The response of the HTTP/1.1 handler: status code, content type and body.
+/// A complete HTTP/1.1 answer: status code, content type and body.
 public typealias GRPCHTTP1Response = (status: Int, contentType: String, body: [UInt8])
+
+/// An HTTP/1.1 handler that answers `GET` and `HEAD` by path with a complete response, and other
+/// methods with 405.
+public func simpleHTTP1Handler(_ respond: @escaping @Sendable (_ path: String) async -> GRPCHTTP1Response) -> HTTP1Handler {
+    { request, writer in
+        guard request.head.method == "GET" || request.head.method == "HEAD" else {
+            await writer.respond(HTTP1Response(status: 405, contentType: "text/plain", body: Array("method not allowed\n".utf8)))
+            return
+        }
+        await writer.respond(HTTP1Response(await respond(request.head.target)))
+    }
+}
 
 public struct GRPCServerConfiguration: Sendable {
     /// Where to listen. Port 0 picks a free port (see `GRPCServer.start()`'s result).
@@ -33,9 +45,9 @@ public struct GRPCServerConfiguration: Sendable {
     public var maxPendingResponseBytesPerStream: Int
     /// How long `shutdown()` lets in-flight unary calls run before closing connections.
     public var shutdownGracePeriod: Duration
-    /// Serves plain HTTP/1.1 requests (`GET /health`, `/version`, `/metrics`) on the same port.
-    /// `nil` → 404 for every HTTP/1.1 request.
-    public var http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)?
+    /// Serves HTTP/1.1 requests (`GET /health`, `/version`, `/metrics`, the JSON gateway) on the
+    /// same port. `nil` → 404 for every HTTP/1.1 request.
+    public var http1Handler: HTTP1Handler?
     /// TLS on the port (`nil`: plain h2c). With a trusted CA, client certificates are required.
     public var tls: GRPCTLSConfiguration?
     /// Metrics of every call (`nil`: none).
@@ -50,7 +62,7 @@ public struct GRPCServerConfiguration: Sendable {
         initialConnectionWindowSize: Int = 16 << 20,
         maxPendingResponseBytesPerStream: Int = 1 << 20,
         shutdownGracePeriod: Duration = .seconds(5),
-        http1Handler: (@Sendable (_ path: String) async -> GRPCHTTP1Response)? = nil,
+        http1Handler: HTTP1Handler? = nil,
         tls: GRPCTLSConfiguration? = nil,
         observer: (any GRPCServerObserver)? = nil
     ) {

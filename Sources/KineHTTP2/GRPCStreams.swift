@@ -6,7 +6,8 @@ public struct GRPCRequestStream: AsyncSequence, Sendable {
 
     let base: AsyncStream<[UInt8]>
 
-    init(_ base: AsyncStream<[UInt8]>) {
+    /// Requests from elsewhere than an HTTP/2 stream (the JSON gateway feeds a method this way).
+    public init(_ base: AsyncStream<[UInt8]>) {
         self.base = base
     }
 
@@ -30,15 +31,29 @@ public struct GRPCRequestStream: AsyncSequence, Sendable {
 /// Sends response messages on a streaming call. `write` suspends while too many bytes are queued
 /// unsent on the stream (bounded memory) and throws once the stream is gone. Usable from any task.
 public struct GRPCResponseWriter: Sendable {
-    let buffer: OutboundMessageBuffer
+    private enum Sink: Sendable {
+        case stream(OutboundMessageBuffer)
+        case custom(@Sendable ([UInt8]) async throws -> Void)
+    }
+
+    private let sink: Sink
 
     init(buffer: OutboundMessageBuffer) {
-        self.buffer = buffer
+        sink = .stream(buffer)
+    }
+
+    /// Hands each message to `write` instead of an HTTP/2 stream (the JSON gateway). `write`
+    /// throws once its destination is gone.
+    public init(_ write: @escaping @Sendable ([UInt8]) async throws -> Void) {
+        sink = .custom(write)
     }
 
     /// Queues one message; suspends for backpressure. Throws `GRPCStatus` (Cancelled/Unavailable) if
     /// the stream has ended.
     public func write(_ message: [UInt8]) async throws {
-        try await buffer.write(message)
+        switch sink {
+        case .stream(let buffer): try await buffer.write(message)
+        case .custom(let write): try await write(message)
+        }
     }
 }

@@ -1,8 +1,8 @@
 import NIOCore
 
-/// The tiny HTTP/1.1 side of the port: recognising a request line instead of the HTTP/2 preface,
-/// parsing one request head and rendering a `Connection: close` response.
-enum HTTP1 {
+/// The HTTP/1.1 side of the port: recognising a request line instead of the HTTP/2 preface, and
+/// rendering response heads.
+public enum HTTP1 {
     static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     static let maxHeadSize = 16 * 1024
 
@@ -30,54 +30,49 @@ enum HTTP1 {
         return .needMoreBytes
     }
 
-    struct RequestHead: Equatable {
-        var method: String
-        var target: String
-        var version: String
-    }
-
-    enum ParseResult: Equatable {
-        case needMoreBytes
-        case head(RequestHead)
-        case invalid
-        case tooLarge
-    }
-
-    /// Looks for a complete request head (`\r\n\r\n`) and parses its request line.
-    static func parseHead(_ bytes: ByteBufferView) -> ParseResult {
-        let terminator: [UInt8] = [13, 10, 13, 10]
-        guard let end = bytes.firstRange(of: terminator) else {
-            return bytes.count > maxHeadSize ? .tooLarge : .needMoreBytes
-        }
-        let head = bytes[bytes.startIndex..<end.lowerBound]
-        let lineEnd = head.firstIndex(of: 13) ?? head.endIndex
-        let line = String(decoding: head[head.startIndex..<lineEnd], as: UTF8.self)
-        let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[2].hasPrefix("HTTP/1."), !parts[0].isEmpty, !parts[1].isEmpty else { return .invalid }
-        return .head(RequestHead(method: String(parts[0]), target: String(parts[1]), version: String(parts[2])))
-    }
-
-    static func reason(_ status: Int) -> String {
+    /// Go's `http.StatusText` for the codes this server sends (the gateway's stream errors quote it).
+    public static func reason(_ status: Int) -> String {
         switch status {
+        case 100: return "Continue"
         case 200: return "OK"
         case 204: return "No Content"
         case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 413: return "Request Entity Too Large"
+        case 429: return "Too Many Requests"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
         case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
         default: return "Status"
         }
     }
 
-    static func render(_ response: GRPCHTTP1Response, headOnly: Bool, into buffer: inout ByteBuffer) {
-        buffer.writeString(
-            "HTTP/1.1 \(response.status) \(reason(response.status))\r\n"
-                + "Content-Type: \(response.contentType)\r\n"
-                + "Content-Length: \(response.body.count)\r\n"
-                + "Connection: close\r\n\r\n"
-        )
-        if !headOnly { buffer.writeBytes(response.body) }
+    enum Framing {
+        case length(Int)
+        case chunked
+    }
+
+    /// The status line and header fields. etcd's client port sends its CORS headers on every
+    /// HTTP answer (its access controller allows any origin by default).
+    static func renderHead(_ response: HTTP1Response, framing: Framing, keepAlive: Bool, into buffer: inout ByteBuffer) {
+        var head = "HTTP/1.1 \(response.status) \(reason(response.status))\r\n"
+        head += "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+        head += "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+        head += "Access-Control-Allow-Origin: *\r\n"
+        if !response.contentType.isEmpty { head += "Content-Type: \(response.contentType)\r\n" }
+        for header in response.headers { head += "\(header.name): \(header.value)\r\n" }
+        switch framing {
+        case .length(let count): head += "Content-Length: \(count)\r\n"
+        case .chunked: head += "Transfer-Encoding: chunked\r\n"
+        }
+        if !keepAlive { head += "Connection: close\r\n" }
+        buffer.writeString(head + "\r\n")
     }
 }

@@ -71,20 +71,8 @@ extension ServerConnectionHandler {
         case .unary?: return .unary
         case .bidirectional?: return .bidirectional
         case nil:
-            return .unknown(message: Self.unknownMethodMessage(stream.path, router: router))
+            return .unknown(message: router.unknownMethodMessage(stream.path))
         }
-    }
-
-    static func unknownMethodMessage(_ path: String, router: any GRPCRouter) -> String {
-        // grpc-go wording: "malformed method name", "unknown service X", "unknown method Y for service X".
-        var trimmed = Substring(path)
-        guard trimmed.first == "/" else { return "malformed method name: \"\(path)\"" }
-        trimmed = trimmed.dropFirst()
-        guard let slash = trimmed.lastIndex(of: "/") else { return "malformed method name: \"\(path)\"" }
-        let service = String(trimmed[trimmed.startIndex..<slash])
-        let method = String(trimmed[trimmed.index(after: slash)...])
-        if router.hasService(service) { return "unknown method \(method) for service \(service)" }
-        return "unknown service \(service)"
     }
 
     private func makeContext(_ stream: ServerStream) -> GRPCCallContext {

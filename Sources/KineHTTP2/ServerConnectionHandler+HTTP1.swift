@@ -1,51 +1,27 @@
 import NIOCore
 
-/// HTTP/1.1 on the gRPC port: one GET or HEAD (`/health`, `/version`, `/metrics`) answered by the
-/// configuration's handler, then the connection closes.
+/// HTTP/1.1 on the gRPC port: the connection hands its bytes to an `HTTP1ServerConnection`, which
+/// reads requests and runs the configuration's handler for each.
 extension ServerConnectionHandler {
-    func processHTTP1() {
-        guard let input = pendingInput else { return }
-        switch HTTP1.parseHead(input.readableBytesView) {
-        case .needMoreBytes:
-            return
-        case .tooLarge:
-            pendingInput = nil
-            respondHTTP1((431, "text/plain", Array("request header too large\n".utf8)), headOnly: false)
-        case .invalid:
-            pendingInput = nil
-            respondHTTP1((400, "text/plain", Array("bad request\n".utf8)), headOnly: false)
-        case .head(let head):
-            pendingInput = nil
-            // Anything after the head (a body, a pipelined request) is ignored: we close after answering.
-            mode = .closed
-            guard head.method == "GET" || head.method == "HEAD" else {
-                respondHTTP1((405, "text/plain", Array("method not allowed\n".utf8)), headOnly: false)
-                return
-            }
-            guard let handler = configuration.http1Handler, let loopBound else {
-                respondHTTP1((404, "text/plain", Array("404 page not found\n".utf8)), headOnly: head.method == "HEAD")
-                return
-            }
-            let headOnly = head.method == "HEAD"
-            let path = head.target
-            Task {
-                let response = await handler(path)
-                loopBound.eventLoop.execute {
-                    loopBound.value.respondHTTP1(response, headOnly: headOnly)
-                }
-            }
-        }
-    }
-
-    func respondHTTP1(_ response: GRPCHTTP1Response, headOnly: Bool) {
-        mode = .closed
+    func startHTTP1() {
+        mode = .http1
         guard let context else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 128 + response.body.count)
-        HTTP1.render(response, headOnly: headOnly, into: &buffer)
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
-        promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
-            self?.closeConnection()
+        let eventLoop = context.eventLoop
+        let connection = HTTP1ServerConnection(
+            handler: configuration.http1Handler, eventLoop: context.eventLoop, allocator: context.channel.allocator,
+            remoteAddress: remoteAddress, logger: logger,
+            write: { [weak self] buffer in
+                guard let self, let context = self.context else {
+                    return eventLoop.makeFailedFuture(HTTP1ConnectionClosed())
+                }
+                return context.writeAndFlush(self.wrapOutboundOut(buffer))
+            },
+            close: { [weak self] in self?.closeConnection() })
+        connection.loopBound = NIOLoopBound(connection, eventLoop: context.eventLoop)
+        http1Connection = connection
+        if let input = pendingInput {
+            pendingInput = nil
+            connection.receive(input.readableBytesView)
         }
     }
 }

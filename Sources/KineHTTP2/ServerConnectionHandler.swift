@@ -24,6 +24,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     var mode = Mode.detecting
     var pendingInput: ByteBuffer?
     var session: NGHTTP2Session?
+    var http1Connection: HTTP1ServerConnection?
     var streams: [Int32: ServerStream] = [:]
     var context: ChannelHandlerContext?
     var loopBound: NIOLoopBound<ServerConnectionHandler>?
@@ -82,10 +83,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         detectionTimer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.detectionTimeout) { [weak self] in
             guard let self else { return }
             switch self.mode {
-            case .detecting, .http1:
+            case .detecting:
                 self.logger.debug("no complete request in time")
                 self.closeConnection()
-            case .http2, .closed:
+            case .http1 where self.http1Connection?.sawRequest != true:
+                self.logger.debug("no complete request in time")
+                self.closeConnection()
+            case .http1, .http2, .closed:
                 break
             }
         }
@@ -114,8 +118,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
             detectProtocol()
         case .http1:
-            pendingInput?.writeBuffer(&buffer)
-            processHTTP1()
+            http1Connection?.receive(buffer.readableBytesView)
         case .closed:
             break
         }
@@ -138,8 +141,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             startHTTP2()
             feed(input)
         case .http1:
-            mode = .http1
-            processHTTP1()
+            startHTTP1()
         case .garbage:
             logger.debug("neither HTTP/2 preface nor HTTP/1.1 request")
             closeConnection()
@@ -222,6 +224,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         forceCloseTimer = nil
         detectionTimer?.cancel()
         detectionTimer = nil
+        http1Connection?.connectionClosed()
+        http1Connection = nil
         let open = streams
         streams = [:]
         for stream in open.values { perform(stream.machine.streamClosed(GRPCStatus(.unavailable, "connection closed")), on: stream) }
@@ -251,6 +255,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         case .detecting, .closed:
             closeConnection()
         case .http1:
+            http1Connection?.beginShutdown()
             forceCloseTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gracePeriod) { [weak self] in
                 self?.closeConnection()
             }

@@ -52,19 +52,24 @@ public final class KineApplication: Service, Sendable {
             storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
         let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics, metrics: metrics, statistics: configuration.storeStatistics)
+        let router = Self.etcdRouter(stores: stores, identity: identity, configuration: configuration)
+        let http = ClientHTTPHandler(
+            endpoints: endpoints,
+            gateway: JSONGateway(router: router, maxReceiveMessageSize: GRPCServerConfiguration.defaultMaxReceiveMessageSize))
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(
-                target: configuration.listen, http1Handler: { path in await endpoints.respond(path) },
+                target: configuration.listen, http1Handler: { request, writer in await http.handle(request, writer) },
                 tls: Self.servesTLS(configuration.listen) ? configuration.serverTLS : nil,
                 observer: ObserverChain(observers: (metrics.map { [$0] } ?? []) + [RequestLog(logger: logger)])),
-            router: Self.etcdRouter(stores: stores, identity: identity, configuration: configuration), logger: logger)
+            router: router, logger: logger)
         let etcd = EtcdServerService(
             server: server, stores: stores, waitForStore: configuration.ha == nil, onListening: onListening, logger: logger)
         var services: [any Service] = [MemoryTrimService(), storeService, etcd]
         if let target = configuration.metricsBindAddress {
             let metricsServer = GRPCServer(
                 configuration: GRPCServerConfiguration(
-                    target: target, http1Handler: { path in
+                    target: target,
+                    http1Handler: simpleHTTP1Handler { path in
                         guard path.split(separator: "?").first == "/metrics" else { return (404, "text/plain", Array("404 page not found\n".utf8)) }
                         return await endpoints.respond("/metrics")
                     }),

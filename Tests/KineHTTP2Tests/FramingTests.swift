@@ -174,13 +174,4 @@ struct HTTP1Tests {
         #expect(d("PUT") == .needMoreBytes)
         #expect(d("POST / HTTP/1.1") == .http1)
     }
-
-    @Test func parseHead() {
-        var b = ByteBufferAllocator().buffer(capacity: 0)
-        b.writeString("GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(HTTP1.parseHead(b.readableBytesView) == .head(.init(method: "GET", target: "/version", version: "HTTP/1.1")))
-        var bad = ByteBufferAllocator().buffer(capacity: 0)
-        bad.writeString("GET\r\n\r\n")
-        #expect(HTTP1.parseHead(bad.readableBytesView) == .invalid)
-    }
 }

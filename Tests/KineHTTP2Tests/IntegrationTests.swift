@@ -198,22 +198,35 @@ struct IntegrationTests {
     @Test("HTTP/1.1 GET on the same port")
     func http1() async throws {
         try await withServer(configure: { configuration in
-            configuration.http1Handler = { path in
+            configuration.http1Handler = simpleHTTP1Handler { path in
                 path == "/health"
                     ? (200, "application/json", Array(#"{"health":"true","reason":""}"#.utf8))
                     : (404, "text/plain", Array("404 page not found\n".utf8))
             }
         }) { _, port, _ in
             let (health, closed) = try await rawExchange(
-                port: port, bytes: Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8), readTimeout: .seconds(5))
+                port: port, bytes: Array("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8), readTimeout: .seconds(5))
             let text = String(decoding: health, as: UTF8.self)
             #expect(closed)
             #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
             #expect(text.contains("Content-Type: application/json\r\n"))
             #expect(text.hasSuffix("\r\n\r\n{\"health\":\"true\",\"reason\":\"\"}"))
-            let (missing, _) = try await rawExchange(
-                port: port, bytes: Array("GET /nope HTTP/1.1\r\n\r\n".utf8), readTimeout: .seconds(5))
-            #expect(String(decoding: missing, as: UTF8.self).hasPrefix("HTTP/1.1 404 "))
+            // Kept alive: two pipelined requests get two answers in order; the second asks to close.
+            let (both, closedAfterTwo) = try await rawExchange(
+                port: port,
+                bytes: Array("GET /nope HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\nConnection: close\r\n\r\n".utf8),
+                readTimeout: .seconds(5))
+            let answers = String(decoding: both, as: UTF8.self)
+            #expect(closedAfterTwo)
+            #expect(answers.hasPrefix("HTTP/1.1 404 "))
+            #expect(answers.components(separatedBy: "HTTP/1.1 ").count == 3)
+            #expect(answers.hasSuffix("{\"health\":\"true\",\"reason\":\"\"}"))
+            // A POST body framed by chunked coding is read, and the method refused.
+            let (post, _) = try await rawExchange(
+                port: port,
+                bytes: Array("POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n".utf8),
+                readTimeout: .seconds(5))
+            #expect(String(decoding: post, as: UTF8.self).hasPrefix("HTTP/1.1 405 "))
             // gRPC on the same port still works.
             let client = try await GRPCClientConnection.connect(host: "127.0.0.1", port: port)
             #expect(try await client.unary(path: "/test.Echo/Unary", request: [8]) == [8])
@@ -222,7 +235,7 @@ struct IntegrationTests {
         // No handler configured → 404.
         try await withServer { _, port, _ in
             let (reply, _) = try await rawExchange(
-                port: port, bytes: Array("GET /metrics HTTP/1.1\r\n\r\n".utf8), readTimeout: .seconds(5))
+                port: port, bytes: Array("GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n".utf8), readTimeout: .seconds(5))
             #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 404 "))
         }
     }

@@ -14,7 +14,7 @@ struct PerfSmokeTests {
         let server = GRPCServer(
             configuration: GRPCServerConfiguration(
                 target: .tcp(host: "127.0.0.1", port: 50099),
-                http1Handler: { _ in (200, "text/plain", Array("ok\n".utf8)) }),
+                http1Handler: simpleHTTP1Handler { _ in (200, "text/plain", Array("ok\n".utf8)) }),
             router: TestRouter(), logger: Logger(label: "serve"))
         try await server.start()
         try await Task.sleep(for: .seconds(seconds))
