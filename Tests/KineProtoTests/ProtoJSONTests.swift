@@ -27,8 +27,9 @@ struct ProtoJSONTests {
         switch values.next(endOfBody: true) {
         case .failure(let text): return text
         case .value(let document):
+            let target = try schema(message)
             do {
-                _ = try ProtoJSON.wire(from: document, as: try schema(message))
+                _ = try ProtoJSON.wire(from: document, as: target)
                 return "accepted"
             } catch {
                 return error.description
