@@ -81,16 +81,18 @@ struct MaintenanceService: Sendable {
     }
 
     /// A single node lists itself alone, advertising the URL the client reached it by (as Go
-    /// kine does); an HA node lists both nodes of the pair.
+    /// kine does); an HA node lists both nodes of the pair. As in etcd, the header carries no
+    /// revision; the store is still asked for one, so a node without a serving store fails the
+    /// call as etcd without a leader does.
     func memberList(_ bytes: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8] {
         _ = try StatusMapping.decode(bytes, ProtoDecode.memberListRequest)
-        let revision = try await currentRevision()
+        _ = try await currentRevision()
         let url = context.authority.isEmpty ? identity.clientURL : "http://\(context.authority)"
         var members = identity.cluster.members.map { Member(id: $0.id, name: $0.name, peerURLs: $0.peerURLs, clientURLs: $0.clientURLs) }
         if members.isEmpty {
             members = [Member(id: identity.memberID, name: identity.name, peerURLs: [url], clientURLs: [url])]
         }
-        return ProtoEncode.memberListResponse(MemberListResponse(header: identity.header(revision: revision), members: members))
+        return ProtoEncode.memberListResponse(MemberListResponse(header: identity.header(revision: 0), members: members))
     }
 
     func healthCheck(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
