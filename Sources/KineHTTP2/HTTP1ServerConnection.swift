@@ -47,7 +47,6 @@ final class HTTP1ServerConnection {
     private var idleTimer: Scheduled<Void>?
     private var draining = false
     private var closed = false
-    var loopBound: NIOLoopBound<HTTP1ServerConnection>?
 
     /// Whether any request head has been read (the connection's detection timeout stops there).
     private(set) var sawRequest = false
@@ -112,11 +111,13 @@ final class HTTP1ServerConnection {
             interim.writeString("HTTP/1.1 100 Continue\r\n\r\n")
             _ = write(interim)
         }
-        guard let handler, let loopBound else {
+        guard let handler else {
             _ = send(.full(HTTP1Response(status: 404, contentType: "text/plain; charset=utf-8", body: Array("404 page not found\n".utf8))), exchange: id)
             return
         }
         let request = HTTP1Request(head: head, body: HTTP1RequestBody(stream), remoteAddress: remoteAddress)
+        // Made per request, not stored: a stored one would hold this connection from inside itself.
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         let writer = HTTP1ResponseWriter(connection: loopBound, exchange: id)
         exchange?.task = Task {
             await handler(request, writer)

@@ -17,7 +17,6 @@ extension ServerConnectionHandler {
                 return context.writeAndFlush(self.wrapOutboundOut(buffer))
             },
             close: { [weak self] in self?.closeConnection() })
-        connection.loopBound = NIOLoopBound(connection, eventLoop: context.eventLoop)
         http1Connection = connection
         if let input = pendingInput {
             pendingInput = nil
