@@ -112,6 +112,7 @@ let package = Package(
         .executableTarget(name: "FuzzHTTP2Server", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzHTTP2Server", swiftSettings: swiftSettings),
         .executableTarget(
             name: "FuzzRequestDecoders", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzRequestDecoders", swiftSettings: swiftSettings),
+        .executableTarget(name: "FuzzGateway", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzGateway", swiftSettings: swiftSettings),
 
         // Helpers shared by the test targets (a seeded random generator).
         .target(name: "KineTestSupport", path: "Tests/KineTestSupport", swiftSettings: swiftSettings),

@@ -2,7 +2,7 @@
 # Runs one libFuzzer target with address sanitizer.
 #
 # Usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
-#   TARGET   deframer | http2-server | request-decoders
+#   TARGET   deframer | http2-server | request-decoders | gateway
 #   SECONDS  how long to fuzz (libFuzzer -max_total_time); 0 with -runs=N runs N inputs instead
 #
 # Builds the target optimized into .build-fuzz with -sanitize=fuzzer,address (the first build compiles the
@@ -20,7 +20,8 @@ case "$target" in
   deframer) product=FuzzDeframer ;;
   http2-server) product=FuzzHTTP2Server ;;
   request-decoders) product=FuzzRequestDecoders ;;
-  *) echo "unknown target $target (deframer, http2-server, request-decoders)" >&2; exit 2 ;;
+  gateway) product=FuzzGateway ;;
+  *) echo "unknown target $target (deframer, http2-server, request-decoders, gateway)" >&2; exit 2 ;;
 esac
 export PATH="/opt/swift/usr/bin:$PATH"
 build="$root/.build-fuzz"

@@ -134,7 +134,7 @@ else
       skip_step "fuzz" "KINE_TEST_SKIP_FUZZ=1"
     else
       run_step "fuzz (20 s per target)" bash -c \
-        'for t in deframer http2-server request-decoders; do "$0/scripts/fuzz.sh" "$t" 20 || exit 1; done' "$ROOT"
+        'for t in deframer http2-server request-decoders gateway; do "$0/scripts/fuzz.sh" "$t" 20 || exit 1; done' "$ROOT"
     fi
   else
     STEPS+=("swift test"); RESULTS+=("FAIL  (not run: swift build failed)")

@@ -40,6 +40,7 @@ extension FuzzTargets {
         case .deframer: deframer
         case .http2Server: http2Server
         case .requestDecoders: requestDecoders
+        case .gateway: gateway
         }
     }
 }

@@ -151,7 +151,7 @@ public enum FuzzTargets {
 
 extension FuzzTargets {
     public enum Target: Sendable {
-        case deframer, http2Server, requestDecoders
+        case deframer, http2Server, requestDecoders, gateway
     }
 
     /// Inputs to start a corpus from.
@@ -161,6 +161,8 @@ extension FuzzTargets {
             return [[0], [4, 0, 0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0, 0], [2, 1, 0, 0, 0, 1, 9], [3, 0, 0, 0, 0x10, 0]]
         case .http2Server:
             return HTTP2Seeds.inputs
+        case .gateway:
+            return gatewaySeeds
         case .requestDecoders:
             let samples: [[UInt8]] = [
                 ProtoEncode.rangeRequest(RangeRequest(key: [1], rangeEnd: [2], limit: 3)),

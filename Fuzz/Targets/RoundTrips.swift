@@ -1,10 +1,10 @@
 import KineCore
-import KineProto
+public import KineProto
 
 /// What one decoder made of one input.
 public enum RoundTripOutcome: Equatable, Sendable {
     /// It failed with its typed error (`ProtoError`, the type its signature throws).
-    case rejected
+    case rejected(ProtoError)
     /// It decoded, and the value encoded and decoded again is the same value.
     case survived
     /// It decoded, but the value did not survive the round trip.
@@ -27,7 +27,7 @@ public enum RoundTrips {
     ) -> Check {
         { bytes in
             let value: T
-            do { value = try decode(bytes) } catch { return .rejected }
+            do throws(ProtoError) { value = try decode(bytes) } catch { return .rejected(error) }
             let encoded = encode(value)
             do {
                 let again = try decode(encoded)
@@ -41,7 +41,7 @@ public enum RoundTrips {
     /// A message kine reads no field of: any decodable input, and its own encoding, decode.
     static func fieldless(_ decode: @escaping @Sendable ([UInt8]) throws(ProtoError) -> Void, _ encoded: [UInt8]) -> Check {
         { bytes in
-            do { try decode(bytes) } catch { return .rejected }
+            do throws(ProtoError) { try decode(bytes) } catch { return .rejected(error) }
             do { try decode(encoded) } catch { return .broke("its own encoding did not decode: \(error)") }
             return .survived
         }

@@ -33,6 +33,17 @@ struct FuzzTargetTests {
         }
     }
 
+    @Test("Gateway: request bodies, response payloads, HTTP/1.1 requests and their corruptions")
+    func gateway() {
+        let seeds = FuzzTargets.seeds(.gateway)
+        // Every seed under every control byte, so each reaches every message and mode.
+        let spread = seeds.flatMap { seed in (0...255).map { [UInt8($0)] + seed.dropFirst() } }
+        for input in spread + Self.mutations(of: seeds, count: 3000, seed: 17) {
+            let finding = FuzzTargets.gateway(input)
+            #expect(finding == nil, "\(input): \(finding ?? "")")
+        }
+    }
+
     @Test("gRPC deframer: random bytes and well-framed messages")
     func deframer() {
         var rng = SeededGenerator(seed: 5)

@@ -386,3 +386,17 @@ def test_many_requests_on_one_connection(pair):
     status, _, data = gw.post("/v3/kv/range", {"key": b64("/gwka/"), "range_end": b64("/gwka0"), "count_only": True})
     assert json.loads(data)["count"] == "101"
     gw.close()
+
+
+@pytest.mark.needs_kine
+def test_lock_and_election_paths_answer_unimplemented(pair):
+    """etcd serves v3lock and v3election; kine serves neither (docs/compatibility.md), so their
+    gateway paths answer as the gRPC calls do instead of 404, and a wrong method still gets 405."""
+    gw = Gateway(pair[1])
+    for path, service in [("/v3/lock/lock", "v3lockpb.Lock"), ("/v3/election/campaign", "v3electionpb.Election"),
+                          ("/v3/election/observe", "v3electionpb.Election")]:
+        status, content_type, data = gw.post(path, {"name": b64("n")})
+        assert (status, content_type) == (501, "application/json"), (path, data)
+        assert json.loads(data) == {"error": f"unknown service {service}", "code": 12, "message": f"unknown service {service}"}
+        assert gw.request("GET", path)[0] == 405
+    gw.close()

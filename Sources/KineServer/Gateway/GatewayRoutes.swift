@@ -74,4 +74,17 @@ struct GatewayRoute: Sendable {
         }
         return table
     }()
+
+    /// etcd's lock and election gateways (`v3lockpb`, `v3electionpb`), whose services kine does not
+    /// serve: their paths answer as the gRPC calls do (UNIMPLEMENTED) rather than 404. kine has
+    /// no schema for their messages, so a body is not read first as etcd would.
+    static let unservedServices: [String: String] = [
+        "/v3/lock/lock": "/v3lockpb.Lock/Lock",
+        "/v3/lock/unlock": "/v3lockpb.Lock/Unlock",
+        "/v3/election/campaign": "/v3electionpb.Election/Campaign",
+        "/v3/election/proclaim": "/v3electionpb.Election/Proclaim",
+        "/v3/election/leader": "/v3electionpb.Election/Leader",
+        "/v3/election/observe": "/v3electionpb.Election/Observe",
+        "/v3/election/resign": "/v3electionpb.Election/Resign",
+    ]
 }
