@@ -19,6 +19,9 @@ public enum HAAction: Sendable, Equatable {
     case resync(reason: String)
     /// Re-enable a copy that stopped (after a lost connection it simply continues).
     case resumeCopy(reason: String)
+    /// Add to the copy the tables the leader's publication gained since it was made, copying
+    /// their rows (the rest of the copy streams on untouched).
+    case refreshCopy(reason: String)
     /// As leader: wait for the follower on every commit (true) or not.
     case setSynchronous(Bool, reason: String)
     /// The role changed without any I/O (e.g. the copy became ready): persist it.

@@ -33,12 +33,16 @@ public struct HAObservation: Sendable {
         public var witness: Bool?
         /// A maintenance pause is in force (`kine ha pause`): no automatic promotion.
         public var paused: Bool
+        /// As follower: the leader publishes a table the copy does not subscribe to yet (an
+        /// upgraded kine published one its older version did not have).
+        public var copyLacksTables: Bool
 
         public init(
             postgresUp: Bool = true, copy: CopyState = .none, copyComplete: Bool? = nil, subscribedTerm: UInt64 = 0,
             followerStreaming: Bool = false, hasData: Bool = false, maxID: Int64 = 0, epochStart: Int64 = 0, witness: Bool? = nil,
-            paused: Bool = false
+            paused: Bool = false, copyLacksTables: Bool = false
         ) {
+            self.copyLacksTables = copyLacksTables
             self.hasData = hasData
             self.maxID = maxID
             self.epochStart = epochStart

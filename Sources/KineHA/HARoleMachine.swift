@@ -282,6 +282,9 @@ public struct HARoleMachine: Sendable {
             resumes += 1
             return [.resumeCopy(reason: "the local copy stopped (attempt \(resumes) of \(Self.maxResumes))")]
         }
+        if local.copy == .ready && local.copyLacksTables {
+            return [.refreshCopy(reason: "the leader publishes tables the local copy does not subscribe to")]
+        }
         let settled: HARole = copyReady && local.copy == .ready ? .follower : .followerSyncing
         if settled == .follower { pairWhole() }
         if role != settled {

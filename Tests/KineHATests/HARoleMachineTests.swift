@@ -199,6 +199,26 @@ struct HARoleMachineTests {
         #expect(actions.count == 1 && actions.allSatisfy(Self.isPromote))
     }
 
+    @Test("A ready copy lacking a table the leader publishes is refreshed; not while syncing, not while the leader is gone")
+    func copyLackingTables() {
+        var harness = Self.follower()
+        let lacking = HAObservation.Local(copy: .ready, subscribedTerm: 1, copyLacksTables: true)
+        #expect(harness.round(lacking, Self.leader()) == [.refreshCopy(reason: "the leader publishes tables the local copy does not subscribe to")])
+        // The new table's initial copy: the machine waits, and settles once every table is ready.
+        #expect(harness.round(.init(copy: .syncing, copyComplete: false, subscribedTerm: 1), Self.leader())
+            == [.persist(reason: "local copy catching up")])
+        #expect(harness.round(Self.ready, Self.leader()) == [.persist(reason: "local copy ready")])
+        #expect(harness.machine.role == .follower)
+
+        var syncing = Self.follower()
+        let stillCopying = HAObservation.Local(copy: .syncing, copyComplete: false, subscribedTerm: 1, copyLacksTables: true)
+        #expect(!syncing.round(stillCopying, Self.leader()).contains { if case .refreshCopy = $0 { true } else { false } })
+
+        var orphaned = Self.follower()
+        let actions = orphaned.rounds(for: .seconds(3.5), lacking, Self.dead)
+        #expect(actions.count == 1 && actions.allSatisfy(Self.isPromote))
+    }
+
     @Test("The leader drops synchronous replication when the follower dies and restores it once caught up")
     func synchronousManagement() {
         var leader = Harness(node: "a", priority: .primary)

@@ -44,7 +44,7 @@ PG_USER = "postgres"
 PG_PORT = 5432
 HA_PORT = 2380
 DB = "kubernetes"
-REPLICATED_TABLES = ("kine", "kine_leases", "kine_ha", "kine_ha_split_writes")
+REPLICATED_TABLES = ("kine", "kine_leases", "kine_alarms", "kine_ha", "kine_ha_split_writes")
 SUBNET = "10.77.0.0/24"
 BOGUS_MAC = "02:00:00:00:00:01"  # a locally administered address no interface has
 ADDRESSES = {"a": "10.77.0.1", "b": "10.77.0.2"}
@@ -594,7 +594,7 @@ class HALab:
                 return None
             q = "\nUNION ALL\n".join(
                 f"SELECT '{t}', count(*), md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '')) FROM {t} r"
-                if t == "kine_ha" else
+                if t in ("kine_ha", "kine_alarms") else
                 f"SELECT '{t}', count(*), md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r.id), '')) FROM {t} r"
                 for t in tables)
             out = self.psql(node, q, timeout=60)

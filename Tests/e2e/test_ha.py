@@ -517,6 +517,48 @@ def test_peer_with_another_schema_version(lab):
     report("mixed schema versions: " + next(l for l in lab.kine_log_text("b").splitlines() if "schema version" in l)[:200])
 
 
+def test_copy_gains_a_table_the_leader_publishes(lab):
+    """An upgrade that publishes a new table (kine_alarms came with schema 3): the leader's kine
+    adds it to its publication at start; the follower's existing copy subscribes to it within a
+    round or two, with the rows the leader already had, and streams it from then on."""
+    start_pair(lab)
+    subscribed = ("SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid "
+                  "WHERE s.subname = 'kine_sub_b' AND r.srrelid = 'kine_alarms'::regclass")
+    # A pair made by a kine that did not publish kine_alarms yet.
+    lab.psql("a", "ALTER PUBLICATION kine_pub DROP TABLE kine_alarms")
+    lab.psql("b", "SET default_transaction_read_only = off; ALTER SUBSCRIPTION kine_sub_b REFRESH PUBLICATION")  # b is fenced
+    assert lab.psql("b", subscribed) == "0"
+    c = hacheck.FastClient(lab.node("a").endpoint)
+    try:
+        pb = c.pb
+        _, err = c.call(c.maintenance.Alarm, pb.AlarmRequest(action=1, memberID=7, alarm=2))  # ACTIVATE CORRUPT 7
+        assert err is None, err
+        assert lab.psql("b", "SELECT count(*) FROM kine_alarms") == "0", "kine_alarms replicated while unpublished"
+        # What the upgraded leader's start does (HASQL.publish).
+        lab.psql("a", "ALTER PUBLICATION kine_pub ADD TABLE kine_alarms")
+        copied = hanet.wait_for(lambda: lab.psql("b", "SELECT string_agg(member_id || ':' || alarm, ',') FROM kine_alarms") == "7:2",
+                                15, 0.25)
+        assert copied, f"b's copy did not take kine_alarms with a's row\n{lab.diagnostics()}"
+        assert lab.psql("b", subscribed) == "1"
+        st = lab.wait_role("b", "follower", 15)
+        assert st["subscription"] == "ready", st
+        said = [l for l in lab.kine_log_text("b").splitlines() if "new tables to the local copy" in l]
+        assert said, "b does not log the refresh\n" + lab.kine_log_tail("b")
+        # From now on the table streams: a deactivation through b (written to a's database) reaches b's copy.
+        cb = hacheck.FastClient(lab.node("b").endpoint)
+        try:
+            _, err = cb.call(cb.maintenance.Alarm, pb.AlarmRequest(action=2, memberID=7, alarm=2))  # DEACTIVATE
+            assert err is None, err
+        finally:
+            cb.close()
+        assert hanet.wait_for(lambda: lab.psql("b", "SELECT count(*) FROM kine_alarms") == "0", 10, 0.25), \
+            "the deactivation did not reach b's copy"
+    finally:
+        c.close()
+    wait_tables_equal(lab, 10)
+    report("copy refreshed: " + said[0][:200])
+
+
 # --------------------------------------------------------------------------------------------
 # More than the issue's list: both machines lose power; the old leader kept what only it had
 

@@ -24,7 +24,7 @@ extension HAController {
             stores.withdraw()
             try await persist(role: .promoting, term: term, leader: node)
             try await detachOwnSubscription()
-            let localMax = try await admin.pipeline([SQLStatement(HASQL.localMaxID)])[0].rows.first?.int64(0) ?? 0
+            let localMax = try await admin.run(HASQL.localMaxID)
             let served = shared.withLock { $0.highestServed }
             let target = max(localMax, served, peerMaxRevision) + ha.revisionBump
             let fork = forkID ?? localMax
@@ -42,7 +42,7 @@ extension HAController {
             // for a standby fail rather than being acknowledged later), and clients get Unavailable.
             stores.withdraw()
             try await adminEach([HASQL.fence, HASQL.reload, HASQL.terminateStoreSessions])
-            let maxID = try await admin.pipeline([SQLStatement(HASQL.localMaxID)])[0].rows.first?.int64(0) ?? 0
+            let maxID = try await admin.run(HASQL.localMaxID)
             // A handover's follower waits for exactly this id.
             board.update { $0.localMaxID = maxID }
         case .decideReunion:
@@ -58,6 +58,10 @@ extension HAController {
             try await resync(leaderTerm: machine.term, reason: reason)
         case .resumeCopy:
             try await adminEach([HASQL.enableSubscription(subscription)])
+        case .refreshCopy:
+            // Rows of a table new to the copy come with it (copy_data); a conflict there stops
+            // the subscription (disable_on_error), which the resume-then-resync path mends.
+            try await adminEach([HASQL.refreshSubscription(subscription)])
         case .setSynchronous(let on, _):
             try await adminEach([HASQL.synchronousStandbys(on ? HANames.application(peerName) : nil), HASQL.reload])
         case .persist:
@@ -80,8 +84,7 @@ extension HAController {
     }
 
     func detachOwnSubscription() async throws {
-        let exists = try await admin.pipeline([HASQL.subscriptionExists(subscription)])[0].rows.first?.int64(0) ?? 0
-        if exists > 0 { try await adminEach(HASQL.detachSubscription(subscription)) }
+        if try await admin.run(HASQL.subscriptionExists(subscription)) > 0 { try await adminEach(HASQL.detachSubscription(subscription)) }
     }
 
     /// Leader: serve from the local database. `startRevision` is the promotion's bump, else the
@@ -125,9 +128,9 @@ extension HAController {
         try await detachOwnSubscription()
         _ = try await peerSQL.pipeline([HASQL.dropInactiveSlot(subscription)])
         _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
-        let localTerm = try await admin.pipeline([SQLStatement(HASQL.localEpoch)])[0].rows.first.map { UInt64(max($0.int64(0), 0)) } ?? 0
+        let localTerm = UInt64(max(try await admin.run(HASQL.localTerm), 0))
         if localTerm < leaderTerm {
-            let fork = try await peerSQL.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first?.int64(3) ?? 0
+            let fork = try await peerSQL.run(HASQL.epoch).forkID
             let saved = try await saveSplitWrites(above: fork, leaderTerm: leaderTerm, reason: reason)
             metrics.splitWritesSaved(saved)
             if saved > 0 {
@@ -157,6 +160,7 @@ extension HAController {
         case .follow(let leader, let term, let reason): return "following \(leader) at term \(term): \(reason)"
         case .resync(let reason): return "resyncing the local copy: \(reason)"
         case .resumeCopy(let reason): return "resuming the local copy: \(reason)"
+        case .refreshCopy(let reason): return "adding the leader's new tables to the local copy: \(reason)"
         case .setSynchronous(let on, let reason): return "synchronous replication \(on ? "on" : "off"): \(reason)"
         case .persist(let reason): return "role change: \(reason)"
         }

@@ -19,35 +19,36 @@ extension HAController {
         let peerSQL = self.peerSQL
         let localProbe = HASQL.localProbe(subscription: subscription, followerApplication: HANames.application(peerName))
         let peerProbe = HASQL.peerProbe(slot: subscription)
-        async let localRows = withDeadline(timeout) { try? await admin.pipeline([localProbe])[0].rows.first }
+        async let localAnswer = withDeadline(timeout) { (try? await admin.run(localProbe)) ?? nil }
         async let peerAnswer = withDeadline(timeout) { [peerRPC] in await peerRPC.status(request) }
-        async let peerRows = withDeadline(timeout) { try? await peerSQL.pipeline([peerProbe])[0].rows.first }
+        async let peerSQLAnswer = withDeadline(timeout) { (try? await peerSQL.run(peerProbe)) ?? nil }
         async let witnessAnswer = probeWitness(timeout: timeout)
-        let (localRow, answer, peerRow, witness) = await (localRows ?? nil, peerAnswer, peerRows ?? nil, witnessAnswer)
+        let (localRound, answer, peerRound, witness) = await (localAnswer ?? nil, peerAnswer, peerSQLAnswer ?? nil, witnessAnswer)
 
-        var local = HAObservation.Local(postgresUp: localRow != nil)
+        var local = HAObservation.Local(postgresUp: localRound != nil)
         local.witness = witness
         local.epochStart = stores.epoch?.startRevision ?? 0
         var localMaxID: Int64 = 0
         var hasData = false
-        if let localRow {
-            localMaxID = localRow.int64(0)
-            local.copyComplete = !localRow.isNull(1) && localRow.bool(2)
-            if localRow.isNull(1) {
+        if let localRound {
+            localMaxID = localRound.maxID
+            switch localRound.subscription {
+            case .none:
                 local.copy = .none
-            } else if !localRow.bool(1) {
+            case .disabled:
                 local.copy = .disabled
-            } else {
-                local.copy = local.copyComplete ? .ready : .syncing
+            case .enabled:
+                local.copy = localRound.tablesReady ? .ready : .syncing
             }
-            local.followerStreaming = localRow.bool(3)
-            local.subscribedTerm = localRow.isNull(4) ? 0 : UInt64(max(localRow.int64(4), 0))
-            hasData = localRow.bool(5)
+            local.copyComplete = localRound.copyComplete
+            local.followerStreaming = localRound.followerStreaming
+            local.subscribedTerm = localRound.subscribedTerm
+            hasData = localRound.hasData
             local.hasData = hasData
             local.maxID = localMaxID
         }
 
-        var peer = HAObservation.Peer(sqlOK: peerRow != nil)
+        var peer = HAObservation.Peer(sqlOK: peerRound != nil)
         var view = HAPeerView()
         view.node = peerName
         view.sqlOK = peer.sqlOK
@@ -74,18 +75,18 @@ extension HAController {
         case nil:
             problem = "peer HA port \(ha.peerHost):\(ha.peerPort) did not answer within \(timeout)"
         }
-        if peerRow == nil {
+        if peerRound == nil {
             problem += (problem.isEmpty ? "" : "; ") + "peer PostgreSQL \(peerDatabase) did not answer within \(timeout)"
         }
-        if machine.role.isFollowing, local.copy == .ready || local.copy == .syncing, let peerRow {
-            let slot = peerRow.isNull(1) ? "missing" : peerRow.text(1)
-            peer.slotLost = slot == "missing" || slot == "lost"
+        if machine.role.isFollowing, local.copy == .ready || local.copy == .syncing, let peerRound {
+            peer.slotLost = peerRound.slotStatus == "missing" || peerRound.slotStatus == "lost"
+            local.copyLacksTables = peerRound.publishedTables > (localRound?.subscribedTables ?? 0)
         }
         local.paused = commands.pause.inForce(atUnixMilliseconds: PeerService.wallClock())
         let observation = HAObservation(now: now, local: local, peer: peer)
         view.failedRounds = UInt32(clamping: machine.peerDead(at: observation.now) ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
         view.error = problem
-        let leaderMax = peerRow?.int64(0) ?? 0
+        let leaderMax = peerRound?.maxID ?? 0
         recordRound(local: local, localMaxID: localMaxID, hasData: hasData, view: view, problem: problem,
                     lag: machine.role.isFollowing ? max(leaderMax - localMaxID, 0) : 0, leading: machine.role.isLeading)
         return observation

@@ -12,15 +12,12 @@ extension HAController {
     /// recorded (on a tie of terms the later of the two), writes are rows above it that are not
     /// kine's own bookkeeping.
     func decideReunion(with peer: PeerStatus, machine: HARoleMachine) async throws -> (ReunionDecision, Int64) {
-        let localEpoch = try await admin.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first
-        let peerEpoch = try await peerSQL.pipeline([SQLStatement(HASQL.peerEpoch)])[0].rows.first
-        let localTerm = localEpoch?.int64(0) ?? 0
-        let peerTerm = peerEpoch?.int64(0) ?? 0
-        let localFork = localEpoch?.int64(3) ?? 0
-        let peerFork = peerEpoch?.int64(3) ?? 0
-        let fork = localTerm == peerTerm ? max(localFork, peerFork) : (localTerm > peerTerm ? localFork : peerFork)
-        let localWrites = try await admin.pipeline([HASQL.writesAbove(fork)])[0].rows.first?.int64(0) ?? 0
-        let peerWrites = try await peerSQL.pipeline([HASQL.writesAbove(fork)])[0].rows.first?.int64(0) ?? 0
+        let localEpoch = try await admin.run(HASQL.epoch)
+        let peerEpoch = try await peerSQL.run(HASQL.epoch)
+        let fork = localEpoch.term == peerEpoch.term
+            ? max(localEpoch.forkID, peerEpoch.forkID) : (localEpoch.term > peerEpoch.term ? localEpoch.forkID : peerEpoch.forkID)
+        let localWrites = try await admin.run(HASQL.writesAbove(fork))
+        let peerWrites = try await peerSQL.run(HASQL.writesAbove(fork))
         let lastWrite = shared.withLock { $0.lastWriteUnixMilliseconds }
         let witnessed = ha.witness != nil
         let me = ReunionCandidate(
@@ -45,13 +42,13 @@ extension HAController {
         var after: Int64 = 0
         var saved = 0
         while true {
-            let rows = try await admin.pipeline([HASQL.rowsAbove(fork, after: after, limit: Self.saveBatch)])[0].rows
+            let rows = try await admin.run(HASQL.rowsAbove(fork, after: after, limit: Self.saveBatch))
             guard let last = rows.last else { return saved }
             _ = try await peerSQL.pipeline([
                 HASQL.saveSplitWrites(node: node, forkID: fork, leaderTerm: leaderTerm, reason: reason, rows: rows)
             ])
             saved += rows.count
-            after = last.int64(0)
+            after = last.id
         }
     }
 
@@ -60,10 +57,10 @@ extension HAController {
     func carrySplitWritesToLeader() async throws {
         var after = (node: "", id: Int64.min)
         while true {
-            let rows = try await admin.pipeline([HASQL.splitWritesAfter(node: after.node, id: after.id, limit: Self.saveBatch)])[0].rows
-            guard let last = rows.last else { return }
-            _ = try await peerSQL.pipeline([HASQL.copySplitWrites(rows)])
-            after = (last.text(0), last.int64(1))
+            let writes = try await admin.run(HASQL.splitWritesAfter(node: after.node, id: after.id, limit: Self.saveBatch))
+            guard let last = writes.last else { return }
+            _ = try await peerSQL.pipeline([HASQL.copySplitWrites(writes)])
+            after = (last.node, last.row.id)
         }
     }
 }

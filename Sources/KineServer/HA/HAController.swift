@@ -138,20 +138,18 @@ final class HAController: Sendable {
             try await checkSetup(admin, local: local)
             try await KineStore.prepareSchema(client: admin, migrationLevel: configuration.schemaMigrationLevel, logger: logger)
             for statement in HASQL.schema { _ = try await admin.pipeline([SQLStatement(statement)]) }
-            let publications = try await admin.pipeline([SQLStatement(HASQL.publicationExists)])[0].rows.first?.int64(0) ?? 0
-            if publications == 0 {
+            if try await admin.run(HASQL.publicationExists) == 0 {
                 _ = try await admin.pipeline([SQLStatement(HASQL.createPublication)])
             } else {
-                for row in try await admin.pipeline([SQLStatement(HASQL.unpublishedTables)])[0].rows {
-                    _ = try await admin.pipeline([SQLStatement(HASQL.publish(row.text(0)))])
+                for table in try await admin.run(HASQL.unpublishedTables) {
+                    _ = try await admin.pipeline([SQLStatement(HASQL.publish(table))])
                 }
             }
-            let row = try await admin.pipeline([SQLStatement(HASQL.readLocalState)])[0].rows.first
+            let record = try await admin.run(HASQL.readLocalState)
             let initial = InitialState(
-                role: row.flatMap { HARole(rawValue: $0.text(0)) }, term: UInt64(max(row?.int64(1) ?? 0, 0)),
-                leader: row?.text(2) ?? "", highestServed: row?.int64(4) ?? 0,
-                pause: HACommands.Pause(untilUnixMilliseconds: row?.int64(6) ?? 0, setUnixMilliseconds: row?.int64(7) ?? 0),
-                lastWriteUnixMilliseconds: row?.int64(8) ?? 0)
+                role: HARole(rawValue: record.role), term: record.term, leader: record.leader, highestServed: record.highestServed,
+                pause: HACommands.Pause(untilUnixMilliseconds: record.pausedUntilUnixMilliseconds, setUnixMilliseconds: record.pauseSetUnixMilliseconds),
+                lastWriteUnixMilliseconds: record.lastWriteUnixMilliseconds)
             var peerTarget = peer
             peerTarget.parameters["connect_timeout"] = "2"
             // What a resync saves on the leader must not wait for a standby the leader may still list.
@@ -176,16 +174,16 @@ final class HAController: Sendable {
 
     /// Refuses a PostgreSQL that cannot take part in a pair, with what to change.
     private static func checkSetup(_ admin: PostgresClient, local: PostgresConfiguration) async throws {
-        guard let row = try await admin.pipeline([SQLStatement(HASQL.setupCheck)])[0].rows.first else { return }
-        let walLevel = row.text(0)
+        guard let setup = try await admin.run(HASQL.setupCheck) else { return }
+        let walLevel = setup.walLevel
         if walLevel != "logical" {
             throw ConfigurationError(
                 "PostgreSQL at \(local) has wal_level = \(walLevel); two-node HA needs wal_level = logical "
                     + "(ALTER SYSTEM SET wal_level = logical and restart PostgreSQL; scripts/ha-postgres.sh prepares a server)")
         }
-        if !row.bool(1) {
+        if !setup.superuser {
             throw ConfigurationError(
-                "PostgreSQL role \(row.text(3)) at \(local) is not a superuser; two-node HA creates and drops logical-replication "
+                "PostgreSQL role \(setup.user) at \(local) is not a superuser; two-node HA creates and drops logical-replication "
                     + "subscriptions, which PostgreSQL 15 allows only to superusers (docs/ha.md, Roles)")
         }
     }

@@ -49,26 +49,25 @@ enum HASQL {
 
     /// Published tables a publication made by an older kine lacks (schema 1 had no split
     /// writes, schema 2 no alarms).
-    static let unpublishedTables = """
+    static let unpublishedTables = SQLQuery(SQLStatement("""
         SELECT t FROM unnest(ARRAY['\(publishedTables.joined(separator: "','"))']) AS t WHERE t NOT IN \
         (SELECT tablename FROM pg_publication_tables WHERE pubname = '\(publicationName)')
-        """
+        """)) { result in result.rows.map { $0.text(0) } }
 
     static func publish(_ table: String) -> String { "ALTER PUBLICATION \(publicationName) ADD TABLE \(table)" }
 
-    static let publicationExists = "SELECT count(*) FROM pg_publication WHERE pubname = '\(publicationName)'"
+    static let publicationExists = SQLQuery.scalar(SQLStatement("SELECT count(*) FROM pg_publication WHERE pubname = '\(publicationName)'"))
 
-    /// What a bad setup would break, checked at start: `wal_level`, superuser (PostgreSQL 15
-    /// needs it for CREATE SUBSCRIPTION), the server version.
-    static let setupCheck = """
-        SELECT current_setting('wal_level'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
-        current_setting('server_version_num')::int, current_user
-        """
+    /// What a bad setup would break, checked at start: `wal_level`, and superuser (PostgreSQL 15
+    /// needs it for CREATE SUBSCRIPTION). Columns as `HASetup` reads them.
+    static let setupCheck = SQLQuery.firstRow(SQLStatement("""
+        SELECT current_setting('wal_level'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_user
+        """)) { $0.map(HASetup.init(row:)) }
 
-    static let readLocalState = """
-        SELECT role, term, leader, subscribed_term, highest_served, schema_version, paused_until_ms, pause_set_ms, last_write_ms \
-        FROM kine_ha_local
-        """
+    /// Columns as `HALocalRecord` reads them.
+    static let readLocalState = SQLQuery.firstRow(SQLStatement("""
+        SELECT role, term, leader, highest_served, paused_until_ms, pause_set_ms, last_write_ms FROM kine_ha_local
+        """), HALocalRecord.init(row:))
 
     static func writePause(untilUnixMilliseconds: Int64, setUnixMilliseconds: Int64) -> SQLStatement {
         SQLStatement(
@@ -97,9 +96,10 @@ enum HASQL {
 
     /// One round's view of the local database: newest id, whether it has data, the subscription
     /// (`enabled`, every table `r`), the follower's replication (streaming and within 16 MB, as
-    /// pg_auto_failover requires before sync), and the term the copy came from.
-    static func localProbe(subscription: String, followerApplication: String) -> SQLStatement {
-        SQLStatement("""
+    /// pg_auto_failover requires before sync), the term the copy came from, and how many tables
+    /// the subscription holds. Columns as `HALocalProbe` reads them; nil when the database did not answer a row.
+    static func localProbe(subscription: String, followerApplication: String) -> SQLQuery<HALocalProbe?> {
+        SQLQuery.firstRow(SQLStatement("""
             SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
             (SELECT s.subenabled FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
              WHERE s.subname = $1 AND d.datname = current_database()), \
@@ -108,19 +108,23 @@ enum HASQL {
             COALESCE((SELECT bool_or(state = 'streaming' AND pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn) < 16777216) \
              FROM pg_stat_replication WHERE application_name = $2), false), \
             (SELECT subscribed_term FROM kine_ha_local), \
-            (SELECT count(*) > 2 FROM (SELECT 1 FROM kine LIMIT 3) AS rows)
-            """, [.text(subscription), .text(followerApplication)])
+            (SELECT count(*) > 2 FROM (SELECT 1 FROM kine LIMIT 3) AS rows), \
+            (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1)
+            """, [.text(subscription), .text(followerApplication)])) { $0.map(HALocalProbe.init(row:)) }
     }
 
-    /// Channel B: a round trip to the peer's database, with its newest id and this node's slot there.
-    static func peerProbe(slot: String) -> SQLStatement {
-        SQLStatement("""
+    /// Channel B: a round trip to the peer's database, with its newest id, this node's slot there
+    /// and how many tables its publication has.
+    static func peerProbe(slot: String) -> SQLQuery<HAPeerProbe?> {
+        SQLQuery.firstRow(SQLStatement("""
             SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
-            (SELECT COALESCE(wal_status, 'missing') FROM pg_replication_slots WHERE slot_name = $1)
-            """, [.text(slot)])
+            (SELECT COALESCE(wal_status, 'missing') FROM pg_replication_slots WHERE slot_name = $1), \
+            (SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)')
+            """, [.text(slot)])) { $0.map(HAPeerProbe.init(row:)) }
     }
 
-    static let peerEpoch = "SELECT term, leader, epoch_start, fork_id FROM kine_ha"
+    /// Either database's replicated epoch (the local one or the peer's), as `HAEpoch` reads it.
+    static let epoch = SQLQuery.firstRow(SQLStatement("SELECT term, fork_id FROM kine_ha"), HAEpoch.init(row:))
 
     // MARK: Fence and replication settings
 
@@ -143,8 +147,8 @@ enum HASQL {
 
     // MARK: Subscription
 
-    static func subscriptionExists(_ name: String) -> SQLStatement {
-        SQLStatement("SELECT count(*) FROM pg_subscription WHERE subname = $1", [.text(name)])
+    static func subscriptionExists(_ name: String) -> SQLQuery<Int64> {
+        .scalar(SQLStatement("SELECT count(*) FROM pg_subscription WHERE subname = $1", [.text(name)]))
     }
 
     /// Detaching never contacts the publisher (it may be dead): disable, forget the slot, drop.
@@ -157,6 +161,9 @@ enum HASQL {
     }
 
     static func enableSubscription(_ name: String) -> String { "ALTER SUBSCRIPTION \(name) ENABLE" }
+
+    /// Subscribes the tables the publisher's publication gained since the subscription was made.
+    static func refreshSubscription(_ name: String) -> String { "ALTER SUBSCRIPTION \(name) REFRESH PUBLICATION WITH (copy_data = true)" }
 
     static func createSubscription(_ name: String, connection: String, slot: String) -> String {
         """
@@ -179,23 +186,23 @@ enum HASQL {
     static let ownWrite = "name NOT LIKE 'gap-%' AND name <> 'compact_rev_key'"
 
     /// A reunion's view of one database: its term and fork, and the writes above `forkID`.
-    static func writesAbove(_ forkID: Int64) -> SQLStatement {
-        SQLStatement("SELECT count(*) FROM kine WHERE id > $1 AND \(ownWrite)", [.int64(forkID)])
+    static func writesAbove(_ forkID: Int64) -> SQLQuery<Int64> {
+        .scalar(SQLStatement("SELECT count(*) FROM kine WHERE id > $1 AND \(ownWrite)", [.int64(forkID)]))
     }
 
     /// One batch of the rows this node wrote above the leader's fork (the commit time when
     /// `track_commit_timestamp` is on, else -1).
-    static func rowsAbove(_ forkID: Int64, after: Int64, limit: Int) -> SQLStatement {
-        SQLStatement("""
+    static func rowsAbove(_ forkID: Int64, after: Int64, limit: Int) -> SQLQuery<[ForkedRow]> {
+        SQLQuery(SQLStatement("""
             SELECT id, name, created, deleted, create_revision, prev_revision, lease, value, \
             CASE WHEN current_setting('track_commit_timestamp') = 'on' \
              THEN COALESCE((extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::int8, -1) ELSE -1 END \
             FROM kine WHERE id > $1 AND id > $2 AND \(ownWrite) ORDER BY id LIMIT $3
-            """, [.int64(forkID), .int64(after), .int64(Int64(limit))])
+            """, [.int64(forkID), .int64(after), .int64(Int64(limit))])) { $0.rows.map(ForkedRow.init(row:)) }
     }
 
     /// Saves a batch of rows (from `rowsAbove`) into the leader's replicated split-writes table.
-    static func saveSplitWrites(node: String, forkID: Int64, leaderTerm: UInt64, reason: String, rows: [SQLRow]) -> SQLStatement {
+    static func saveSplitWrites(node: String, forkID: Int64, leaderTerm: UInt64, reason: String, rows: [ForkedRow]) -> SQLStatement {
         SQLStatement("""
             INSERT INTO kine_ha_split_writes (node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, \
             prev_revision, lease, value, committed_at) \
@@ -206,54 +213,66 @@ enum HASQL {
             ON CONFLICT (node, id) DO NOTHING
             """, [
                 .text(node), .int64(forkID), .int64(Int64(leaderTerm)), .text(reason),
-                .int64Array(rows.map { $0.int64(0) }), .textArray(rows.map { $0.text(1) }), .int64Array(rows.map { $0.int64(2) }),
-                .int64Array(rows.map { $0.int64(3) }), .int64Array(rows.map { $0.int64(4) }), .int64Array(rows.map { $0.int64(5) }),
-                .int64Array(rows.map { $0.int64(6) }), .bytesArray(rows.map { $0.isNull(7) ? nil : $0.bytes(7) }),
-                .int64Array(rows.map { $0.int64(8) }),
-            ])
+            ] + forkedRowArrays(rows))
+    }
+
+    /// The columns of `rows` as the arrays the INSERTs' `unnest` takes: id, name, created, deleted,
+    /// create_revision, prev_revision, lease, value, commit time.
+    private static func forkedRowArrays(_ rows: [ForkedRow]) -> [SQLValue] {
+        [
+            .int64Array(rows.map(\.id)), .textArray(rows.map(\.name)), .int64Array(rows.map(\.created)), .int64Array(rows.map(\.deleted)),
+            .int64Array(rows.map(\.createRevision)), .int64Array(rows.map(\.prevRevision)), .int64Array(rows.map(\.lease)),
+            .bytesArray(rows.map(\.value)), .int64Array(rows.map(\.committedUnixMilliseconds)),
+        ]
     }
 
     /// Split writes this node holds (it won an earlier reunion), to carry to its leader before
     /// its copy is emptied: the record must outlive every resync.
-    static func splitWritesAfter(node: String, id: Int64, limit: Int) -> SQLStatement {
-        SQLStatement("""
+    static func splitWritesAfter(node: String, id: Int64, limit: Int) -> SQLQuery<[HeldSplitWrite]> {
+        SQLQuery(SQLStatement("""
             SELECT node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, \
             COALESCE((extract(epoch FROM committed_at) * 1000)::int8, -1) FROM kine_ha_split_writes \
             WHERE (node, id) > ($1, $2) ORDER BY node, id LIMIT $3
-            """, [.text(node), .int64(id), .int64(Int64(limit))])
+            """, [.text(node), .int64(id), .int64(Int64(limit))])) { $0.rows.map(HeldSplitWrite.init(row:)) }
     }
 
-    static func copySplitWrites(_ rows: [SQLRow]) -> SQLStatement {
+    static func copySplitWrites(_ writes: [HeldSplitWrite]) -> SQLStatement {
         SQLStatement("""
-            INSERT INTO kine_ha_split_writes (node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, \
+            INSERT INTO kine_ha_split_writes (node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, \
             prev_revision, lease, value, committed_at) \
-            SELECT u.node, u.id, u.fork_id, u.leader_term, u.reason, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, \
+            SELECT u.node, u.fork_id, u.leader_term, u.reason, u.id, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, \
             u.lease, u.value, CASE WHEN u.committed_ms < 0 THEN NULL ELSE to_timestamp(u.committed_ms / 1000.0) END \
-            FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[], $7::int8[], $8::int8[], $9::int8[], \
+            FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], \
             $10::int8[], $11::int8[], $12::bytea[], $13::int8[]) \
-            AS u(node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
+            AS u(node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
             ON CONFLICT (node, id) DO NOTHING
             """, [
-                .textArray(rows.map { $0.text(0) }), .int64Array(rows.map { $0.int64(1) }), .int64Array(rows.map { $0.int64(2) }),
-                .int64Array(rows.map { $0.int64(3) }), .textArray(rows.map { $0.text(4) }), .textArray(rows.map { $0.text(5) }),
-                .int64Array(rows.map { $0.int64(6) }), .int64Array(rows.map { $0.int64(7) }), .int64Array(rows.map { $0.int64(8) }),
-                .int64Array(rows.map { $0.int64(9) }), .int64Array(rows.map { $0.int64(10) }),
-                .bytesArray(rows.map { $0.isNull(11) ? nil : $0.bytes(11) }), .int64Array(rows.map { $0.int64(12) }),
-            ])
+                .textArray(writes.map(\.node)), .int64Array(writes.map(\.forkID)), .int64Array(writes.map(\.leaderTerm)),
+                .textArray(writes.map(\.reason)),
+            ] + forkedRowArrays(writes.map(\.row)))
     }
 
-    static let splitWritesTableExists = "SELECT to_regclass('kine_ha_split_writes') IS NOT NULL"
+    static let splitWritesTableExists = SQLQuery.firstRow(SQLStatement("SELECT to_regclass('kine_ha_split_writes') IS NOT NULL")) {
+        $0?.bool(0) ?? false
+    }
 
     /// `kine ha split-writes list|export`, in the order the loser wrote them.
-    static let listSplitWrites = """
+    static let listSplitWrites = SQLQuery(SQLStatement("""
         SELECT node, id, name, value, deleted, create_revision, prev_revision, lease, \
         (extract(epoch FROM committed_at) * 1000)::int8, (extract(epoch FROM saved_at) * 1000)::int8, fork_id, leader_term, reason \
         FROM kine_ha_split_writes ORDER BY node, id
-        """
+        """)) { result in
+        result.rows.map { row in
+            SplitWrite(
+                node: row.text(0), revision: row.int64(1), key: row.text(2), value: row.bytes(3), deleted: row.int64(4) != 0,
+                createRevision: row.int64(5), prevRevision: row.int64(6), lease: row.int64(7), committedUnixMilliseconds: row.optionalInt64(8),
+                savedUnixMilliseconds: row.int64(9), forkID: row.int64(10), leaderTerm: row.int64(11), reason: row.text(12))
+        }
+    }
 
     static let emptyCopy = "TRUNCATE \(publishedTables.joined(separator: ", "))"
 
-    static let localMaxID = "SELECT COALESCE(MAX(id), 0) FROM kine"
+    static let localMaxID = SQLQuery.scalar(SQLStatement("SELECT COALESCE(MAX(id), 0) FROM kine"))
 
     /// The revision bump of a promotion, in one transaction (under the writers' lock): the hidden
     /// epoch marker at `T` (a Go-kine-style gap row: a tombstone named `gap-…` with no previous
@@ -292,7 +311,7 @@ enum HASQL {
             """, [.int64(Int64(term)), .text(node)])
     }
 
-    static let localEpoch = "SELECT term FROM kine_ha"
+    static let localTerm = SQLQuery.scalar(SQLStatement("SELECT term FROM kine_ha"))
 
     /// A SQL string literal.
     static func literal(_ text: String) -> String {

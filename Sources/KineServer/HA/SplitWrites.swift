@@ -54,13 +54,7 @@ public enum SplitWrites {
     }
 
     private static func read(_ client: PostgresClient) async throws -> [SplitWrite] {
-        let exists = try await client.pipeline([SQLStatement(HASQL.splitWritesTableExists)])[0].rows.first?.bool(0)
-        guard exists == true else { return [] }
-        return try await client.pipeline([SQLStatement(HASQL.listSplitWrites)])[0].rows.map { row in
-            SplitWrite(
-                node: row.text(0), revision: row.int64(1), key: row.text(2), value: row.bytes(3), deleted: row.int64(4) != 0,
-                createRevision: row.int64(5), prevRevision: row.int64(6), lease: row.int64(7), committedUnixMilliseconds: row.optionalInt64(8),
-                savedUnixMilliseconds: row.int64(9), forkID: row.int64(10), leaderTerm: row.int64(11), reason: row.text(12))
-        }
+        guard try await client.run(HASQL.splitWritesTableExists) else { return [] }
+        return try await client.run(HASQL.listSplitWrites)
     }
 }

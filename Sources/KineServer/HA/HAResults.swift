@@ -1,0 +1,160 @@
+import KineSQL
+
+// What HASQL's reads answer, each decoded from its statement's columns in one place (the columns
+// are listed beside each statement in HASQL).
+
+/// `kine_ha_local`: what this node recorded about itself, read once at start.
+struct HALocalRecord: Sendable, Equatable {
+    var role: String
+    var term: UInt64
+    var leader: String
+    var highestServed: Int64
+    var pausedUntilUnixMilliseconds: Int64
+    var pauseSetUnixMilliseconds: Int64
+    var lastWriteUnixMilliseconds: Int64
+
+    /// A database that never ran HA has no row: no role, term 0.
+    init(row: SQLRow?) {
+        role = row?.text(0) ?? ""
+        term = UInt64(max(row?.int64(1) ?? 0, 0))
+        leader = row?.text(2) ?? ""
+        highestServed = row?.int64(3) ?? 0
+        pausedUntilUnixMilliseconds = row?.int64(4) ?? 0
+        pauseSetUnixMilliseconds = row?.int64(5) ?? 0
+        lastWriteUnixMilliseconds = row?.int64(6) ?? 0
+    }
+}
+
+/// The settings a pair needs of its PostgreSQL.
+struct HASetup: Sendable, Equatable {
+    var walLevel: String
+    var superuser: Bool
+    var user: String
+
+    init(row: SQLRow) {
+        walLevel = row.text(0)
+        superuser = row.bool(1)
+        user = row.text(2)
+    }
+}
+
+/// One round's view of the local database.
+struct HALocalProbe: Sendable, Equatable {
+    enum Subscription: Sendable, Equatable {
+        case none, disabled, enabled
+    }
+
+    var maxID: Int64
+    var subscription: Subscription
+    /// Every published table finished its initial copy (`srsubstate = 'r'`).
+    var tablesReady: Bool
+    var followerStreaming: Bool
+    /// The term the local copy was made from (0: none recorded).
+    var subscribedTerm: UInt64
+    var hasData: Bool
+    /// Tables the subscription holds, in any sync state (0: no subscription).
+    var subscribedTables: Int64
+
+    init(row: SQLRow) {
+        subscribedTables = row.int64(6)
+        maxID = row.int64(0)
+        subscription = row.isNull(1) ? .none : (row.bool(1) ? .enabled : .disabled)
+        tablesReady = row.bool(2)
+        followerStreaming = row.bool(3)
+        subscribedTerm = row.isNull(4) ? 0 : UInt64(max(row.int64(4), 0))
+        hasData = row.bool(5)
+    }
+
+    /// A subscription, enabled or not, whose tables are all copied.
+    var copyComplete: Bool { subscription != .none && tablesReady }
+}
+
+/// Channel B's round trip to the peer's database.
+struct HAPeerProbe: Sendable, Equatable {
+    var maxID: Int64
+    /// `pg_replication_slots.wal_status` of this node's slot there, or `missing`.
+    var slotStatus: String
+    /// Tables the peer's publication has.
+    var publishedTables: Int64
+
+    init(row: SQLRow) {
+        maxID = row.int64(0)
+        slotStatus = row.isNull(1) ? "missing" : row.text(1)
+        publishedTables = row.int64(2)
+    }
+}
+
+/// `kine_ha`'s replicated epoch: the newest promotion's term and the fork it recorded.
+struct HAEpoch: Sendable, Equatable {
+    var term: Int64
+    var forkID: Int64
+
+    /// No row yet (a pair that never promoted): term 0, fork 0.
+    init(row: SQLRow?) {
+        term = row?.int64(0) ?? 0
+        forkID = row?.int64(1) ?? 0
+    }
+}
+
+/// A row of the kine table a node wrote above the leader's fork, as a resync saves it.
+struct ForkedRow: Sendable, Equatable {
+    var id: Int64
+    var name: String
+    var created: Int64
+    var deleted: Int64
+    var createRevision: Int64
+    var prevRevision: Int64
+    var lease: Int64
+    var value: [UInt8]?
+    /// The commit time, or -1 when `track_commit_timestamp` is off.
+    var committedUnixMilliseconds: Int64
+
+    init(row: SQLRow) {
+        id = row.int64(0)
+        name = row.text(1)
+        created = row.int64(2)
+        deleted = row.int64(3)
+        createRevision = row.int64(4)
+        prevRevision = row.int64(5)
+        lease = row.int64(6)
+        value = row.isNull(7) ? nil : row.bytes(7)
+        committedUnixMilliseconds = row.int64(8)
+    }
+}
+
+/// A saved split write as held in `kine_ha_split_writes`, carried to a new leader whole.
+struct HeldSplitWrite: Sendable, Equatable {
+    var node: String
+    var forkID: Int64
+    var leaderTerm: Int64
+    var reason: String
+    var row: ForkedRow
+
+    init(row cells: SQLRow) {
+        node = cells.text(0)
+        forkID = cells.int64(2)
+        leaderTerm = cells.int64(3)
+        reason = cells.text(4)
+        row = ForkedRow(
+            id: cells.int64(1), name: cells.text(5), created: cells.int64(6), deleted: cells.int64(7), createRevision: cells.int64(8),
+            prevRevision: cells.int64(9), lease: cells.int64(10), value: cells.isNull(11) ? nil : cells.bytes(11),
+            committedUnixMilliseconds: cells.int64(12))
+    }
+}
+
+extension ForkedRow {
+    init(
+        id: Int64, name: String, created: Int64, deleted: Int64, createRevision: Int64, prevRevision: Int64, lease: Int64,
+        value: [UInt8]?, committedUnixMilliseconds: Int64
+    ) {
+        self.id = id
+        self.name = name
+        self.created = created
+        self.deleted = deleted
+        self.createRevision = createRevision
+        self.prevRevision = prevRevision
+        self.lease = lease
+        self.value = value
+        self.committedUnixMilliseconds = committedUnixMilliseconds
+    }
+}
