@@ -108,18 +108,6 @@ struct ForkedRow: Sendable, Equatable {
     var value: [UInt8]?
     /// The commit time, or -1 when `track_commit_timestamp` is off.
     var committedUnixMilliseconds: Int64
-
-    init(row: SQLRow) {
-        id = row.int64(0)
-        name = row.text(1)
-        created = row.int64(2)
-        deleted = row.int64(3)
-        createRevision = row.int64(4)
-        prevRevision = row.int64(5)
-        lease = row.int64(6)
-        value = row.isNull(7) ? nil : row.bytes(7)
-        committedUnixMilliseconds = row.int64(8)
-    }
 }
 
 /// A saved split write as held in `kine_ha_split_writes`, carried to a new leader whole.
@@ -142,19 +130,17 @@ struct HeldSplitWrite: Sendable, Equatable {
     }
 }
 
+// In an extension, so that the memberwise initializer `HeldSplitWrite` uses is kept.
 extension ForkedRow {
-    init(
-        id: Int64, name: String, created: Int64, deleted: Int64, createRevision: Int64, prevRevision: Int64, lease: Int64,
-        value: [UInt8]?, committedUnixMilliseconds: Int64
-    ) {
-        self.id = id
-        self.name = name
-        self.created = created
-        self.deleted = deleted
-        self.createRevision = createRevision
-        self.prevRevision = prevRevision
-        self.lease = lease
-        self.value = value
-        self.committedUnixMilliseconds = committedUnixMilliseconds
+    init(row: SQLRow) {
+        id = row.int64(0)
+        name = row.text(1)
+        created = row.int64(2)
+        deleted = row.int64(3)
+        createRevision = row.int64(4)
+        prevRevision = row.int64(5)
+        lease = row.int64(6)
+        value = row.isNull(7) ? nil : row.bytes(7)
+        committedUnixMilliseconds = row.int64(8)
     }
 }
