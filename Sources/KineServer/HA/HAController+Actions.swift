@@ -128,7 +128,7 @@ extension HAController {
         try await detachOwnSubscription()
         _ = try await peerSQL.pipeline([HASQL.dropInactiveSlot(subscription)])
         _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
-        let localTerm = UInt64(max(try await admin.run(HASQL.localTerm), 0))
+        let localTerm = UInt64(max(try await admin.run(HASQL.epoch).term, 0))
         if localTerm < leaderTerm {
             let fork = try await peerSQL.run(HASQL.epoch).forkID
             let saved = try await saveSplitWrites(above: fork, leaderTerm: leaderTerm, reason: reason)

@@ -28,24 +28,13 @@ extension HAController {
         var local = HAObservation.Local(postgresUp: localRound != nil)
         local.witness = witness
         local.epochStart = stores.epoch?.startRevision ?? 0
-        var localMaxID: Int64 = 0
-        var hasData = false
         if let localRound {
-            localMaxID = localRound.maxID
-            switch localRound.subscription {
-            case .none:
-                local.copy = .none
-            case .disabled:
-                local.copy = .disabled
-            case .enabled:
-                local.copy = localRound.tablesReady ? .ready : .syncing
-            }
+            local.copy = localRound.copy
             local.copyComplete = localRound.copyComplete
             local.followerStreaming = localRound.followerStreaming
             local.subscribedTerm = localRound.subscribedTerm
-            hasData = localRound.hasData
-            local.hasData = hasData
-            local.maxID = localMaxID
+            local.hasData = localRound.hasData
+            local.maxID = localRound.maxID
         }
 
         var peer = HAObservation.Peer(sqlOK: peerRound != nil)
@@ -87,8 +76,8 @@ extension HAController {
         view.failedRounds = UInt32(clamping: machine.peerDead(at: observation.now) ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
         view.error = problem
         let leaderMax = peerRound?.maxID ?? 0
-        recordRound(local: local, localMaxID: localMaxID, hasData: hasData, view: view, problem: problem,
-                    lag: machine.role.isFollowing ? max(leaderMax - localMaxID, 0) : 0, leading: machine.role.isLeading)
+        recordRound(local: local, view: view, problem: problem,
+                    lag: machine.role.isFollowing ? max(leaderMax - local.maxID, 0) : 0, leading: machine.role.isLeading)
         return observation
     }
 
@@ -106,7 +95,7 @@ extension HAController {
     /// Keeps what the Status RPC reports, logs a changed problem once, and persists the highest
     /// revision served when it grew.
     func recordRound(
-        local: HAObservation.Local, localMaxID: Int64, hasData: Bool, view: HAPeerView, problem: String, lag: Int64, leading: Bool
+        local: HAObservation.Local, view: HAPeerView, problem: String, lag: Int64, leading: Bool
     ) {
         let served = stores.epoch?.store.watchHub.revision ?? 0
         let epochStart = stores.epoch?.startRevision ?? 0
@@ -114,8 +103,8 @@ extension HAController {
         board.update { status in
             status.postgresUp = local.postgresUp
             status.subscription = local.copy.rawValue
-            status.localMaxID = localMaxID
-            status.hasData = hasData
+            status.localMaxID = local.maxID
+            status.hasData = local.hasData
             status.lagRevisions = lag
             status.peer = view
         }

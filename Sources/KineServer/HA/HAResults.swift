@@ -1,3 +1,4 @@
+import KineHA
 import KineSQL
 
 // What HASQL's reads answer, each decoded from its statement's columns in one place (the columns
@@ -40,14 +41,11 @@ struct HASetup: Sendable, Equatable {
 
 /// One round's view of the local database.
 struct HALocalProbe: Sendable, Equatable {
-    enum Subscription: Sendable, Equatable {
-        case none, disabled, enabled
-    }
-
     var maxID: Int64
-    var subscription: Subscription
-    /// Every published table finished its initial copy (`srsubstate = 'r'`).
-    var tablesReady: Bool
+    /// The subscription: none, stopped, or enabled with every table ready or not.
+    var copy: CopyState
+    /// Every table of the subscription, enabled or not, finished its initial copy (`srsubstate = 'r'`).
+    var copyComplete: Bool
     var followerStreaming: Bool
     /// The term the local copy was made from (0: none recorded).
     var subscribedTerm: UInt64
@@ -58,15 +56,16 @@ struct HALocalProbe: Sendable, Equatable {
     init(row: SQLRow) {
         subscribedTables = row.int64(6)
         maxID = row.int64(0)
-        subscription = row.isNull(1) ? .none : (row.bool(1) ? .enabled : .disabled)
-        tablesReady = row.bool(2)
+        copyComplete = !row.isNull(1) && row.bool(2)
+        if row.isNull(1) {
+            copy = .none
+        } else {
+            copy = row.bool(1) ? (copyComplete ? .ready : .syncing) : .disabled
+        }
         followerStreaming = row.bool(3)
         subscribedTerm = row.isNull(4) ? 0 : UInt64(max(row.int64(4), 0))
         hasData = row.bool(5)
     }
-
-    /// A subscription, enabled or not, whose tables are all copied.
-    var copyComplete: Bool { subscription != .none && tablesReady }
 }
 
 /// Channel B's round trip to the peer's database.

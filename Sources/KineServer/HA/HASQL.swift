@@ -311,8 +311,6 @@ enum HASQL {
             """, [.int64(Int64(term)), .text(node)])
     }
 
-    static let localTerm = SQLQuery.scalar(SQLStatement("SELECT term FROM kine_ha"))
-
     /// A SQL string literal.
     static func literal(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
