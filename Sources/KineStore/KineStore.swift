@@ -211,6 +211,7 @@ public final class KineStore: Sendable {
             let outcome = try await compactor.compact(from: compacted, to: request.revision)
             cache?.compacted(through: request.revision)
             if outcome.completed {
+                watchHub.noteCompacted(through: request.revision)
                 statistics.count { $0.compactionsSucceeded += 1 }
             } else {
                 statistics.count { $0.compactionsConflicted += 1 }

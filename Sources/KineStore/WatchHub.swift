@@ -25,6 +25,9 @@ public final class WatchHub: Sendable {
         var syncWaiters: [(id: Int64, completion: Completion<Void>)] = []
         var subscribers: [UInt64: @Sendable () -> Void] = [:]
         var nextSubscriber: UInt64 = 0
+        /// The highest compacted revision this process has seen (its own compactions and every
+        /// read of the compact mark): events sent after it lose a `prev_kv` etcd no longer has.
+        var compactedRevision: Int64 = 0
     }
 
     private let client: any SQLClient
@@ -177,13 +180,24 @@ public final class WatchHub: Sendable {
         return (groups, revision)
     }
 
-    /// The compacted revision now.
+    /// The compacted revision now, read from the table (and remembered, `knownCompactedRevision`).
     func compactedRevision() async throws(EtcdError) -> Int64 {
+        let compacted: Int64
         do {
-            return try await client.run(StoreSQL.header).compactRevision
+            compacted = try await client.run(StoreSQL.header).compactRevision
         } catch {
             throw StoreError.etcdError(for: error)
         }
+        noteCompacted(through: compacted)
+        return compacted
+    }
+
+    /// The highest compacted revision seen so far, without a query: a lower bound of the table's.
+    var knownCompactedRevision: Int64 { state.withLock { $0.compactedRevision } }
+
+    /// Records a compaction (this process's, or one read from the table).
+    func noteCompacted(through revision: Int64) {
+        state.withLock { $0.compactedRevision = max($0.compactedRevision, revision) }
     }
 
     // MARK: Tail

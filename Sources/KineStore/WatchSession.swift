@@ -222,11 +222,12 @@ public final class WatchSession: Sendable {
 
         // 1. Synced watchers: each new revision, in order, from memory.
         if target > previous {
+            let compacted = hub.knownCompactedRevision
             if let groups = hub.recent(after: previous, through: target) {
                 for group in groups {
                     let synced = state.withLock { state in state.watchers.values.filter { $0.nextRevision <= group.revision && $0.nextRevision > previous } }
                     for watcher in synced.sorted(by: { $0.id < $1.id }) {
-                        let events = filter(group.events, for: watcher)
+                        let events = filter(group.events, for: watcher, compacted: compacted)
                         if !events.isEmpty {
                             try await sendEvents(events, watcher: watcher, header: group.revision)
                         }
@@ -292,7 +293,8 @@ public final class WatchSession: Sendable {
     private func catchUp(_ watcher: Watcher, target: Int64) async throws {
         var next = watcher.nextRevision
         // History below the compacted revision is gone even if the ring still holds it.
-        if let compacted = try? await hub.compactedRevision(), next < compacted {
+        let compacted = (try? await hub.compactedRevision()) ?? hub.knownCompactedRevision
+        if next < compacted {
             try await compactedCancel(watcher, compacted: compacted)
             return
         }
@@ -317,7 +319,8 @@ public final class WatchSession: Sendable {
                 }
             }
             let complete = min(through, target)
-            let events = groups.filter { $0.revision >= next && $0.revision <= complete }.flatMap { filter($0.events, for: watcher) }
+            let events = groups.filter { $0.revision >= next && $0.revision <= complete }
+                .flatMap { filter($0.events, for: watcher, compacted: compacted) }
             guard state.withLock({ $0.watchers[watcher.id] != nil }) else { return }
             if !events.isEmpty {
                 try await sendEvents(events, watcher: watcher, header: target)
@@ -350,12 +353,16 @@ public final class WatchSession: Sendable {
         }
     }
 
-    private func filter(_ events: [Event], for watcher: Watcher) -> [Event] {
+    /// The events of `events` the watcher wants. `prev_kv` goes as etcd sends it: etcd reads the
+    /// key at the event's revision - 1 when it sends the event, and that read fails once the
+    /// revision is compacted, so an event at or below the compacted revision carries none (the
+    /// memory ring captured it at write time; the table has lost the row by then).
+    private func filter(_ events: [Event], for watcher: Watcher, compacted: Int64) -> [Event] {
         var result: [Event] = []
         for var event in events where watcher.range.contains(event.kv.key) {
             if event.type == .put && watcher.noPut { continue }
             if event.type == .delete && watcher.noDelete { continue }
-            if !watcher.prevKV { event.prevKV = nil }
+            if !watcher.prevKV || event.kv.modRevision <= compacted { event.prevKV = nil }
             result.append(event)
         }
         return result

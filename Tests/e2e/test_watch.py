@@ -314,6 +314,26 @@ def case_compacted_start_revision(c: WCtx):
 
 
 @case
+def case_prev_kv_at_compacted_revision(c: WCtx):
+    # etcd reads an event's prev_kv at the event's revision - 1 when it sends it; once that
+    # revision is compacted the read fails and the event goes without prev_kv, although the
+    # previous version was current a moment ago (kine's memory ring still holds it).
+    c.put(c.k("a"), b"v1")                     # base+1
+    c.put(c.k("d"), b"d1")                     # base+2
+    c.put(c.k("a"), b"v2")                     # base+3
+    c.txn(success=[c.pb.PutRequest(key=c.k("a"), value=b"v3"), c.pb.DeleteRangeRequest(key=c.k("d"))])  # base+4
+    c.compact(c.r(4))
+    w = c.watch()
+    w.create(c.k(""), c.end(), start_revision=c.r(4), prev_kv=True)
+    w.expect(2, "created, then base+4's put and delete without prev_kv")
+    c.put(c.k("a"), b"v4")                     # base+5: its prev (base+4) is not compacted
+    w.expect(1, "base+5 with prev_kv v3")
+    w2 = c.watch("w2")
+    w2.create(c.k(""), c.end(), start_revision=c.r(5), prev_kv=True)
+    w2.expect(2, "created, then base+5 with prev_kv from history")
+
+
+@case
 def case_negative_start_revision(c: WCtx):
     # etcd 3.5 has no special case for a negative start revision: the watcher is created (with an
     # id) and, as its start is below the compacted revision, then canceled with compact_revision.

@@ -49,6 +49,8 @@ struct HALocalProbe: Sendable, Equatable {
     var followerStreaming: Bool
     /// The term the local copy was made from (0: none recorded).
     var subscribedTerm: UInt64
+    /// The table holds a row other than the bookkeeping ones (`compact_rev_key`, and the
+    /// `/registry/health` key of databases Go kine or an older kine started).
     var hasData: Bool
     /// Tables the subscription holds, in any sync state (0: no subscription).
     var subscribedTables: Int64

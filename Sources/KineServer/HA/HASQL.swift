@@ -108,7 +108,7 @@ enum HASQL {
             COALESCE((SELECT bool_or(state = 'streaming' AND pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn) < 16777216) \
              FROM pg_stat_replication WHERE application_name = $2), false), \
             (SELECT subscribed_term FROM kine_ha_local), \
-            (SELECT count(*) > 2 FROM (SELECT 1 FROM kine LIMIT 3) AS rows), \
+            EXISTS (SELECT 1 FROM kine WHERE name <> 'compact_rev_key' AND name <> '/registry/health'), \
             (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1)
             """, [.text(subscription), .text(followerApplication)])) { $0.map(HALocalProbe.init(row:)) }
     }

@@ -45,13 +45,15 @@ extension StoreSQL {
         "SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_name = 'kine' AND column_name = 'name' AND table_schema = current_schema()"
     )) { $0?.text(0) ?? "" }
 
-    /// Go kine's bookkeeping rows: `compact_rev_key` (its `prev_revision` is the compacted
-    /// revision) and the `/registry/health` key kube-apiserver's health check reads; and leases
-    /// for the keys Go kine wrote with a TTL (its `lease` column), whose id is that TTL, running
-    /// from now, as Go kine itself restarts TTLs when it starts (kine#581).
+    /// Go kine's bookkeeping row `compact_rev_key` (its `prev_revision` is the compacted
+    /// revision), which takes revision 1 of a new database, so a fresh kine is at revision 1 with
+    /// no keys, as a fresh etcd is; and leases for the keys Go kine wrote with a TTL (its `lease`
+    /// column), whose id is that TTL, running from now, as Go kine itself restarts TTLs when it
+    /// starts (kine#581). Go kine also writes a `/registry/health` key at start-up; kine does
+    /// not (no client needs it: kube-apiserver's etcd check is a plain read), and serves a
+    /// database that has one as it is.
     static let bookkeepingRows = [
         SQLStatement(insertIfMissing(name: "compact_rev_key", value: "''")),
-        SQLStatement(insertIfMissing(name: "/registry/health", value: #"'{"health":"true"}'"#)),
         SQLStatement("""
             INSERT INTO kine_leases (id, ttl, expires_at) SELECT DISTINCT lease, lease, now() + make_interval(secs => lease::float8) \
             FROM kine WHERE lease > 0 AND kv_lease IS NULL ON CONFLICT (id) DO NOTHING
