@@ -290,6 +290,15 @@ class TimedWatch:
 # Processes
 
 
+def refusal_kinds(refusals) -> dict[str, int]:
+    """Refusals counted by what they said (numbers blurred)."""
+    kinds: dict[str, int] = {}
+    for rf in refusals:
+        k = re.sub(r"\d+(\.\d+)?", "N", rf.what)[:90]
+        kinds[k] = kinds.get(k, 0) + 1
+    return kinds
+
+
 def kill9(p: kube.KubeProcess) -> None:
     """SIGKILL to the program's process group (kube.py starts each in its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -312,7 +321,7 @@ def start_api(lab: hanet.HALab, node: str, work: Path, base: kube.KubeFiles, nam
 
 
 def lease_acquired(cm: kube.KubeProcess) -> bool:
-    return "successfully acquired lease" in cm.log_text()
+    return "successfully acquired lease" in cm.log_text().lower()
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,6 +398,32 @@ def survivor_relists(api: kube.APIServer, log_offset: int, inits_before: dict | 
 
 # --------------------------------------------------------------------------------------------
 # The lab steps (as test_ha.py does them)
+
+
+def rewatch_from_last_rv(c: kube.RestClient, watch: TimedWatch) -> dict[str, Any]:
+    """What a reflector would get next: a watch from the last resourceVersion the old watch
+    delivered (an object's or a BOOKMARK's). 410 / an ERROR event means the client must re-list."""
+    rvs = [int(rv) for _, e in watch.events
+           if (rv := ((e.get("object") or {}).get("metadata") or {}).get("resourceVersion", "")).isdigit()]
+    if not rvs:
+        return {"from": None}
+    out: dict[str, Any] = {"from": str(max(rvs))}
+    try:
+        with c.watch(CM_PATH, {"resourceVersion": out["from"], "allowWatchBookmarks": "true"}, timeout=5) as w2:
+            out["status"] = w2.status
+            evs = w2.collect(4, until=lambda e: e.get("type") == "ERROR")
+    except (OSError, http.client.HTTPException) as e:
+        out["exception"] = f"{type(e).__name__}: {e}"[:200]
+        return out
+    out["events"] = len(evs)
+    out["types"] = sorted({e.get("type") for e in evs})
+    err = next((e.get("object") or {} for e in evs if e.get("type") == "ERROR"), None)
+    if err is not None:
+        out["error"] = {"code": err.get("code"), "reason": err.get("reason"), "message": str(err.get("message"))[:200]}
+    if w2.status != 200:
+        body = evs[0] if evs else {}
+        out["error"] = {"code": body.get("code"), "reason": body.get("reason"), "message": str(body.get("message"))[:200]}
+    return out
 
 
 def start_pair(lab: hanet.HALab) -> float:
@@ -506,9 +541,13 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     kill9(cm_a)
     kill9(api_a)
     lab.kill_kine("a")
+    t_kine_gone = time.monotonic()
     lab.kill_postgres("a")
+    t_pg_gone = time.monotonic()
     writers.stop("a")
-    report(f"node a killed ({time.monotonic() - t_kill:.2f}s to kill everything); writers continue through b")
+    result["kill_steps_s"] = {"kine_gone": round(t_kine_gone - t_kill, 3), "postgres_gone": round(t_pg_gone - t_kill, 3)}
+    report(f"node a killed: apiserver and controller-manager SIGKILLed, kine gone +{t_kine_gone - t_kill:.2f}s, "
+           f"PostgreSQL gone +{t_pg_gone - t_kill:.2f}s; writers continue through b")
     st = lab.wait_role("b", "leader-alone", LIVENESS + 20)
     t_promoted = time.monotonic()
     first = hanet.wait_for(lambda: min((a.t_ack for a in writers.acked() if a.via == "b" and a.t_sent >= t_kill),
@@ -516,11 +555,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     assert first, f"no configmap create through the survivor's apiserver answered 201 within {BOUND + 5}s " \
                   f"of the kill; last refusals: {[r.what for r in writers.refusals[-5:]]}"
     took = first - t_kill
-    during = [r for r in writers.refusals if r.via == "b" and t_kill <= r.t_done <= first]
-    kinds: dict[str, int] = {}
-    for rf in during:
-        k = re.sub(r"\d+(\.\d+)?s", "Ns", rf.what)[:90]
-        kinds[k] = kinds.get(k, 0) + 1
+    kinds = refusal_kinds(r for r in writers.refusals if r.via == "b" and t_kill <= r.t_done <= first)
     acks_b = sorted(a.t_ack for a in writers.acked() if a.via == "b")
     last_before = max((t for t in acks_b if t < t_kill), default=t_kill)
     result.update({
@@ -555,11 +590,18 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     writers.stop("b")
     time.sleep(WRITE_TIMEOUT)  # in-flight creates answered or abandoned
     after_kill_names = {a.name for a in writers.acked() if a.t_sent >= t_kill}
+    result["refusals_through_b_after_first_write"] = refusal_kinds(
+        r for r in writers.refusals if r.via == "b" and r.t_sent > first)
     relists = survivor_relists(api_b, log_offset, inits_before, watch_cache_inits(api_b), w, t_kill, after_kill_names)
+    relists["rest_rewatch"] = rewatch_from_last_rv(cb, w)
     result["survivor_relists"] = relists
-    report("relists on the survivor's apiserver after the kill: relisted=%s, log %s, watch cache inits %s, "
-           "REST watch %s" % (relists["relisted"], {k: v["count"] for k, v in relists["log_after_kill"].items()},
-                              relists["watch_cache_initializations_delta"], relists["rest_watch"]))
+    delta = relists["watch_cache_initializations_delta"]
+    report("relists on the survivor's apiserver after the kill: relisted=%s; log lines %s; watch cache "
+           "re-initialized for %s resources (%s in all); REST watch opened before the kill: %s; re-watch from "
+           "its last resourceVersion: %s" % (
+               relists["relisted"], {k: v["count"] for k, v in relists["log_after_kill"].items()},
+               None if delta is None else len(delta), None if delta is None else int(sum(delta.values())),
+               relists["rest_watch"], relists["rest_rewatch"]))
     for k, v in relists["log_after_kill"].items():
         for s in v["samples"][:2]:
             report(f"  {k}: {s}")
@@ -583,6 +625,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
            f"the survivor's apiserver and in kine b")
 
     # 5. The old node comes back and an apiserver on it serves again.
+    rejoin_offset = len(api_b.log_text())
     lab.start_postgres("a")
     t_up = time.monotonic()
     lab.start_kine("a", replication="sync")
@@ -602,6 +645,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
                      20, what="a create through a's new apiserver")  # 409: an earlier try went through
     r = cb.get(f"{CM_PATH}/after-rejoin")
     assert r.status == 200 and r.body["data"] == {"k": "after-rejoin"}, r
+    result["survivor_log_during_rejoin"] = {k: v["count"] for k, v in log_counts(api_b.log_text()[rejoin_offset:]).items()}
     report(f"old node back: kine a follows b (term {sa['term']}); its new apiserver ready "
            f"{result['rejoin_to_apiserver_ready_s']}s after kine a started, lists all {len(acked)} configmaps, "
            f"takes a write b reads")
