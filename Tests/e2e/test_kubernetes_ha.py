@@ -248,6 +248,44 @@ class Writers:
             return list(self.acks)
 
 
+class Reader:
+    """A thread LISTing configmaps through an apiserver every 0.1 s, alternately a consistent
+    LIST (from etcd or a cache known fresh) and a LIST at resourceVersion=0 (from the watch
+    cache, which answers 429 while it re-initializes); (time, kind, status or exception) kept."""
+
+    def __init__(self, client: kube.RestClient):
+        self.results: list[tuple[float, str, str]] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, args=(client,), daemon=True)
+        self._t.start()
+
+    def _run(self, client: kube.RestClient) -> None:
+        i = 0
+        while not self._stop.is_set():
+            kind = ("consistent", "rv=0")[i % 2]
+            i += 1
+            params = {"limit": 1} if kind == "consistent" else {"limit": 1, "resourceVersion": "0"}
+            try:
+                r = client.get(CM_PATH, params, timeout=WRITE_TIMEOUT)
+                what = str(r.status) if r.status == 200 else f"{r.status} {(r.body or {}).get('message', '')[:80]}"
+            except (OSError, http.client.HTTPException) as e:
+                what = type(e).__name__
+            self.results.append((time.monotonic(), kind, what))
+            self._stop.wait(0.1)
+
+    def after(self, t: float) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for t1, kind, what in list(self.results):
+            if t1 >= t:
+                k = re.sub(r"\d+(\.\d+)?s", "Ns", what)
+                out.setdefault(kind, {})[k] = out.setdefault(kind, {}).get(k, 0) + 1
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(timeout=WRITE_TIMEOUT + 2)
+
+
 # --------------------------------------------------------------------------------------------
 # A REST watch with arrival times
 
@@ -333,7 +371,11 @@ RELIST_PATTERNS = {
     "(re)initializing": re.compile(r"\(re\)initializing"),
     "too old resource version": re.compile(r"too old resource version", re.I),
     "ended with": re.compile(r"watch of .* ended with", re.I),
-    "Caches populated": re.compile(r"Caches populated"),
+    # Re-lists: the watch caches' reflectors, and the apiserver's own (loopback) informers.
+    "Caches populated (watch cache)": re.compile(r'Caches populated.*reflector="storage/cacher\.go'),
+    "Caches populated (apiserver informers)": re.compile(r'Caches populated(?!.*reflector="storage/cacher\.go)'),
+    # The apiserver's compactor finding its revision below kine's compacted one.
+    "compactor": re.compile(r"compact\.go.*compacted"),
     "Terminating all watchers": re.compile(r"Terminating all watchers", re.I),
     "429": re.compile(r"\b429\b"),
     "410": re.compile(r"\b410\b"),
@@ -390,7 +432,7 @@ def survivor_relists(api: kube.APIServer, log_offset: int, inits_before: dict | 
     }
     rest_watch["survived"] = (not errors and watch.ended_at is None and watch.end_error is None
                               and bool(after_kill_names) and after_kill_names <= seen_added)
-    relisted = bool(counts["watch chan error"]["count"] or counts["Caches populated"]["count"]
+    relisted = bool(counts["watch chan error"]["count"] or counts["Caches populated (watch cache)"]["count"]
                     or counts["(re)initializing"]["count"] or delta or not rest_watch["survived"])
     return {"relisted": relisted, "log_after_kill": counts, "watch_cache_initializations_delta": delta,
             "rest_watch": rest_watch}
@@ -477,7 +519,7 @@ def test_pair_under_kubernetes_leader_crash():
         writers = Writers()
         stack.callback(writers.stop)
         watches: list[TimedWatch] = []
-        stack.callback(lambda: [w.close() for w in watches])
+        stack.callback(lambda: [w.close() if isinstance(w, TimedWatch) else w.stop() for w in watches])
         try:
             _scenario(lab, work, apis, writers, watches, result)
             result["outcome"] = "passed"
@@ -526,6 +568,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     r = cb.get(CM_PATH, {"limit": 1})
     assert r.status == 200, r
     watches.append(TimedWatch(cb, CM_PATH, r.resource_version))
+    reader = Reader(cb)
+    watches.append(reader)  # stopped with the watches
     w = watches[-1]
     assert w.stream.status == 200, w.stream.status
     inits_before = watch_cache_inits(api_b)
@@ -594,6 +638,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
         r for r in writers.refusals if r.via == "b" and r.t_sent > first)
     relists = survivor_relists(api_b, log_offset, inits_before, watch_cache_inits(api_b), w, t_kill, after_kill_names)
     relists["rest_rewatch"] = rewatch_from_last_rv(cb, w)
+    reader.stop()
+    relists["lists_through_b_after_kill"] = reader.after(t_kill)
     result["survivor_relists"] = relists
     delta = relists["watch_cache_initializations_delta"]
     report("relists on the survivor's apiserver after the kill: relisted=%s; log lines %s; watch cache "
@@ -602,6 +648,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
                relists["relisted"], {k: v["count"] for k, v in relists["log_after_kill"].items()},
                None if delta is None else len(delta), None if delta is None else int(sum(delta.values())),
                relists["rest_watch"], relists["rest_rewatch"]))
+    report(f"LISTs through the survivor's apiserver after the kill: {relists['lists_through_b_after_kill']}")
     for k, v in relists["log_after_kill"].items():
         for s in v["samples"][:2]:
             report(f"  {k}: {s}")
