@@ -57,9 +57,15 @@ final class NGHTTP2Session {
 
     private var session: OpaquePointer?
     private unowned let delegate: any NGHTTP2SessionDelegate
+    /// A server checks request headers itself (`HTTP2RequestHeaderRules`); a client leaves
+    /// response checks to nghttp2.
+    private let checksRequestHeaders: Bool
+    /// The rules of the request header block being received (server only).
+    private var headerRules: HTTP2RequestHeaderRules?
 
     init?(role: Role, delegate: any NGHTTP2SessionDelegate) {
         self.delegate = delegate
+        checksRequestHeaders = role == .server
         var callbacks: OpaquePointer?
         guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return nil }
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -70,6 +76,11 @@ final class NGHTTP2Session {
         defer { nghttp2_option_del(option) }
         // We never use priorities; keeping closed streams around only costs memory.
         nghttp2_option_set_no_closed_streams(option, 1)
+        if role == .server {
+            // Requests are checked by `HTTP2RequestHeaderRules` (nghttp2's rules but any
+            // `:authority`, as etcd takes), not by nghttp2's HTTP messaging.
+            nghttp2_option_set_no_http_messaging(option, 1)
+        }
         if role == .client {
             // Until the server's SETTINGS arrive, assume the unlimited streams our server offers.
             nghttp2_option_set_peer_max_concurrent_streams(option, 1 << 20)
@@ -223,20 +234,28 @@ final class NGHTTP2Session {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             guard let owner = NGHTTP2Session.from(userData), let frame else { return 0 }
             guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
-            owner.delegate.h2BeginHeaders(
-                streamID: frame.pointee.hd.stream_id,
-                isTrailers: frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS
-            )
+            let isTrailers = frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS
+            if owner.checksRequestHeaders { owner.headerRules = HTTP2RequestHeaderRules(isTrailers: isTrailers) }
+            owner.delegate.h2BeginHeaders(streamID: frame.pointee.hd.stream_id, isTrailers: isTrailers)
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) {
             _, frame, name, nameLength, value, valueLength, _, userData in
             guard let owner = NGHTTP2Session.from(userData), let frame else { return 0 }
             guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+            let nameBytes = UnsafeBufferPointer(start: name, count: name == nil ? 0 : nameLength)
+            let valueBytes = UnsafeBufferPointer(start: value, count: value == nil ? 0 : valueLength)
+            switch owner.headerRules?.check(name: nameBytes, value: valueBytes) ?? .accept {
+            case .accept: break
+            case .ignore: return 0
+            case .reject:
+                // nghttp2 resets a stream whose header callback fails with INTERNAL_ERROR unless a
+                // reset is already queued: a malformed request is a PROTOCOL_ERROR.
+                _ = nghttp2_submit_rst_stream(owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), frame.pointee.hd.stream_id, H2ErrorCode.protocolError)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
+            }
             let ok = owner.delegate.h2Header(
-                streamID: frame.pointee.hd.stream_id,
-                name: UnsafeBufferPointer(start: name, count: name == nil ? 0 : nameLength),
-                value: UnsafeBufferPointer(start: value, count: value == nil ? 0 : valueLength),
+                streamID: frame.pointee.hd.stream_id, name: nameBytes, value: valueBytes,
                 isTrailers: frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS
             )
             return ok ? 0 : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
@@ -247,6 +266,15 @@ final class NGHTTP2Session {
             let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             switch header.type {
             case UInt8(NGHTTP2_HEADERS.rawValue):
+                if let rules = owner.headerRules {
+                    owner.headerRules = nil
+                    guard rules.complete(endStream: endStream) else {
+                        // A malformed request (a pseudo-header missing, trailers that do not end
+                        // the stream): reset it, as nghttp2's own checks would.
+                        return nghttp2_submit_rst_stream(owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, H2ErrorCode.protocolError) == 0
+                            ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
+                    }
+                }
                 owner.delegate.h2HeadersEnd(
                     streamID: header.stream_id,
                     isTrailers: frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS,
