@@ -567,10 +567,10 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     # A REST watch on the survivor, opened before the kill.
     r = cb.get(CM_PATH, {"limit": 1})
     assert r.status == 200, r
-    watches.append(TimedWatch(cb, CM_PATH, r.resource_version))
+    w = TimedWatch(cb, CM_PATH, r.resource_version)
+    watches.append(w)
     reader = Reader(cb)
     watches.append(reader)  # stopped with the watches
-    w = watches[-1]
     assert w.stream.status == 200, w.stream.status
     inits_before = watch_cache_inits(api_b)
     left = t_settled + HOLD_DOWN + 0.5 - time.monotonic()
