@@ -13,9 +13,10 @@ What is checked, in order:
      whose ReplicaSet and Pods the controller-manager makes;
   2. node a (the leader) crashes mid-workload: its apiserver and controller-manager, kine and
      PostgreSQL all SIGKILLed back to back, while writers keep creating configmaps through the
-     survivor's apiserver. The time from the kill to the first 201 for a create *sent after* the
-     kill is measured, printed and recorded (the issue's goal: <= liveness + 2 s; asserted here
-     only against the looser bound test_ha.py uses, liveness + 10 s, and the goal reported);
+     survivor's apiserver (three threads, so one create hanging on the dead leader's connection
+     does not hide the recovery). The time from the kill to the first 201 for a create *sent
+     after* the kill is measured, printed, recorded and asserted against the issue's goal,
+     <= liveness + 2 s (5 s with the lab's 3 s liveness);
   3. nothing acknowledged is lost (every configmap answered 201 through either apiserver, before
      or after the kill, is listed by the survivor's apiserver and is in the survivor's kine), the
      survivor's apiserver serves writes again, controllers carry on (the survivor's
@@ -73,8 +74,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".build" / "test-logs"
 NS = "ha-pair"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-GOAL = LIVENESS + 2.0           # the goal for kill -> first acknowledged write
-BOUND = LIVENESS + 10.0         # what is asserted (test_ha.py's bound for the bare failover)
+GOAL = LIVENESS + 2.0           # the goal for kill -> first acknowledged write (asserted)
 WRITE_TIMEOUT = 3.0             # a create not answered by then is abandoned (never retried by name)
 # Short Lease timings, so the survivor's controller-manager takes over within seconds.
 CM_ARGS = ["--leader-elect-lease-duration=6s", "--leader-elect-renew-deadline=4s",
@@ -561,7 +561,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     r = ca.post(DEPLOY_PATH, deployment_body("web", 2))
     assert r.status == 201, r
     writers.start("a", ca, threads=1)
-    writers.start("b", cb, threads=2)
+    writers.start("b", cb, threads=3)
     pods = cb.wait_for(lambda: controlled_pods(cb, "web", 2), 60, what="2 pods of web (read through b)")
     assert not lease_acquired(cm_b), "cm-b took the Lease while cm-a was alive"
     # A REST watch on the survivor, opened before the kill.
@@ -595,8 +595,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     st = lab.wait_role("b", "leader-alone", LIVENESS + 20)
     t_promoted = time.monotonic()
     first = hanet.wait_for(lambda: min((a.t_ack for a in writers.acked() if a.via == "b" and a.t_sent >= t_kill),
-                                       default=None), BOUND + 5, 0.05)
-    assert first, f"no configmap create through the survivor's apiserver answered 201 within {BOUND + 5}s " \
+                                       default=None), GOAL + 15, 0.05)
+    assert first, f"no configmap create through the survivor's apiserver answered 201 within {GOAL + 15}s " \
                   f"of the kill; last refusals: {[r.what for r in writers.refusals[-5:]]}"
     took = first - t_kill
     kinds = refusal_kinds(r for r in writers.refusals if r.via == "b" and t_kill <= r.t_done <= first)
@@ -613,7 +613,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     report(f"kill -> b leader-alone (term {st['term']}) {t_promoted - t_kill:.2f}s; kill -> first 201 through "
            f"the survivor's apiserver {took:.2f}s (goal <= {GOAL:.0f}s: {'met' if took <= GOAL else 'NOT met'}); "
            f"refused meanwhile: {kinds}")
-    assert took <= BOUND, f"first acknowledged write {took:.2f}s after the kill, more than {BOUND}s"
+    assert took <= GOAL, (f"first acknowledged write through the survivor's apiserver {took:.2f}s after the kill "
+                          f"(b leader-alone after {t_promoted - t_kill:.2f}s), more than liveness + 2 s = {GOAL}s")
 
     # 3. Controllers carry on: the survivor's controller-manager takes the Lease; a scaled
     # Deployment and a new one get their ReplicaSets and Pods.
