@@ -64,6 +64,7 @@ pytestmark = pytest.mark.needs_kine
 
 TOKEN = "kine-e2e-k3s-token"
 WORK_PREFIX = "kine-e2e-k3s-"
+MARK = "KINE_E2E_K3S_RUN"  # in each K3s server's environment: "<pytest pid>/<name>"
 COMPACTION_INTERVAL = "10s"
 READY_TIMEOUT = float(os.environ.get("KINE_E2E_K3S_READY_TIMEOUT", "150"))
 RANCHER = Path("/etc/rancher")
@@ -147,7 +148,7 @@ def _wait_store(store: Store, timeout: float = 60) -> None:
 
 def start_store(kind: str, work: Path, pki: dict | None, postgres_url: str | None) -> Store:
     if kind == "etcd" and not pki:
-        srv = harness.start_etcd("k3s-etcd")
+        srv = harness.start_etcd(f"k3s-etcd-{os.getpid()}")
         return Store("etcd", srv, f"http://{srv.endpoint}")
     port = harness.free_port()
     scheme = "https" if pki else "http"
@@ -282,6 +283,7 @@ def spawn_k3s(name: str, store: Store, parent: Path, token: str = TOKEN) -> K3s:
     work.mkdir()
     port = port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith("K3S_")}
+    env[MARK] = f"{os.getpid()}/{name}"  # K3s rewrites its command line; its environment names it
     proc = harness._spawn(k3s_cmd(store, work, port, token), work / "k3s.log", env)
     srv = harness.Server(name=name, kind="k3s", endpoint=f"127.0.0.1:{port}", proc=proc, log_path=work / "k3s.log")
     return K3s(name, srv, work, port)
@@ -307,21 +309,28 @@ def wait_k3s(k: K3s, started: float, timeout: float = READY_TIMEOUT) -> K3s:
     raise AssertionError(f"{k.name} not ready after {timeout}s: {last}\n{k.server.log_tail(40)}")
 
 
-def stop_k3s(k: K3s) -> list[str]:
-    """Stops the process group; returns what was still running in it (then killed)."""
-    k.server.stop()
-    leftovers = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+def processes():
+    """(pid, program name, command line, MARK value) of every process."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if str(k.work) + "/" in cmdline:
-            leftovers.append(f"{pid}: {cmdline[:200]}")
+        mark = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(MARK.encode() + b"=")), None)
+        yield int(pid), exe, cmdline, mark
+
+
+def stop_k3s(k: K3s) -> list[str]:
+    """Stops the process group; returns what was still running with its mark (then killed)."""
+    k.server.stop()
+    leftovers = []
+    for pid, exe, cmdline, mark in processes():
+        if mark == f"{os.getpid()}/{k.name}":
+            leftovers.append(f"{pid} {exe}: {cmdline[:200]}")
             try:
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     return leftovers
@@ -334,7 +343,7 @@ def stop_k3s(k: K3s) -> list[str]:
 def _rancher_state() -> dict:
     link = RANCHER / "k3s" / "k3s.yaml"
     return {
-        "dirs": {p: p.is_dir() for p in (RANCHER, RANCHER / "k3s", RANCHER / "node")},
+        "dirs": {str(p): p.is_dir() for p in (RANCHER, RANCHER / "k3s", RANCHER / "node")},
         "password": (RANCHER / "node" / "password").exists(),
         "link": os.readlink(link) if link.is_symlink() else ("file" if link.exists() else None),
     }
@@ -361,17 +370,71 @@ def _restore_rancher(before: dict) -> None:
     if not before["password"] and pw.exists():
         pw.unlink()
     for d in (RANCHER / "k3s", RANCHER / "node", RANCHER):
-        if not before["dirs"][d] and d.is_dir() and not any(d.iterdir()):
+        if not before["dirs"][str(d)] and d.is_dir() and not any(d.iterdir()):
             d.rmdir()
 
 
+# --------------------------------------------------------------------------------------------
+# What a killed run (SIGKILL: no teardown) left behind
+
+
+STALE = re.compile(r"kine-e2e-k3s-(?:etcd-)?(\d+)-|kine_e2e_k3s_(\d+)_")
+
+
+def _dead(pid: str) -> bool:
+    return int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}")
+
+
+def reap_stale(postgres_url: str) -> list[str]:
+    """K3s, etcd and kine processes, temp dirs and databases of an earlier run of this module whose
+    pytest (the pid in their mark or names) is gone: killed, removed, dropped. Returns what it found."""
+    found = []
+    for pid, exe, cmdline, mark in processes():
+        m = STALE.search(cmdline) if exe in ("etcd", "kine") else None
+        owner = mark.split("/")[0] if mark else (m.group(1) or m.group(2)) if m else None
+        if owner and _dead(owner):
+            found.append(f"process {pid} {exe}: {cmdline[:120].strip()}")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob("kine-e2e-k3s-*"):
+        m = STALE.search(d.name + "/")
+        if m and _dead(m.group(1)):
+            found.append(f"{d}")
+            if d.name.endswith("-rancher.json"):  # what /etc/rancher held before that run
+                try:
+                    _restore_rancher(json.loads(d.read_text()))
+                except (OSError, ValueError, KeyError):
+                    pass
+                d.unlink()
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+    rows = harness.psql(harness.db_url(postgres_url, "postgres"),
+                        r"SELECT datname FROM pg_database WHERE datname LIKE 'kine\_e2e\_k3s\_%'", check=False)
+    for name in rows.split():
+        m = STALE.search(name)
+        if m and _dead(m.group(2)):
+            found.append(f"database {name}")
+            harness.drop_database(postgres_url, name)
+    return found
+
+
 @pytest.fixture(scope="module")
-def rancher():
+def rancher(postgres_url):
+    stale = reap_stale(postgres_url)
+    if stale:
+        harness.log("test_k3s: removed what an interrupted run left: " + "; ".join(stale))
     before = _rancher_state()
+    # Kept until the end, so that a run killed before its teardown is undone by the next one.
+    state = Path(tempfile.gettempdir()) / f"{WORK_PREFIX}{os.getpid()}-rancher.json"
+    state.write_text(json.dumps(before))
     try:
         yield before
     finally:
         _restore_rancher(before)
+        state.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +459,7 @@ class Cluster:
 def pair(request, rancher, postgres_url):
     kubebin.require("k3s")
     tls = request.param == "https"
-    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
+    work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     os.chmod(work, 0o755)
     stores: list[Store] = []
     servers: list[K3s] = []
