@@ -15,6 +15,9 @@ public final class StoreHandle: Sendable {
         /// The compacted revision the epoch starts at: watches of earlier epochs are cancelled
         /// with it, as etcd cancels watches whose revision was compacted away.
         public let startRevision: Int64
+        /// Set when the previous epoch's watches may go on in this one (`WatchContinuity`);
+        /// nil: they are cancelled as compacted at `startRevision`.
+        public let continuity: WatchContinuity?
     }
 
     public enum Change: Sendable {
@@ -58,10 +61,10 @@ public final class StoreHandle: Sendable {
 
     /// Serves from `store` from now on. Returns the new epoch; the caller stops the previous store.
     @discardableResult
-    public func install(_ store: KineStore, startRevision: Int64) -> Epoch {
+    public func install(_ store: KineStore, startRevision: Int64, continuity: WatchContinuity? = nil) -> Epoch {
         let (epoch, listeners, waiters) = state.withLock { state in
             state.lastNumber += 1
-            let epoch = Epoch(number: state.lastNumber, store: store, startRevision: startRevision)
+            let epoch = Epoch(number: state.lastNumber, store: store, startRevision: startRevision, continuity: continuity)
             state.epoch = epoch
             defer { state.firstEpochWaiters = [:] }
             return (epoch, Array(state.listeners.values), Array(state.firstEpochWaiters.values))

@@ -7,10 +7,12 @@ import Synchronization
 
 /// `/etcdserverpb.Watch/Watch`: one WatchSession per stream and store epoch.
 ///
-/// When the store is replaced (HA), the stream's session cancels every watch as compacted at the
-/// new epoch's start revision and a new session on the new store takes the stream's next
-/// requests. While no store serves, open watches wait for the next epoch; a create in that gap
-/// ends the stream with etcd's "no leader" (clients retry).
+/// When the store is replaced (HA), the stream's watches go on in the new epoch when it says they
+/// can (`WatchContinuity`: a promotion whose store holds everything they were sent); otherwise
+/// the stream's session cancels every watch as compacted at the new epoch's start revision and a
+/// new session on the new store takes the stream's next requests. While no store serves, open
+/// watches wait for the next epoch; a create in that gap ends the stream with etcd's "no leader"
+/// (clients retry).
 struct WatchService: Sendable {
     let stores: StoreHandle
     let identity: ServerIdentity
@@ -98,7 +100,7 @@ private final class StreamSessions: Sendable {
         }
         let (session, waiter) = state.withLock { state -> (WatchSession, Completion<Void>?) in
             if let current = state.current, current.epoch == epoch.number { return (current.session, nil) }
-            state.current?.session.endEpoch(compactRevision: epoch.startRevision)
+            if let session = Self.carryOver(&state, to: epoch) { return (session, nil) }
             let session = WatchSession(hub: epoch.store.watchHub, send: send)
             state.current = (epoch.number, session)
             state.started.append(session)
@@ -114,12 +116,27 @@ private final class StreamSessions: Sendable {
         case .installed(let epoch):
             state.withLock { state in
                 guard let current = state.current, current.epoch != epoch.number else { return }
-                current.session.endEpoch(compactRevision: epoch.startRevision)
-                state.current = nil
+                _ = Self.carryOver(&state, to: epoch)
             }
         case .withdrawn(let reason, let endStreams):
             if endStreams { fail(StatusMapping.status(reason)) }
         }
+    }
+
+    /// Moves the current session into `epoch`: its watches go on there when the epoch directly
+    /// follows the session's and says they can; otherwise they are cancelled as compacted and the
+    /// stream gets a new session on its next request. Returns the session that goes on.
+    private static func carryOver(_ state: inout State, to epoch: StoreHandle.Epoch) -> WatchSession? {
+        guard let current = state.current else { return nil }
+        if let continuity = epoch.continuity, current.epoch + 1 == epoch.number,
+            current.session.continueEpoch(on: epoch.store.watchHub, continuity: continuity)
+        {
+            state.current = (epoch.number, current.session)
+            return current.session
+        }
+        current.session.endEpoch(compactRevision: epoch.startRevision)
+        state.current = nil
+        return nil
     }
 
     /// Ends the stream with `status`.

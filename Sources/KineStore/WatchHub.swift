@@ -88,7 +88,9 @@ public final class WatchHub: Sendable {
         }
     }
 
-    func stop() {
+    /// Stops following the table: nothing more is published (a re-pointed HA node freezes the
+    /// previous epoch's hub before deciding whether its watches can go on, `WatchContinuity`).
+    public func stop() {
         let waiters = state.withLock { state in
             state.stopped = true
             defer {
@@ -155,7 +157,11 @@ public final class WatchHub: Sendable {
 
     /// History of `range` from `fromRevision` up to the published position: from the table,
     /// at most about `limit` rows per call. `through` is the revision the result is complete up to.
-    func history(_ range: KeyRange, from fromRevision: Int64, limit: Int64 = 2000) async throws(EtcdError) -> (groups: [RevisionEvents], through: Int64) {
+    /// A watcher carried over from the previous HA epoch reads with its `continuity` (history
+    /// below the epoch's compaction mark but above the previous one).
+    func history(
+        _ range: KeyRange, from fromRevision: Int64, limit: Int64 = 2000, continuity: WatchContinuity? = nil
+    ) async throws(EtcdError) -> (groups: [RevisionEvents], through: Int64) {
         let (lastID, revision) = state.withLock { ($0.lastID, $0.revision) }
         if fromRevision > revision { return ([], revision) }
         var pipeline = SQLPipeline()
@@ -167,13 +173,14 @@ public final class WatchHub: Sendable {
         } catch {
             throw StoreError.etcdError(for: error)
         }
-        if fromRevision < results[header].compactRevision { throw .compacted }
+        let compacted = results[header].compactRevision
+        if fromRevision < (continuity?.compactedRevision(forCarried: compacted) ?? compacted) { throw .compacted }
         let page = results[changes]
         var groups = page.groups
         if page.rowCount > limit {
             // The last revision may continue past the limit: leave it for the next call, or, if it
             // is the only one, read it again whole (a revision is never delivered in part).
-            if groups.count == 1 { return try await history(range, from: fromRevision, limit: limit * 4) }
+            if groups.count == 1 { return try await history(range, from: fromRevision, limit: limit * 4, continuity: continuity) }
             groups.removeLast()
             return (groups, groups.last?.revision ?? revision)
         }
@@ -321,6 +328,7 @@ public final class WatchHub: Sendable {
     /// published (by the other path) are skipped.
     private func publish(_ groups: [RevisionEvents]) {
         let (wakes, ready) = state.withLock { state in
+            if state.stopped { return ([@Sendable () -> Void](), [Completion<Void>]()) }
             // Under the hub's lock, so the cache sees revisions in the order they are published.
             cache?.apply(groups)
             for group in groups where group.lastID > state.lastID {

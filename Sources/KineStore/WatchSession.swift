@@ -21,6 +21,8 @@ public final class WatchSession: Sendable {
         var progressNotify: Bool
         var fragment: Bool
         var sentSinceProgress = false
+        /// Carried over from the previous HA epoch: reads history with the session's continuity.
+        var carried = false
     }
 
     private enum Control: Sendable {
@@ -29,6 +31,10 @@ public final class WatchSession: Sendable {
     }
 
     private struct State: Sendable {
+        /// The hub this session follows; replaced when the watchers go on in a new HA epoch.
+        var hub: WatchHub
+        /// Set once the watchers went on in a new epoch (`continueEpoch`).
+        var continuity: WatchContinuity?
         var watchers: [Int64: Watcher] = [:]
         /// Ids handed out but not yet active (their created response is queued).
         var pendingIDs: Set<Int64> = []
@@ -50,17 +56,22 @@ public final class WatchSession: Sendable {
         var finished = false
     }
 
-    private let hub: WatchHub
     private let send: Sender
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    /// The process's figures (one set for every epoch's hub).
+    private let statistics: StoreStatistics
     /// Largest response etcd sends before fragmenting: max request bytes + 512 KiB.
     private let fragmentThreshold: Int
 
     public init(hub: WatchHub, fragmentThreshold: Int = 1_572_864 + 524_288, send: @escaping Sender) {
-        self.hub = hub
         self.send = send
         self.fragmentThreshold = fragmentThreshold
+        state = Mutex(State(hub: hub))
+        statistics = hub.statistics
     }
+
+    /// The hub followed now.
+    private var hub: WatchHub { state.withLock { $0.hub } }
 
     // MARK: Requests
 
@@ -119,7 +130,7 @@ public final class WatchSession: Sendable {
             let removed = state.watchers.removeValue(forKey: id) != nil || state.pendingIDs.remove(id) != nil
             self.countWatchers(&state)
             if removed {
-                state.control.append(.response(WatchResponse(header: ResponseHeader(revision: self.hub.revision), watchID: id, canceled: true)))
+                state.control.append(.response(WatchResponse(header: ResponseHeader(revision: state.hub.revision), watchID: id, canceled: true)))
             }
         }
     }
@@ -148,6 +159,42 @@ public final class WatchSession: Sendable {
         }
     }
 
+    /// The store this session follows was replaced by one that holds, unchanged, every revision
+    /// the previous one published (`continuity`, a promotion in sync mode): the watchers go on,
+    /// gap-free, on `hub`. Returns false, changing nothing, when that cannot be shown: the
+    /// previous hub (stopped by the caller, so it publishes nothing more) is past
+    /// `continuity.through`, so this session may have sent something the new store lacks; the
+    /// caller then ends the epoch as compacted. A watcher still behind the previous compaction is
+    /// cancelled as compacted on its own.
+    public func continueEpoch(on newHub: WatchHub, continuity: WatchContinuity) -> Bool {
+        let (continued, wake) = state.withLock { state -> (Bool, Completion<Void>?) in
+            guard !state.closed, !state.closeWhenFlushed, state.hub.revision <= continuity.through else { return (false, nil) }
+            for (id, var watcher) in state.watchers {
+                if watcher.nextRevision <= continuity.compactedBefore {
+                    state.watchers.removeValue(forKey: id)
+                    state.control.append(.response(
+                        WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: continuity.epochStart)))
+                } else {
+                    watcher.carried = true
+                    state.watchers[id] = watcher
+                }
+            }
+            state.control = state.control.map { item in
+                guard case .created(let response, var watcher?) = item else { return item }
+                watcher.carried = true
+                return .created(response, watcher)
+            }
+            self.countWatchers(&state)
+            state.hub = newHub
+            state.continuity = continuity
+            state.dirty = true
+            defer { state.waiter = nil }
+            return (true, state.waiter)
+        }
+        wake?.complete()
+        return continued
+    }
+
     /// Ends the send loop.
     public func close() {
         let waiter = state.withLock { state in
@@ -174,18 +221,18 @@ public final class WatchSession: Sendable {
         guard !state.finished else { return }
         let delta = state.watchers.count - state.countedWatchers
         state.countedWatchers = state.watchers.count
-        if delta != 0 { hub.statistics.count { $0.watchers += delta } }
+        if delta != 0 { statistics.count { $0.watchers += delta } }
     }
 
     // MARK: Send loop
 
     /// Sends responses until `close()` or a send fails (the stream is gone).
     public func run() async throws {
-        let token = hub.subscribe { [weak self] in self?.update { _ in } }
-        let statistics = hub.statistics
+        var followed = hub
+        var token = followed.subscribe { [weak self] in self?.update { _ in } }
         statistics.count { $0.watchStreams += 1 }
         defer {
-            hub.unsubscribe(token)
+            followed.unsubscribe(token)
             statistics.count { $0.watchStreams -= 1 }
             state.withLock { state in
                 statistics.count { $0.watchers -= state.countedWatchers }
@@ -193,11 +240,18 @@ public final class WatchSession: Sendable {
                 state.finished = true
             }
         }
-        state.withLock { $0.deliveredThrough = hub.revision }
+        state.withLock { $0.deliveredThrough = $0.hub.revision }
         while true {
             await waitForWork()
             if state.withLock({ $0.closed }) { return }
-            try await deliverRound()
+            let current = hub
+            if current !== followed {
+                // The watchers went on in a new epoch: wake on the new hub's revisions.
+                followed.unsubscribe(token)
+                followed = current
+                token = followed.subscribe { [weak self] in self?.update { _ in } }
+            }
+            try await deliverRound(hub: current)
             if state.withLock({ $0.closeWhenFlushed && $0.control.isEmpty }) { return }
         }
     }
@@ -216,7 +270,7 @@ public final class WatchSession: Sendable {
         }
     }
 
-    private func deliverRound() async throws {
+    private func deliverRound(hub: WatchHub) async throws {
         let target = hub.revision
         let previous = state.withLock { $0.deliveredThrough }
 
@@ -261,7 +315,7 @@ public final class WatchSession: Sendable {
         // 3. Watchers behind: catch up from memory or the table, batched, header = target.
         let behind = state.withLock { state in state.watchers.values.filter { $0.nextRevision <= target } }
         for watcher in behind.sorted(by: { $0.id < $1.id }) {
-            try await catchUp(watcher, target: target)
+            try await catchUp(watcher, target: target, hub: hub)
         }
 
         // 4. Progress.
@@ -290,10 +344,13 @@ public final class WatchSession: Sendable {
         }
     }
 
-    private func catchUp(_ watcher: Watcher, target: Int64) async throws {
+    private func catchUp(_ watcher: Watcher, target: Int64, hub: WatchHub) async throws {
         var next = watcher.nextRevision
-        // History below the compacted revision is gone even if the ring still holds it.
-        let compacted = (try? await hub.compactedRevision()) ?? hub.knownCompactedRevision
+        let continuity = watcher.carried ? state.withLock { $0.continuity } : nil
+        // History below the compacted revision is gone even if the ring still holds it (a watcher
+        // carried over from the previous epoch reads below the epoch's mark, `WatchContinuity`).
+        let tableCompacted = (try? await hub.compactedRevision()) ?? hub.knownCompactedRevision
+        let compacted = continuity?.compactedRevision(forCarried: tableCompacted) ?? tableCompacted
         if next < compacted {
             try await compactedCancel(watcher, compacted: compacted)
             return
@@ -303,11 +360,11 @@ public final class WatchSession: Sendable {
             let through: Int64
             if let recent = hub.recent(after: next - 1, through: target) {
                 (groups, through) = (recent, target)
-                hub.statistics.count { $0.catchUpsFromMemory += 1 }
+                statistics.count { $0.catchUpsFromMemory += 1 }
             } else {
                 do {
-                    (groups, through) = try await hub.history(watcher.range, from: next)
-                    hub.statistics.count { $0.catchUpsFromDatabase += 1 }
+                    (groups, through) = try await hub.history(watcher.range, from: next, continuity: continuity)
+                    statistics.count { $0.catchUpsFromDatabase += 1 }
                 } catch let error where error == .compacted {
                     try await compactedCancel(watcher, compacted: (try? await hub.compactedRevision()) ?? 0)
                     return
@@ -337,7 +394,7 @@ public final class WatchSession: Sendable {
             state.watchers.removeValue(forKey: watcher.id)
             countWatchers(&state)
         }
-        hub.statistics.count { $0.compactedCancels += 1 }
+        statistics.count { $0.compactedCancels += 1 }
         // etcd 3.5 sends this with a zero header revision and no reason; "canceled" is derived
         // from the compact revision, so a negative start on a never-compacted store is dropped
         // with a response that says neither.
@@ -370,7 +427,7 @@ public final class WatchSession: Sendable {
 
     /// Sends events, split into fragments when the watcher asked for it and they are too large.
     private func sendEvents(_ events: [Event], watcher: Watcher, header: Int64) async throws {
-        hub.statistics.count { $0.eventsSent += events.count }
+        statistics.count { $0.eventsSent += events.count }
         guard watcher.fragment else {
             try await send(WatchResponse(header: ResponseHeader(revision: header), watchID: watcher.id, events: events))
             return

@@ -6,7 +6,7 @@ import Synchronization
 
 /// An in-memory kine table that answers the statements the WatchHub runs (by statement name),
 /// so watch logic is tested without PostgreSQL. One write per revision, row id = revision, as
-/// the Writer lays out single-key writes.
+/// the Writer lays out single-key writes; an HA promotion's bump leaves a gap in the ids.
 final class FakeKineTable: SQLClient {
     typealias Row = StoredRow
 
@@ -42,13 +42,35 @@ final class FakeKineTable: SQLClient {
     private func write(_ key: String, _ make: (Row?, Int64) -> Row) -> Int64 {
         state.withLock { state in
             let latest = state.rows.last { $0.name == Array(key.utf8) }
-            let row = make(latest, Int64(state.rows.count + 1))
+            let row = make(latest, (state.rows.last?.id ?? 0) + 1)
             state.rows.append(row)
             return row.id
         }
     }
 
     func compact(through revision: Int64) { state.withLock { $0.compacted = revision } }
+
+    /// A copy of this table (a follower's replica), which goes its own way from now on.
+    func replica() -> FakeKineTable {
+        let copy = FakeKineTable()
+        let (rows, compacted) = state.withLock { ($0.rows, $0.compacted) }
+        copy.state.withLock { state in
+            state.rows = rows
+            state.compacted = compacted
+        }
+        return copy
+    }
+
+    /// A promotion's bump: the hidden epoch marker (a `gap-` tombstone) at `target`, compacted
+    /// through it; the next write gets `target + 1`.
+    func bump(to target: Int64) {
+        state.withLock { state in
+            state.rows.append(Row(
+                fakeID: target, name: Array("gap-kine-ha-epoch".utf8), created: false, deleted: true, createRevision: 0, prevRevision: 0,
+                value: [], version: 0))
+            state.compacted = target
+        }
+    }
     /// While set, every statement fails as a broken connection would.
     func setFailing(_ failing: Bool) { state.withLock { $0.failing = failing } }
     var statementNames: [String] { state.withLock { $0.statementNames } }
@@ -74,7 +96,7 @@ final class FakeKineTable: SQLClient {
     }
 
     private static func answer(_ statement: SQLStatement, state: State) -> SQLResult? {
-        let newest = Int64(state.rows.count)
+        let newest = state.rows.last?.id ?? 0
         let parameters = statement.parameters
         switch statement.name ?? "" {
         case "header":

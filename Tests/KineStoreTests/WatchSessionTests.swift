@@ -183,4 +183,61 @@ struct WatchSessionTests {
             #expect(recorder.events(of: 2).flatMap(\.events).map(\.kv.modRevision) == [1, 2, 3])
         }
     }
+
+    @Test("In a promotion whose copy holds everything the session was sent, the watchers go on gap-free, without a cancel")
+    func continuesIntoTheNextEpoch() async throws {
+        let leader = FakeKineTable()
+        leader.put("a", "1")  // 1
+        leader.put("b", "1")  // 2
+        try await withSession(leader) { oldHub, session, recorder in
+            try await eventually("hub at revision 2") { oldHub.revision == 2 }
+            await session.handle(create("a", end: "z", id: 7, prevKV: true))
+            try await eventually("created") { recorder.responses.contains { $0.created } }
+            leader.put("a", "2")  // 3, sent from the old hub
+            try await eventually("revision 3 sent") { recorder.events(of: 7).count == 1 }
+            // The follower's copy has 3 and also 4, which the old hub never published; then its bump.
+            let copy = leader.replica()
+            copy.put("c", "1")  // 4
+            copy.bump(to: 1000)
+            oldHub.stop()
+            let newHub = WatchHub(client: copy, sql: StoreSQL(legacyCollation: false), logger: Self.logger, pollInterval: .milliseconds(5))
+            let newHubTask = Task { await newHub.run(notifications: nil) }
+            defer {
+                newHub.stop()
+                newHubTask.cancel()
+            }
+            try await eventually("new hub at the bump") { newHub.revision == 1000 }
+            #expect(session.continueEpoch(on: newHub, continuity: WatchContinuity(through: 4, compactedBefore: 0, epochStart: 1000)))
+            copy.put("a", "3")  // 1001
+            try await eventually("4 and 1001 delivered") { recorder.events(of: 7).flatMap(\.events).count == 3 }
+            let events = recorder.events(of: 7).flatMap(\.events)
+            #expect(events.map(\.kv.modRevision) == [3, 4, 1001])
+            #expect(keys(recorder.events(of: 7)) == ["a", "c", "a"])
+            #expect(events.last?.prevKV?.value == Array("2".utf8))
+            #expect(!recorder.responses.contains { $0.canceled })
+            // A new watch below the epoch's start is still refused as compacted (R3).
+            await session.handle(create("a", end: "z", start: 3, id: 8))
+            try await eventually("new watch below the epoch cancelled") { recorder.responses.contains { $0.canceled && $0.watchID == 8 } }
+            #expect(recorder.responses.first { $0.canceled && $0.watchID == 8 }?.compactRevision == 1000)
+        }
+    }
+
+    @Test("When the old hub published past what the copy holds, the watchers do not go on")
+    func refusesWhenTheCopyLacksWhatWasSent() async throws {
+        let leader = FakeKineTable()
+        leader.put("a", "1")  // 1
+        try await withSession(leader) { oldHub, session, recorder in
+            await session.handle(create("a", end: "z", id: 1))
+            try await eventually("created") { recorder.responses.contains { $0.created } }
+            let copy = leader.replica()  // holds 1 only
+            leader.put("a", "2")  // 2: published and sent, never copied
+            try await eventually("revision 2 sent") { recorder.events(of: 1).count == 1 }
+            oldHub.stop()
+            copy.bump(to: 1000)
+            let newHub = WatchHub(client: copy, sql: StoreSQL(legacyCollation: false), logger: Self.logger, pollInterval: .milliseconds(5))
+            #expect(!session.continueEpoch(on: newHub, continuity: WatchContinuity(through: 1, compactedBefore: 0, epochStart: 1000)))
+            session.endEpoch(compactRevision: 1000)
+            try await eventually("cancelled as compacted") { recorder.responses.contains { $0.canceled && $0.compactRevision == 1000 } }
+        }
+    }
 }

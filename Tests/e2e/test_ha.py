@@ -171,19 +171,30 @@ def assert_promoted(st: dict, term_before: int, max_acked: int) -> int:
     return epoch
 
 
-def assert_watches_cancelled_at(chk: Checker, node: str, epoch: int, t_fault: float) -> None:
-    """R3: each watch on node open at the fault ended with a compaction cancel at the epoch
-    start (and the chain re-created it from there: check_r3 checks those are gap-free)."""
+def assert_watches_across(chk: Checker, node: str, epoch: int, t_fault: float) -> dict[str, int]:
+    """R3: each watch on node open at the fault either went on in the new epoch (still open; check_r3
+    checks it then delivered every acknowledged write of its window exactly once, in order) or
+    ended with a compaction cancel at the epoch start, and then its chain re-created it from there.
+    kine continues a watch when the new leader's copy holds everything the watch was sent
+    (docs/ha.md); returns how many went each way."""
     across = [s for s in chk.segments_on(node) if s.t_start < t_fault and (s.t_end == 0 or s.t_end > t_fault)]
     watches = f"watches on {node} (t from the checker's start, fault at +{t_fault - chk.t_started:.2f}s):\n" \
         + chk.describe_watches(node)
     assert across, f"no watch on {node} was open across the failover\n{watches}"
+    outcome = {"continued": 0, "cancelled": 0}
     for s in across:
+        if s.end in ("open", "closed"):  # still open when the checker stopped
+            outcome["continued"] += 1
+            continue
         assert (s.end, s.compact_revision) == ("compacted", epoch), (
             f"watch {s.chain} from {s.start} open across the failover ended {s.end} "
-            f"compact_revision={s.compact_revision} reason={s.reason!r}, expected a compaction cancel at "
-            f"{epoch}\n{watches}")
-    assert any(s.start == epoch for s in chk.segments_on(node)), f"no watch re-created from the epoch start\n{watches}"
+            f"compact_revision={s.compact_revision} reason={s.reason!r}, expected it to go on or a compaction "
+            f"cancel at {epoch}\n{watches}")
+        outcome["cancelled"] += 1
+    if outcome["cancelled"]:
+        assert any(s.start == epoch for s in chk.segments_on(node)), f"no watch re-created from the epoch start\n{watches}"
+    report(f"watches on {node} open across the failover: {outcome['continued']} went on, {outcome['cancelled']} cancelled at the epoch")
+    return outcome
 
 
 def assert_below_epoch_compacted(lab, node: str, prefix: str, revision: int, epoch: int) -> None:
@@ -254,7 +265,7 @@ def test_leader_crash_sync(lab):
     chk, epoch, t_kill, max_before = _leader_crash(lab, "sync")
     assert_invariants(chk, survivor="b")  # R1, R2, R3 and R5: every acknowledged write survived
     assert_below_epoch_compacted(lab, "b", chk.prefix, max_before, epoch)
-    assert_watches_cancelled_at(chk, "b", epoch, t_kill)
+    assert_watches_across(chk, "b", epoch, t_kill)
 
 
 @diagnosed
@@ -265,7 +276,7 @@ def test_leader_crash_async(lab):
            + (f" (revisions {lost[0].revision}..{lost[-1].revision})" if lost else ""))
     assert_invariants(chk)  # R1, R2, R3 (losing acknowledged writes is async's deal)
     assert_below_epoch_compacted(lab, "b", chk.prefix, max_before, epoch)
-    assert_watches_cancelled_at(chk, "b", epoch, t_kill)
+    assert_watches_across(chk, "b", epoch, t_kill)
 
 
 # --------------------------------------------------------------------------------------------

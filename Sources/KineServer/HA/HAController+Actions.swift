@@ -22,15 +22,24 @@ extension HAController {
             try await serveLocal(startRevision: nil)
         case .promote(let term, let peerMaxRevision, let forkID, _):
             stores.withdraw()
+            // The routed store's watch hub publishes nothing more: what its watchers were sent is
+            // fixed now, and checked against the local copy below.
+            let routed = shared.withLock { $0.instance }
+            routed?.store.watchHub.stop()
             try await persist(role: .promoting, term: term, leader: node)
             try await detachOwnSubscription()
             let localMax = try await admin.run(HASQL.localMaxID)
+            let local = try await KineStore.revisions(of: admin)
             let served = shared.withLock { $0.highestServed }
             let target = max(localMax, served, peerMaxRevision) + ha.revisionBump
             let fork = forkID ?? localMax
             _ = try await admin.pipeline(HASQL.bump(to: target, term: term, node: node, forkID: fork, lockKey: HAIdentity.writeLockKey))
             try await openForWrites()
-            try await serveLocal(startRevision: target)
+            // Open watches go on when the local copy holds everything they can have been sent
+            // (each stream checks its hub against `through`); otherwise they are cancelled as
+            // compacted at the bump (R3).
+            let continuity = WatchContinuity(through: local.current, compactedBefore: local.compacted, epochStart: target)
+            try await serveLocal(startRevision: target, continuity: continuity)
             try await persist(role: .leaderAlone, term: term, leader: node)
             _ = try? await admin.pipeline([HASQL.dropInactiveSlot(HANames.subscription(peerName))])
             logger.notice("HA: promoted", metadata: [
@@ -89,7 +98,7 @@ extension HAController {
 
     /// Leader: serve from the local database. `startRevision` is the promotion's bump, else the
     /// table's compacted revision.
-    func serveLocal(startRevision: Int64?) async throws {
+    func serveLocal(startRevision: Int64?, continuity: WatchContinuity? = nil) async throws {
         let instance = try await StoreInstance.open(localDatabase, configuration: configuration, logger: logger, connectTimeout: .seconds(10))
         let start: Int64
         if let startRevision {
@@ -97,7 +106,7 @@ extension HAController {
         } else {
             start = try await instance.store.revisions().compact
         }
-        install(instance, startRevision: start)
+        install(instance, startRevision: start, continuity: continuity)
     }
 
     /// Follower: every request goes to the leader's database, as a second kine process there.
@@ -108,13 +117,15 @@ extension HAController {
         install(instance, startRevision: start)
     }
 
-    func install(_ instance: StoreInstance, startRevision: Int64) {
+    func install(_ instance: StoreInstance, startRevision: Int64, continuity: WatchContinuity? = nil) {
         let previous = shared.withLock { state in
             defer { state.instance = instance }
             return state.instance
         }
-        stores.install(instance.store, startRevision: startRevision)
-        logger.info("HA: serving from \(instance.database)", metadata: ["kine.ha.epochStart": "\(startRevision)"])
+        stores.install(instance.store, startRevision: startRevision, continuity: continuity)
+        logger.info("HA: serving from \(instance.database)", metadata: [
+            "kine.ha.epochStart": "\(startRevision)", "kine.ha.watchesGoOnThrough": "\(continuity.map { String($0.through) } ?? "none")",
+        ])
         // The old database may be dead: its pool's shutdown must not hold up the new epoch.
         if let previous { Task { await previous.shutdown() } }
     }
