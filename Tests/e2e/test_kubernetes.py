@@ -115,7 +115,10 @@ class Pair:
 
 
 def same(etcd: Any, kine: Any, what: str) -> None:
-    """Asserts equality and shows a diff of the JSON forms (- etcd, + kine) when they differ."""
+    """Asserts equality and shows a diff of the JSON forms (- etcd, + kine) when they differ.
+    KINE_E2E_DUMP=1 prints etcd's record (`-s` to see it)."""
+    if os.environ.get("KINE_E2E_DUMP") == "1":
+        harness.log(f"--- {what} (etcd):\n{json.dumps(etcd, indent=1, sort_keys=True, default=str)}")
     if etcd == kine:
         return
     a = json.dumps(etcd, indent=1, sort_keys=True, default=str).splitlines()
@@ -803,6 +806,11 @@ def test_events_expire_with_their_lease(main_pair):
         out["create"] = [status_of(c.post(path, event(f"e{i}"))) for i in range(3)]
         rv = c.get(path).resource_version
         out["listed"] = c.get(path).names
+        # In the store: the Event's key carries a lease granted for --event-ttl.
+        r = harness.etcdctl(s.store, "get", f"/registry/events/{ns}/e0", "-w", "json")
+        lease = json.loads(r.stdout)["kvs"][0].get("lease", 0) if r.returncode == 0 else 0
+        r = harness.etcdctl(s.store, "lease", "timetolive", f"{lease:x}", "-w", "json")
+        out["lease"] = [lease != 0, json.loads(r.stdout).get("granted-ttl") if r.returncode == 0 else r.stderr]
         out["events.k8s.io"] = c.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events").names
         with c.watch(path, {"resourceVersion": rv}, timeout=40) as w:
             c.wait_for(lambda: not c.get(path).names, 30, interval=0.5, what="events expired")
@@ -818,7 +826,7 @@ def test_events_expire_with_their_lease(main_pair):
     harness.log(f"events expired after {e['seconds']:.1f}s on etcd, {k['seconds']:.1f}s on kine")
     e.pop("seconds"), k.pop("seconds")
     same(e, k, "Events and their TTL")
-    assert e["listed"] == ["e0", "e1", "e2"] and e["expired within"], e
+    assert e["listed"] == ["e0", "e1", "e2"] and e["expired within"] and e["lease"] == [True, 5], e
     assert e["watch"] == [["DELETED", "e0"], ["DELETED", "e1"], ["DELETED", "e2"]], e
 
 
@@ -943,9 +951,12 @@ def test_apiserver_compaction(compaction_pair):
         out["before"] = [status_of(c.get(path, {"limit": 2, "continue": cont})), compacted(s.store, rv_old)]
         for i in range(6, 10):
             assert c.post(path, cm_body(f"c{i}")).status == 201
-        # The apiserver compacts, every 3 s, up to the revision it saw at the previous tick.
+        rv_new = int(c.get(path).resource_version)
+        # The apiserver compacts, every 3 s, up to the revision it saw at the previous tick. Wait
+        # until that is past rv_new, so that a watch from rv_old (which starts at rv_old + 1)
+        # starts below the compacted revision for certain.
         t0 = time.monotonic()
-        c.wait_for(lambda: compacted(s.store, rv_old), 30, interval=0.5, what=f"revision {rv_old} compacted")
+        c.wait_for(lambda: compacted(s.store, rv_new), 30, interval=0.5, what=f"revision {rv_new} compacted")
         out["compacted after"] = time.monotonic() - t0
         r = c.get(path, {"limit": 2, "continue": cont})
         out["continue after compaction"] = [status_of(r), "continue parameter is too old" in r.text]
@@ -969,9 +980,11 @@ def test_apiserver_compaction(compaction_pair):
     assert e["before"] == [[200, None], False], e
     assert e["continue after compaction"] == [[410, "Expired"], True], e
     assert e["compact_rev_key version >= 2"], e
-    # kine logs the compactions it runs.
-    harness.log("kine compaction log lines: " + "; ".join(
-        l for l in compaction_pair.kine.store.log_tail(400).splitlines() if "compact" in l.lower())[-600:])
+    assert e["watch from compacted rv"] == [200, [["ERROR", 410, "Expired"]]], e
+    # kine logs each compaction it runs (the apiserver's Compact requests).
+    lines = [l for l in compaction_pair.kine.store.log_tail(2000).splitlines() if "compacted" in l]
+    assert lines, compaction_pair.kine.store.log_tail()
+    harness.log(f"kine logged {len(lines)} compactions, the last: {lines[-1]}")
 
 
 # --------------------------------------------------------------------------------------------
