@@ -314,6 +314,7 @@ class TimedWatch:
                                                               "Accept": "application/json"})
         self.response = self.conn.getresponse()
         self.status = self.response.status
+        self.from_rv = int(rv)
         self.events: list[tuple[float, dict]] = []
         self.ended_at: float | None = None
         self.end_error: str | None = None
@@ -397,8 +398,9 @@ RELIST_PATTERNS = {
     # The apiserver's compactor finding its revision below kine's compacted one.
     "compactor": re.compile(r"compact\.go.*compacted"),
     "Terminating all watchers": re.compile(r"Terminating all watchers", re.I),
-    "429": re.compile(r"\b429\b"),
-    "410": re.compile(r"\b410\b"),
+    # Answers the apiserver logs with their code (the httplog / trace lines).
+    "429": re.compile(r"(code|status|resp)[=:\s\"]+429\b", re.I),
+    "410": re.compile(r"(code|status|resp)[=:\s\"]+410\b", re.I),
 }
 
 
@@ -423,11 +425,13 @@ def watch_cache_inits(api: kube.APIServer) -> dict[str, float] | None:
 
 
 def survivor_relists(api: kube.APIServer, log_offset: int, inits_before: dict | None, inits_after: dict | None,
-                     watch: TimedWatch, t_kill: float, after_kill_names: set[str]) -> dict[str, Any]:
+                     watch: TimedWatch, t_kill: float, acks: list[Ack]) -> dict[str, Any]:
     """What the survivor's apiserver did to its watches across the failover: its log lines after
     the kill by pattern, the change of its watch cache initializations (one per re-list of a
-    resource's cache), and what a REST watch opened on it before the kill received. `relisted`
-    is True if any of these shows a re-list or a broken watch."""
+    resource's cache), and what a REST watch opened on it before the kill received: an ERROR
+    event (410), the end of the stream, or every configmap acknowledged above the watch's start
+    (through either apiserver, before or after the kill) exactly once and in revision order.
+    `relisted` is True if any of these shows a re-list or a watch that did not go on unbroken."""
     text = api.log_text()[log_offset:]
     counts = log_counts(text)
     delta = None
@@ -439,27 +443,33 @@ def survivor_relists(api: kube.APIServer, log_offset: int, inits_before: dict | 
                "reason": (e.get("object") or {}).get("reason"),
                "message": str((e.get("object") or {}).get("message"))[:200]}
               for t, e in evs_after if e.get("type") == "ERROR"]
-    seen_added = {(e.get("object") or {}).get("metadata", {}).get("name") for _, e in evs_after if e.get("type") == "ADDED"}
+    added = [((e.get("object") or {}).get("metadata") or {}) for _, e in watch.events if e.get("type") == "ADDED"]
+    added_names = [m.get("name") for m in added]
+    added_rvs = [int(m.get("resourceVersion") or 0) for m in added]
+    expected = {a.name for a in acks if a.rv > watch.from_rv}
+    after_kill = {a.name for a in acks if a.t_sent >= t_kill}
+    missed = sorted(expected - set(added_names))
     rest_watch = {
+        "from_rv": watch.from_rv,
         "events_before_kill": sum(1 for t, _ in watch.events if t < t_kill),
         "events_after_kill": len(evs_after),
         "types_after_kill": sorted({e.get("type") for _, e in evs_after}),
         "error_events": errors,
         "ended_after_kill_s": round(watch.ended_at - t_kill, 2) if watch.ended_at else None,
         "end_error": watch.end_error,
-        "post_failover_creates_seen": len(after_kill_names & seen_added),
-        "post_failover_creates": len(after_kill_names),
+        "acknowledged_above_start": len(expected),
+        "missed": len(missed), "missed_sample": missed[:5],
+        "duplicates": len(added_names) - len(set(added_names)),
+        "revision_order": all(x < y for x, y in zip(added_rvs, added_rvs[1:])),
+        "post_failover_creates": len(after_kill),
+        "post_failover_creates_seen": len(after_kill & set(added_names)),
     }
-    rest_watch["survived"] = (not errors and watch.ended_at is None and watch.end_error is None
-                              and bool(after_kill_names) and after_kill_names <= seen_added)
+    rest_watch["survived"] = (not errors and watch.ended_at is None and watch.end_error is None and bool(after_kill)
+                              and not missed and not rest_watch["duplicates"] and rest_watch["revision_order"])
     relisted = bool(counts["watch chan error"]["count"] or counts["Caches populated (watch cache)"]["count"]
                     or counts["(re)initializing"]["count"] or delta or not rest_watch["survived"])
     return {"relisted": relisted, "log_after_kill": counts, "watch_cache_initializations_delta": delta,
             "rest_watch": rest_watch}
-
-
-# --------------------------------------------------------------------------------------------
-# The lab steps (as test_ha.py does them)
 
 
 def rewatch_from_last_rv(c: kube.RestClient, watch: TimedWatch) -> dict[str, Any]:
@@ -486,6 +496,10 @@ def rewatch_from_last_rv(c: kube.RestClient, watch: TimedWatch) -> dict[str, Any
         body = evs[0] if evs else {}
         out["error"] = {"code": body.get("code"), "reason": body.get("reason"), "message": str(body.get("message"))[:200]}
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The lab steps (as test_ha.py does them)
 
 
 def start_pair(lab: hanet.HALab) -> float:
@@ -667,7 +681,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     after_kill_names = {a.name for a in writers.acked() if a.t_sent >= t_kill}
     result["refusals_through_b_after_first_write"] = refusal_kinds(
         r for r in writers.refusals if r.via == "b" and r.t_sent > first)
-    relists = survivor_relists(api_b, log_offset, inits_before, watch_cache_inits(api_b), w, t_kill, after_kill_names)
+    relists = survivor_relists(api_b, log_offset, inits_before, watch_cache_inits(api_b), w, t_kill, writers.acked())
     relists["rest_rewatch"] = rewatch_from_last_rv(cb, w)
     reader.stop()
     relists["lists_through_b_after_kill"] = reader.after(t_kill)
