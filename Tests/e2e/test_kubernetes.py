@@ -530,6 +530,10 @@ def test_watch_from_resource_version_with_bookmarks(main_pair):
                 c.post(path, cm_body("after-unset"))
                 evs += w.collect(10, until=lambda e: e["object"]["metadata"].get("name") == "after-unset")
         out["no rv"] = [w.status, [describe_event(e) for e in evs]]
+        # The same with bookmarks allowed: the apiserver then needs RequestWatchProgress (below).
+        with c.watch(path, {"labelSelector": MINE, "allowWatchBookmarks": "true"}, timeout=10) as w:
+            evs = w.collect(5, quiet=1.5)
+        out["no rv, bookmarks"] = [w.status, [describe_event(e) for e in evs if e["type"] != "BOOKMARK"]]
         # A field selector on a watch from rv0.
         with c.watch(path, {"labelSelector": MINE, "resourceVersion": rv0, "fieldSelector": "metadata.name=x"}, timeout=30) as w:
             evs = w.collect(10, until=lambda e: e["type"] == "DELETED")
@@ -541,13 +545,18 @@ def test_watch_from_resource_version_with_bookmarks(main_pair):
         return out
 
     e, k = main_pair.both(script)
-    # Watch-list needs the store's RequestWatchProgress: etcd 3.5.1 has none (the apiserver
-    # refuses the stream), kine reports 3.5.13 and has it. Checked apart, each for what it is.
+    # Watch-list, and a watch without resourceVersion that allows bookmarks, need the store's
+    # RequestWatchProgress: etcd 3.5.1 has none (the apiserver refuses the stream: "a watch stream
+    # was requested by the client but the required storage feature RequestWatchProgress is
+    # disabled"), kine reports 3.5.13 and has it. Checked apart, each for what it is.
     e_list, k_list = e.pop("watch-list"), k.pop("watch-list")
+    e_nrb, k_nrb = e.pop("no rv, bookmarks"), k.pop("no rv, bookmarks")
     same(e, k, "watch events")
     assert e["from rv0"][1] == [["ADDED", "x", {"v": "1"}], ["MODIFIED", "x", {"v": "2"}],
                                 ["DELETED", "before", {"v": "0"}]], e["from rv0"]
     assert e_list == [200, [["ERROR", 500, "InternalError"]]], e_list
+    assert e_nrb == [200, [["ERROR", 500, "InternalError"]]], e_nrb
+    assert k_nrb == [200, [["ADDED", "after-list", None], ["ADDED", "after-unset", None]]], k_nrb
     assert k_list == [200, [["ADDED", "x", {"v": "2"}], ["BOOKMARK", "true"], ["ADDED", "after-list", None]]], k_list
     assert e["no rv"] == [200, [["ADDED", "after-list", None], ["ADDED", "after-unset", None]]], e["no rv"]
 
