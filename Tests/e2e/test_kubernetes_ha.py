@@ -19,7 +19,8 @@ What is checked, in order:
      <= liveness + 2 s (5 s with the lab's 3 s liveness);
   3. nothing acknowledged is lost (every configmap answered 201 through either apiserver, before
      or after the kill, is listed by the survivor's apiserver and is in the survivor's kine), the
-     survivor's apiserver serves writes again, controllers carry on (the survivor's
+     survivor's apiserver serves writes again, its watch caches hold what its kine holds (LISTs
+     at resourceVersion=0 against the keys in kine b), controllers carry on (the survivor's
      controller-manager takes the Lease; a Deployment scaled after the failover and one created
      after it get their ReplicaSets and Pods), and the old node comes back (PostgreSQL and kine
      restarted, kine follows the new leader) with a new apiserver on it that reads every
@@ -524,6 +525,28 @@ def kine_keys(lab: hanet.HALab, node: str, prefix: str) -> set[str]:
         c.close()
 
 
+# (REST collection, its keys in the store) for cache_vs_store.
+CACHED = [(CM_PATH, f"/registry/configmaps/{NS}/"),
+          (f"/api/v1/namespaces/{NS}/pods", f"/registry/pods/{NS}/"),
+          (f"/apis/apps/v1/namespaces/{NS}/replicasets", f"/registry/replicasets/{NS}/"),
+          (DEPLOY_PATH, f"/registry/deployments/{NS}/"),
+          ("/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", "/registry/leases/kube-system/")]
+
+
+def cache_vs_store(c: kube.RestClient, lab: hanet.HALab, node: str) -> dict[str, dict]:
+    """For each of CACHED: the names a LIST at resourceVersion=0 (served from the apiserver's
+    watch cache) gives against the keys in the node's kine: {path: {count, cache_only,
+    store_only}}; a refused LIST counts as all of the store missing from the cache."""
+    out = {}
+    for path, prefix in CACHED:
+        r = c.get(path, {"resourceVersion": "0"}, timeout=15)
+        cache = set(r.names) if r.status == 200 else set()
+        store = {k[len(prefix):] for k in kine_keys(lab, node, prefix)}
+        out[path] = {"count": len(store), "cache_only": sorted(cache - store)[:5],
+                     "store_only": sorted(store - cache)[:5]}
+    return out
+
+
 def write_results(result: dict) -> Path:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     path = LOG_DIR / "kubernetes_ha.json"
@@ -715,6 +738,13 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     for path in (f"/api/v1/namespaces/{NS}", f"{DEPLOY_PATH}/web", f"{DEPLOY_PATH}/after"):
         r = cb.get(path)
         assert r.status == 200, (path, r)
+    # The survivor's watch caches (re-listed, or carried across by watches that went on) hold
+    # what its kine holds: a watch that went on but skipped events would leave them stale.
+    diff = hanet.wait_for(lambda: (d := cache_vs_store(cb, lab, "b")) and not any(
+        v["cache_only"] or v["store_only"] for v in d.values()) and d, 15, 0.5) or cache_vs_store(cb, lab, "b")
+    result["survivor_cache_vs_kine"] = diff
+    assert not any(v["cache_only"] or v["store_only"] for v in diff.values()), \
+        f"the survivor's watch cache differs from its kine: {diff}"
     report(f"nothing lost: {len(acked)} acknowledged configmaps ({result['acknowledged_configmaps']}) all listed by "
            f"the survivor's apiserver and in kine b")
 
