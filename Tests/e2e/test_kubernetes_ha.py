@@ -708,6 +708,10 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     relists["rest_rewatch"] = rewatch_from_last_rv(cb, w)
     reader.stop()
     relists["lists_through_b_after_kill"] = reader.after(t_kill)
+    # kine b's own word on its watches: `HA: serving from ...` names the revision they go on
+    # through (kine.ha.watchesGoOnThrough; "none" when every watch was cancelled).
+    serving = [l for l in lab.kine_log_text("b").splitlines() if "HA: serving from" in l]
+    relists["kine_b_serving_from"] = serving[-1][:400] if serving else None
     result["survivor_relists"] = relists
     delta = relists["watch_cache_initializations_delta"]
     report("relists on the survivor's apiserver after the kill: relisted=%s; log lines %s; watch cache "
@@ -716,7 +720,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
                relists["relisted"], {k: v["count"] for k, v in relists["log_after_kill"].items()},
                None if delta is None else len(delta), None if delta is None else int(sum(delta.values())),
                relists["rest_watch"], relists["rest_rewatch"]))
-    report(f"LISTs through the survivor's apiserver after the kill: {relists['lists_through_b_after_kill']}")
+    report(f"LISTs through the survivor's apiserver after the kill: {relists['lists_through_b_after_kill']}; "
+           f"kine b: {relists['kine_b_serving_from']}")
     if EXPECT_WATCHES_SURVIVE:
         assert not relists["relisted"], f"the survivor's apiserver re-listed across the failover: {relists}"
     for k, v in relists["log_after_kill"].items():
