@@ -296,7 +296,7 @@ class Reader:
                 out.setdefault(kind, {})[k] = out.setdefault(kind, {}).get(k, 0) + 1
         return out
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._stop.set()
         self._t.join(timeout=WRITE_TIMEOUT + 2)
 
@@ -581,8 +581,8 @@ def test_pair_under_kubernetes_leader_crash():
         stack.callback(lambda: [a.stop() for a in reversed(apis)])
         writers = Writers()
         stack.callback(writers.stop)
-        watches: list[TimedWatch] = []
-        stack.callback(lambda: [w.close() if isinstance(w, TimedWatch) else w.stop() for w in watches])
+        watches: list[TimedWatch | Reader] = []
+        stack.callback(lambda: [w.close() for w in watches])
         try:
             _scenario(lab, work, apis, writers, watches, result)
             result["outcome"] = "passed"
@@ -625,7 +625,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     assert r.status == 201, r
     writers.start("a", ca, threads=1)
     writers.start("b", cb, threads=3)
-    pods = cb.wait_for(lambda: controlled_pods(cb, "web", 2), 60, what="2 pods of web (read through b)")
+    cb.wait_for(lambda: controlled_pods(cb, "web", 2), 60, what="2 pods of web (read through b)")
     assert not lease_acquired(cm_b), "cm-b took the Lease while cm-a was alive"
     # A REST watch on the survivor, opened before the kill.
     r = cb.get(CM_PATH, {"limit": 1})
@@ -633,7 +633,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     w = TimedWatch(cb, CM_PATH, r.resource_version)
     watches.append(w)
     reader = Reader(cb)
-    watches.append(reader)  # stopped with the watches
+    watches.append(reader)
     assert w.status == 200, w.status
     inits_before = watch_cache_inits(api_b)
     left = t_settled + HOLD_DOWN + 0.5 - time.monotonic()
@@ -686,9 +686,6 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     report(f"kill -> b leader-alone (term {st['term']}) {t_promoted - t_kill:.2f}s; kill -> first 201 through "
            f"the survivor's apiserver {took:.2f}s (goal <= {GOAL:.0f}s: {'met' if took <= GOAL else 'NOT met'}); "
            f"refused meanwhile: {kinds}")
-    assert took <= GOAL, (f"first acknowledged write through the survivor's apiserver {took:.2f}s after the kill "
-                          f"(b leader-alone after {t_promoted - t_kill:.2f}s), more than liveness + 2 s = {GOAL}s")
-
     # 3. Controllers carry on: the survivor's controller-manager takes the Lease; a scaled
     # Deployment and a new one get their ReplicaSets and Pods.
     assert hanet.wait_for(lambda: lease_acquired(cm_b), 30, 0.25), f"cm-b did not take the Lease\n{cm_b.log_tail()}"
@@ -712,7 +709,7 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
         r for r in writers.refusals if r.via == "b" and r.t_sent > first)
     relists = survivor_relists(api_b, log_offset, inits_before, watch_cache_inits(api_b), w, t_kill, writers.acked())
     relists["rest_rewatch"] = rewatch_from_last_rv(cb, w)
-    reader.stop()
+    reader.close()
     relists["lists_through_b_after_kill"] = reader.after(t_kill)
     # kine b's own word on its watches: `HA: serving from ...` names the revision they go on
     # through (kine.ha.watchesGoOnThrough; "none" when every watch was cancelled).
@@ -728,11 +725,9 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
                relists["rest_watch"], relists["rest_rewatch"]))
     report(f"LISTs through the survivor's apiserver after the kill: {relists['lists_through_b_after_kill']}; "
            f"kine b: {relists['kine_b_serving_from']}")
-    if EXPECT_WATCHES_SURVIVE:
-        assert not relists["relisted"], f"the survivor's apiserver re-listed across the failover: {relists}"
     for k, v in relists["log_after_kill"].items():
-        for s in v["samples"][:2]:
-            report(f"  {k}: {s}")
+        for line in v["samples"][:2]:
+            report(f"  {k}: {line}")
 
     # No acknowledged object lost: listed by the survivor's apiserver and in its kine.
     acked = {a.name for a in writers.acked()}
@@ -784,3 +779,11 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
     report(f"old node back: kine a follows b (term {sa['term']}); its new apiserver ready "
            f"{result['rejoin_to_apiserver_ready_s']}s after kine a started, lists all {len(acked)} configmaps, "
            f"takes a write b reads")
+
+    # Last, so that a miss still leaves every check above run and recorded: the goal, and
+    # (KINE_E2E_EXPECT_WATCHES_SURVIVE=1) no re-list on the survivor.
+    assert took <= GOAL, (f"first write the new leader acknowledged through the survivor's apiserver came "
+                          f"{took:.2f}s after the kill (b leader-alone after {t_promoted - t_kill:.2f}s), more "
+                          f"than liveness + 2 s = {GOAL}s")
+    if EXPECT_WATCHES_SURVIVE:
+        assert not relists["relisted"], f"the survivor's apiserver re-listed across the failover: {relists}"
