@@ -267,8 +267,12 @@ class RestClient:
         p["watch"] = "1"
         p.setdefault("timeoutSeconds", int(timeout))
         conn = self._conn(timeout + 10)
-        conn.request("GET", self._path(path, p), headers=self._headers(None))
-        return WatchStream(conn, conn.getresponse())
+        try:
+            conn.request("GET", self._path(path, p), headers=self._headers(None))
+            return WatchStream(conn, conn.getresponse())
+        except BaseException:
+            conn.close()
+            raise
 
     def wait_for(self, predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
         """Calls predicate() until it returns something truthy; fails with `what` after timeout."""
@@ -371,6 +375,12 @@ class APIServer(KubeProcess):
 
     def client(self, timeout: float = DEFAULT_TIMEOUT) -> RestClient:
         return RestClient(self.host, self.port, self.token, timeout)
+
+    def metrics(self) -> str:
+        """The apiserver's /metrics text (Prometheus exposition)."""
+        r = self.client().get("/metrics")
+        assert r.status == 200, r
+        return r.text
 
     def write_kubeconfig(self, path: Path | str | None = None, server_url: str | None = None) -> Path:
         """A kubeconfig (JSON, which is YAML) for this apiserver: the bearer token, TLS not
