@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -407,7 +408,8 @@ def test_paginated_list(main_pair):
         for n in names:
             assert c.post(path, cm_body(n, labels={"even": str(int(n[-1]) % 2 == 0).lower()})).status == 201
         out = []
-        for params in ({"limit": 10, "labelSelector": MINE}, {"limit": 10, "resourceVersion": "0", "labelSelector": MINE},
+        for params in ({"limit": 10, "labelSelector": MINE},
+                       {"limit": 10, "resourceVersion": "0", "labelSelector": MINE},
                        {"limit": 4, "labelSelector": MINE + ",even=true"}, {"limit": 10}):
             pages, cont = [], None
             while True:
@@ -422,8 +424,9 @@ def test_paginated_list(main_pair):
         r = c.get(path, {"labelSelector": MINE, "limit": 5})
         cont = r.body["metadata"]["continue"]
         # A continue token with another selector or a bad one.
-        out.append(["garbage token", status_of(c.get(path, {"labelSelector": MINE, "limit": 5, "continue": "not-a-token"}))])
-        out.append(["token + resourceVersion", status_of(c.get(path, {"labelSelector": MINE, "limit": 5, "continue": cont,
+        sel = {"labelSelector": MINE, "limit": 5}
+        out.append(["garbage token", status_of(c.get(path, {**sel, "continue": "not-a-token"}))])
+        out.append(["token + resourceVersion", status_of(c.get(path, {**sel, "continue": cont,
                                                                        "resourceVersion": "1"}))])
         # Writes between pages: the next page is still from the first page's snapshot.
         c.delete(f"{path}/cm-007")
@@ -464,9 +467,10 @@ def test_list_at_exact_resource_version(main_pair):
             out.append([label, "NotOlderThan", status_of(r), r.names])
         r = c.get(path, {"labelSelector": MINE})
         out.append(["latest", status_of(r), r.names, [it.get("data") for it in r.items]])
-        out.append(["Exact without rv", status_of(c.get(path, {"labelSelector": MINE, "resourceVersionMatch": "Exact"}))])
-        out.append(["bad match", status_of(c.get(path, {"labelSelector": MINE, "resourceVersion": rv1, "resourceVersionMatch": "Nope"}))])
-        out.append(["bad rv", status_of(c.get(path, {"labelSelector": MINE, "resourceVersion": "abc", "resourceVersionMatch": "Exact"}))])
+        sel = {"labelSelector": MINE}
+        out.append(["Exact without rv", status_of(c.get(path, {**sel, "resourceVersionMatch": "Exact"}))])
+        for label, rv, match in (("bad match", rv1, "Nope"), ("bad rv", "abc", "Exact")):
+            out.append([label, status_of(c.get(path, {**sel, "resourceVersion": rv, "resourceVersionMatch": match}))])
         return out
 
     e, k = main_pair.both(script)
@@ -494,7 +498,8 @@ def test_watch_from_resource_version_with_bookmarks(main_pair):
         out: dict[str, Any] = {}
         # From rv0: the three changes after it, then the end of the stream (the cache sends its
         # periodic bookmarks about once a minute: test_periodic_bookmarks).
-        with c.watch(path, {"labelSelector": MINE, "resourceVersion": rv0, "allowWatchBookmarks": "true"}, timeout=5) as w:
+        with c.watch(path, {"labelSelector": MINE, "resourceVersion": rv0, "allowWatchBookmarks": "true"},
+                     timeout=5) as w:
             evs = w.collect(15)
         out["from rv0"] = [w.status, [describe_event(e) for e in evs if e["type"] != "BOOKMARK"], event_types(evs)]
         # Watch-list: initial state as ADDED events, then a bookmark marking their end.
@@ -524,7 +529,8 @@ def test_watch_from_resource_version_with_bookmarks(main_pair):
             evs = w.collect(5, quiet=1.5)
         out["no rv, bookmarks"] = [w.status, [describe_event(e) for e in evs if e["type"] != "BOOKMARK"]]
         # A field selector on a watch from rv0.
-        with c.watch(path, {"labelSelector": MINE, "resourceVersion": rv0, "fieldSelector": "metadata.name=x"}, timeout=30) as w:
+        with c.watch(path, {"labelSelector": MINE, "resourceVersion": rv0, "fieldSelector": "metadata.name=x"},
+                     timeout=30) as w:
             evs = w.collect(10, until=lambda e: e["type"] == "DELETED")
         out["field selector"] = [w.status, [describe_event(e) for e in evs]]
         # From revision 2, older than the watch cache's window (nothing is compacted on this pair:
@@ -551,8 +557,9 @@ def test_watch_from_resource_version_with_bookmarks(main_pair):
     assert e["no rv"] == [200, [["ADDED", "after-list", None], ["ADDED", "after-unset", None]]], e["no rv"]
     assert e["from 0"] == [200, [["ADDED", "after-list", None], ["ADDED", "x", {"v": "2"}]],
                            [["DELETED", "x", {"v": "2"}]]], e["from 0"]
-    assert [d[:2] for d in e["rv 2"][1]] == [["ADDED", "before"], ["ADDED", "x"], ["MODIFIED", "x"], ["DELETED", "before"],
-                                            ["ADDED", "after-list"], ["DELETED", "x"], ["ADDED", "after-unset"]], e["rv 2"]
+    assert [d[:2] for d in e["rv 2"][1]] == [
+        ["ADDED", "before"], ["ADDED", "x"], ["MODIFIED", "x"], ["DELETED", "before"],
+        ["ADDED", "after-list"], ["DELETED", "x"], ["ADDED", "after-unset"]], e["rv 2"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -980,7 +987,8 @@ def test_apiserver_compaction(compaction_pair):
         return out
 
     e, k = compaction_pair.both(script)
-    harness.log(f"compaction seen after {e.pop('compacted after'):.1f}s on etcd, {k.pop('compacted after'):.1f}s on kine")
+    harness.log(f"compaction seen after {e.pop('compacted after'):.1f}s on etcd, "
+                f"{k.pop('compacted after'):.1f}s on kine")
     same(e, k, "after the apiserver's compaction")
     assert e["before"] == [[200, None], False], e
     assert e["continue after compaction"] == [[410, "Expired"], True], e
@@ -1036,7 +1044,7 @@ def _spawn_in(cwd: Path, cmd: list[str], log_path: Path, env: dict) -> subproces
 def unix_pair(bins, postgres_url):
     stack = Stack()
     work = Path(tempfile.mkdtemp(prefix="kine-kube-unix-"))
-    stack.add(lambda: __import__("shutil").rmtree(work, ignore_errors=True))
+    stack.add(lambda: shutil.rmtree(work, ignore_errors=True))
     try:
         # etcd 3.5.1 wants host:port in a unix URL and makes the socket file of that name in its
         # working directory: `unix://etcd.sock:0` run in `work` is work/etcd.sock:0, which
