@@ -22,7 +22,8 @@ should answer, so that a step that does nothing on both cannot pass.
                scheduler only once a node exists, so the leases are k3s and kube-controller-manager),
                scaling to 1 removes a Pod, deleting the namespace empties it (API and datastore)
   second       a second K3s server (same --token, own data dir and port) on the same datastore is ready,
-               has the first one's CA, serves the first one's objects, and its writes are seen by the first
+               has the first one's CA, serves the first one's objects, and its writes are seen by the
+               first (reads, and each apiserver's watch cache: resourceVersion=0 lists)
   wrong token  a K3s server with another --token exits non-zero with "bootstrap data already found and
                encrypted with different token"
   compaction   the apiserver's compactor ran against the datastore: compact_rev_key has version >= 2 and a
@@ -44,6 +45,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -174,7 +176,7 @@ def start_store(kind: str, work: Path, pki: dict | None, postgres_url: str | Non
         dbname = harness.unique_db_name("k3s")
         db = harness.create_database(postgres_url, dbname)
         cmd = [harness.kine_binary(), "--listen-address", f"127.0.0.1:{port}", "--endpoint", db,
-               "--metrics-bind-address", "0"]
+               "--metrics-bind-address", "0", *shlex.split(os.environ.get("KINE_E2E_ARGS", ""))]
         if pki:
             cmd += ["--server-cert-file", pki["server"][0], "--server-key-file", pki["server"][1],
                     "--trusted-ca-file", pki["ca"]]
@@ -428,7 +430,13 @@ def reap_stale(postgres_url: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def rancher(postgres_url):
+def k3s_binary() -> str:
+    """The k3s binary, or a skip (before PostgreSQL or anything else is started)."""
+    return kubebin.require("k3s")["k3s"]
+
+
+@pytest.fixture(scope="module")
+def rancher(k3s_binary, postgres_url):
     stale = reap_stale(postgres_url)
     if stale:
         harness.log("test_k3s: removed what an interrupted run left: " + "; ".join(stale))
@@ -463,7 +471,6 @@ class Cluster:
 
 @pytest.fixture(scope="module", params=["http", "https"])
 def pair(request, rancher, postgres_url):
-    kubebin.require("k3s")
     tls = request.param == "https"
     work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     os.chmod(work, 0o755)
@@ -744,6 +751,10 @@ def test_second_server_joins(pair):
         out["seen by first"] = wait_for(lambda: a1.get(f"/api/v1/namespaces/{ns}/configmaps/from-second")[0] == 200, 20)
         out["first lists"] = [n for n in names(a1.get(f"/api/v1/namespaces/{ns}/configmaps")[1]) if n.startswith("from-")]
         out["second lists"] = [n for n in names(a2.get(f"/api/v1/namespaces/{ns}/configmaps")[1]) if n.startswith("from-")]
+        # resourceVersion=0 lists come from each apiserver's watch cache, fed by its datastore watch.
+        cached = f"/api/v1/namespaces/{ns}/configmaps?resourceVersion=0"
+        out["in second's watch cache"] = bool(wait_for(lambda: "from-first" in names(a2.get(cached)[1]), 20))
+        out["in first's watch cache"] = bool(wait_for(lambda: "from-second" in names(a1.get(cached)[1]), 20))
         out["namespaces equal"] = names(a1.get("/api/v1/namespaces")[1]) == names(a2.get("/api/v1/namespaces")[1])
         leftovers = stop_k3s(k2)
         c.extra.remove(k2)
@@ -754,6 +765,7 @@ def test_second_server_joins(pair):
     e, k = on_both(pair, run)
     assert e["same CA"] and e["readyz"] == (200, "ok") and e["seen by second"] and e["seen by first"]
     assert e["first lists"] == e["second lists"] == ["from-first", "from-second"] and e["namespaces equal"]
+    assert e["in second's watch cache"] and e["in first's watch cache"]
     assert e["leftover processes"] == [] and e["first still ready"] == (200, "ok")
     assert_same(e, k)
 
