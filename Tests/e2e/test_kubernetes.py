@@ -379,7 +379,23 @@ def test_crud_with_resource_version_preconditions(main_pair):
         out.append(["get deleted", status_of(c.get(f"{path}/a"))])
         out.append(["delete deleted", status_of(c.delete(f"{path}/a"))])
         out.append(["update deleted", status_of(c.put(f"{path}/a", cm_body("a")))])
-        # Create through PUT is not allowed for ConfigMaps: 404 on both.
+        # Server-side apply: two managers, a conflict, then forced.
+        apply = {"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": "applied", "labels": {"e2e": "kube"}}, "data": {"owner": "one"}}
+        ct = "application/apply-patch+yaml"
+        r = c.patch(f"{path}/applied", apply, {"fieldManager": "one"}, content_type=ct)
+        out.append(["apply create", status_of(r), r.body.get("data")])
+        apply["data"] = {"owner": "two"}
+        r = c.patch(f"{path}/applied", apply, {"fieldManager": "two"}, content_type=ct)
+        out.append(["apply conflict", status_of(r)])
+        r = c.patch(f"{path}/applied", apply, {"fieldManager": "two", "force": "true"}, content_type=ct)
+        out.append(["apply forced", status_of(r), r.body.get("data"),
+                    sorted(m["manager"] for m in r.body["metadata"].get("managedFields") or [])])
+        # Delete a collection by label.
+        for n in ("d1", "d2", "d3"):
+            assert c.post(path, cm_body(n, labels={"batch": "d"})).status == 201
+        r = c.delete(path, params={"labelSelector": "batch=d"})
+        out.append(["deletecollection", status_of(r), sorted(r.names)])
         out.append(["list", c.get(path, {"labelSelector": MINE}).names])
         return out
 
@@ -391,6 +407,8 @@ def test_crud_with_resource_version_preconditions(main_pair):
     assert answers["delete at stale rv"] == [409, "Conflict"]
     assert answers["create again"] == [409, "AlreadyExists"]
     assert answers["get deleted"] == [404, "NotFound"]
+    assert answers["apply conflict"] == [409, "Conflict"]
+    assert e[-1] == ["list", ["applied"]], e[-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,7 +428,7 @@ def test_paginated_list(main_pair):
         out = []
         for params in ({"limit": 10, "labelSelector": MINE},
                        {"limit": 10, "resourceVersion": "0", "labelSelector": MINE},
-                       {"limit": 4, "labelSelector": MINE + ",even=true"}, {"limit": 10}):
+                       {"limit": 4, "labelSelector": MINE + ",even=true"}):
             pages, cont = [], None
             while True:
                 r = c.get(path, {**params, "continue": cont})
@@ -433,6 +451,23 @@ def test_paginated_list(main_pair):
         c.post(path, cm_body("cm-0055"))
         r2 = c.get(path, {"labelSelector": MINE, "limit": 5, "continue": cont})
         out.append(["page after writes", status_of(r2), r2.names])
+        # Without a selector (Secrets: no controller adds any here), so that remainingItemCount
+        # is given: from the store (no resourceVersion) and from the watch cache ("0").
+        spath = f"{ns_path(ns)}/secrets"
+        for i in range(120):
+            assert c.post(spath, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"s-{i:03d}"},
+                                  "stringData": {"i": str(i)}}).status == 201
+        for params in ({"limit": 50}, {"limit": 50, "resourceVersion": "0"}):
+            pages, cont = [], None
+            while True:
+                r = c.get(spath, {**params, "continue": cont})
+                assert r.status == 200, r
+                meta = r.body["metadata"]
+                pages.append([r.names[0], r.names[-1], len(r.names), meta.get("remainingItemCount")])
+                cont = meta.get("continue")
+                if not cont or len(pages) > 10:
+                    break
+            out.append(["secrets", params, pages])
         return out
 
     e, k = main_pair.both(script)
@@ -440,7 +475,11 @@ def test_paginated_list(main_pair):
     first = e[0][1]
     assert [[len(p[0]), p[2]] for p in first] == [[10, True], [10, True], [3, False]], first
     assert sum((p[0] for p in first), []) == names
-    assert e[-1] == ["page after writes", [200, None], names[5:10]]
+    assert ["page after writes", [200, None], names[5:10]] in e, e
+    secrets = [r[2] for r in e if r[0] == "secrets"]
+    # (resourceVersion "0" is served whole from the watch cache: limit is not applied there.)
+    assert secrets == [[["s-000", "s-049", 50, 70], ["s-050", "s-099", 50, 20], ["s-100", "s-119", 20, None]],
+                       [["s-000", "s-119", 120, None]]], secrets
 
 
 def test_list_at_exact_resource_version(main_pair):
