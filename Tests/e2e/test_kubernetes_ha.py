@@ -405,6 +405,8 @@ RELIST_PATTERNS = {
     # The apiserver's compactor finding its revision below kine's compacted one.
     "compactor": re.compile(r"compact\.go.*compacted"),
     "Terminating all watchers": re.compile(r"Terminating all watchers", re.I),
+    # Consistent reads waiting for a watch cache that does not catch up (504 to the client).
+    "Too large resource version": re.compile(r"Too large resource version", re.I),
     # Answers the apiserver logs with their code (the httplog / trace lines).
     "429": re.compile(r"(code|status|resp)[=:\s\"]+429\b", re.I),
     "410": re.compile(r"(code|status|resp)[=:\s\"]+410\b", re.I),
@@ -678,11 +680,19 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
         "kill_to_first_write_s": round(took, 3),
         "kill_to_promotion_s": round(t_promoted - t_kill, 3),
         "writes_unavailable_s": round(first - last_old, 3),
-        "acked_by_old_leader_after_kill": len(old_leader_after_kill),
+        # Creates answered 201 after the kill with a revision of the old leader's: in flight at
+        # the kill (sent before it); one sent after the kill would mean an answer the dead
+        # leader could not have given.
+        "acked_by_old_leader_after_kill": [{"via": a.via, "sent": round(a.t_sent - t_kill, 3),
+                                            "acked": round(a.t_ack - t_kill, 3), "rv": a.rv}
+                                           for a in old_leader_after_kill],
         "goal_met": took <= GOAL,
         "term": st["term"], "epoch_start": st["epochStart"],
         "refusals_through_b_during_failover": kinds,
     })
+    impossible = [a for a in old_leader_after_kill if a.t_sent > t_signalled]
+    assert not impossible, (f"creates sent after every process of node a was SIGKILLed were answered 201 with a "
+                            f"revision at or below the new epoch {epoch} (the dead leader's): {impossible[:5]}")
     report(f"kill -> b leader-alone (term {st['term']}) {t_promoted - t_kill:.2f}s; kill -> first 201 through "
            f"the survivor's apiserver {took:.2f}s (goal <= {GOAL:.0f}s: {'met' if took <= GOAL else 'NOT met'}); "
            f"refused meanwhile: {kinds}")
