@@ -31,10 +31,13 @@ should answer, so that a step that does nothing on both cannot pass.
                before); by then the datastore holds the same groups of keys (/registry/<resource>, …)
 
 Everything started here is stopped, pass or fail: process groups (K3s with --disable-agent starts no
-child processes; a leftover is killed and reported), data dirs, databases, and what K3s writes
-under /etc/rancher (`node/password`, the `k3s/k3s.yaml` link), restored to what was there before
-(a dangling link into a `kine-e2e-k3s-` directory left by an interrupted run is removed).
-Skipped when the k3s binary is missing (kubebin).
+child processes; one still running with the K3s server's environment mark is killed and reported),
+data dirs, databases, and what K3s writes under /etc/rancher (`node/password`, the `k3s/k3s.yaml`
+link), restored to what was there before. A run killed outright (no teardown) is undone by the next
+one: K3s, etcd and kine processes, temp dirs and databases carrying a dead pytest's pid are killed
+and removed, and /etc/rancher is put back from the state that run saved. K3s needs root for
+/etc/rancher. Skipped, before anything starts, when the k3s binary is missing (kubebin).
+`KINE_E2E_ARGS` adds flags to kine (e.g. `--read-cache=false`); `KINE_E2E_KEEP=1` keeps the dirs.
 """
 
 from __future__ import annotations
