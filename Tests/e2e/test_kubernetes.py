@@ -1017,6 +1017,10 @@ def test_apiserver_compaction(compaction_pair):
                                                      [e.get("code"), e.get("reason")] for e in evs]]
         r = c.get(path, {"resourceVersion": str(rv_old), "resourceVersionMatch": "Exact"})
         out["exact list at compacted rv"] = status_of(r)
+        r = c.get(path, {"resourceVersion": str(rv_old), "resourceVersionMatch": "NotOlderThan"})
+        out["not-older-than list at compacted rv"] = [status_of(r), len(r.names)]
+        r = c.get(f"{path}/c0", {"resourceVersion": str(rv_old)})
+        out["get at compacted rv"] = status_of(r)
         r = c.get(path, {"limit": 3})
         out["fresh list"] = [status_of(r), r.names]
         # The apiserver's compaction bookkeeping key.
@@ -1033,6 +1037,8 @@ def test_apiserver_compaction(compaction_pair):
     assert e["continue after compaction"] == [[410, "Expired"], True], e
     assert e["compact_rev_key version >= 2"], e
     assert e["watch from compacted rv"] == [200, [["ERROR", 410, "Expired"]]], e
+    assert e["exact list at compacted rv"] == [410, "Expired"], e
+    assert e["not-older-than list at compacted rv"] == [[200, None], 10], e
     # kine logs each compaction it runs (the apiserver's Compact requests).
     lines = [l for l in compaction_pair.kine.store.log_tail(2000).splitlines() if "compacted" in l]
     assert lines, compaction_pair.kine.store.log_tail()
