@@ -11,7 +11,8 @@ compares what came back: status codes, reasons, object names, controller results
 datastore; never raw resourceVersions. The etcd side is also checked against what Kubernetes
 should answer, so that a step that does nothing on both cannot pass.
 
-  ready        /readyz is ok, /version is v1.25.0+k3s1, the same namespaces, one /bootstrap/<hash> key
+  ready        /readyz is ok, /version is v1.25.0+k3s1, the same namespaces, one /bootstrap/<hash> key,
+               K3s listens on 127.0.0.1 only (its port P and the apiserver's P+1)
   workload     configmaps: create, duplicate create (409), get, update, stale update (409), merge patch,
                label-selector list, paged list (limit=1, remainingItemCount), delete, get deleted (404);
                a secret round trip; a watch from the list's resourceVersion replays the same events;
@@ -333,6 +334,32 @@ def processes():
         yield int(pid), exe, cmdline, mark
 
 
+def listening(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket process `pid` listens on."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] != "0A" or f[9] not in inodes:  # 0A: LISTEN
+                continue
+            addr, port = f[1].split(":")
+            raw = bytes.fromhex(addr)
+            if len(raw) == 4:
+                ip = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:
+                ip = socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+            out.append((ip, int(port, 16)))
+    return sorted(out)
+
+
 def stop_k3s(k: K3s) -> list[str]:
     """Stops the process group; returns what was still running with its mark (then killed)."""
     k.server.stop()
@@ -546,9 +573,11 @@ def test_ready(pair):
         st_ready, ready = c.api.get("/readyz?verbose")
         checks = sorted(l.split()[0] for l in str(ready).splitlines() if l.startswith("[+]"))
         boot = c.store.keys("/bootstrap")
+        # K3s on P, its kube-apiserver on P+1, both on loopback only (nothing else with --disable-agent).
+        sockets = [(ip, port - c.k3s.port) for ip, port in listening(c.k3s.server.proc.pid)]
         # Not compacted yet (test_apiserver_compaction checks that this read is refused later on).
         early = c.store.ctl("get", "/registry/namespaces/default", f"--rev={c.start_revision}", "--keys-only")
-        return {"read at start revision": (early.returncode, early.stdout.split()),
+        return {"read at start revision": (early.returncode, early.stdout.split()), "listening (P+n)": sockets,
                 "version": (st, ver.get("gitVersion") if isinstance(ver, dict) else ver),
                 "namespaces": names(ns), "readyz": st_ready, "readyz checks": checks, "bootstrap keys": boot}
 
@@ -557,6 +586,7 @@ def test_ready(pair):
     assert {"default", "kube-system", "kube-public", "kube-node-lease"} <= set(e["namespaces"])
     assert e["readyz"] == 200 and "[+]etcd" in e["readyz checks"]
     assert e["read at start revision"] == (0, ["/registry/namespaces/default"])
+    assert e["listening (P+n)"] == [("127.0.0.1", 0), ("127.0.0.1", 1)]
     assert len(e["bootstrap keys"]) == 1 and re.fullmatch(r"/bootstrap/[0-9a-f]{12}", e["bootstrap keys"][0])
     assert_same(e, k)
 
