@@ -223,6 +223,25 @@ def netns_available() -> str | None:
     return None
 
 
+def ha_unavailable() -> str | None:
+    """None when this machine can run the lab with a kine built with HA, else why not (the HA
+    suites skip with it)."""
+    why = netns_available()
+    if why:
+        return why
+    import harness  # the e2e helpers: $KINE_BIN, else .build/debug|release/kine
+    try:
+        kine = harness.kine_binary()
+    except RuntimeError as e:
+        return str(e)
+    # The HA flags may sit on the top-level help or on the default `serve` subcommand's.
+    texts = [subprocess.run([kine, *args, "--help"], capture_output=True, text=True, timeout=30)
+             for args in ([], ["serve"])]
+    if not any("--ha-peer" in r.stdout + r.stderr for r in texts):
+        return f"{kine} has no --ha-peer flag (HA not built)"
+    return None
+
+
 def sweep_stale(prefix: str = TEST_PREFIX) -> list[str]:
     """Removes what earlier test runs left behind (namespaces, veths, scratch dirs, processes)
     when the run that made it is gone. The current pid's names count as stale too: they can only

@@ -16,14 +16,12 @@ import base64
 import functools
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-import harness
 import hacheck
 import hanet
 from hacheck import Checker, RoleRecorder, assert_invariants, wait_tables_equal
@@ -35,25 +33,9 @@ LEADING = {"leader", "leader-alone"}
 FOLLOWING = {"follower-syncing", "follower"}
 
 
-def _why_skip() -> str | None:
-    why = hanet.netns_available()
-    if why:
-        return why
-    try:
-        kine = harness.kine_binary()
-    except RuntimeError as e:
-        return str(e)
-    # The HA flags may sit on the top-level help or on the default `serve` subcommand's.
-    texts = [subprocess.run([kine, *args, "--help"], capture_output=True, text=True, timeout=30)
-             for args in ([], ["serve"])]
-    if not any("--ha-peer" in r.stdout + r.stderr for r in texts):
-        return f"{kine} has no --ha-peer flag (HA not built)"
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _ha_possible():
-    why = _why_skip()
+    why = hanet.ha_unavailable()
     if why:
         pytest.skip(why)
 

@@ -30,7 +30,7 @@ report = steps.report
 
 @pytest.fixture(scope="module", autouse=True)
 def _ha_possible():
-    why = steps._why_skip()
+    why = hanet.ha_unavailable()
     if why:
         pytest.skip(why)
 

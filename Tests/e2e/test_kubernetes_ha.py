@@ -59,7 +59,6 @@ import re
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -71,7 +70,6 @@ from typing import Any
 
 import pytest
 
-import harness
 import hacheck
 import hanet
 import kube
@@ -96,24 +94,9 @@ EXPECT_WATCHES_SURVIVE = os.environ.get("KINE_E2E_EXPECT_WATCHES_SURVIVE", "1") 
 API_ARGS = ["--v=2"]
 
 
-def _why_skip() -> str | None:
-    why = hanet.netns_available()
-    if why:
-        return why
-    try:
-        kine = harness.kine_binary()
-    except RuntimeError as e:
-        return str(e)
-    texts = [subprocess.run([kine, *args, "--help"], capture_output=True, text=True, timeout=30)
-             for args in ([], ["serve"])]
-    if not any("--ha-peer" in r.stdout + r.stderr for r in texts):
-        return f"{kine} has no --ha-peer flag (HA not built)"
-    return None
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _possible():
-    why = _why_skip()
+    why = hanet.ha_unavailable()
     if why:
         pytest.skip(why)
     kubebin.require("kube-apiserver", "kube-controller-manager")
