@@ -871,8 +871,11 @@ def test_events_expire_with_their_lease(main_pair):
         c = s.c
         out: dict[str, Any] = {}
         t0 = time.monotonic()
-        out["create"] = [status_of(c.post(path, event(f"e{i}"))) for i in range(3)]
-        rv = c.get(path).resource_version
+        created = [c.post(path, event(f"e{i}")) for i in range(3)]
+        out["create"] = [status_of(r) for r in created]
+        # From the last Event's own resourceVersion, which the watch cache is sure to reach (the
+        # store's newest revision may be another resource's, see the watch test).
+        rv = created[-1].resource_version
         out["listed"] = c.get(path).names
         # In the store: the Event's key carries a lease granted for --event-ttl.
         r = harness.etcdctl(s.store, "get", f"/registry/events/{ns}/e0", "-w", "json")
