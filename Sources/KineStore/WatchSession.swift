@@ -410,15 +410,16 @@ public final class WatchSession: Sendable {
         }
     }
 
-    /// The events of `events` the watcher wants. `prev_kv` goes as etcd sends it: etcd reads the
-    /// key at the event's revision - 1 when it sends the event, and that read fails once the
-    /// revision is compacted, so an event at or below the compacted revision carries none (the
-    /// memory ring captured it at write time; the table has lost the row by then).
+    /// The events of `events` the watcher wants, as etcd has them once compacted at `compacted`
+    /// (the memory ring captured them at write time; the table has lost the rows by then): a
+    /// compaction removes the tombstones at or below its revision, so a DELETE there is not
+    /// sent; and etcd reads `prev_kv` at the event's revision - 1 when it sends the event, which
+    /// fails once that revision is compacted, so an event at or below it carries none.
     private func filter(_ events: [Event], for watcher: Watcher, compacted: Int64) -> [Event] {
         var result: [Event] = []
         for var event in events where watcher.range.contains(event.kv.key) {
             if event.type == .put && watcher.noPut { continue }
-            if event.type == .delete && watcher.noDelete { continue }
+            if event.type == .delete && (watcher.noDelete || event.kv.modRevision <= compacted) { continue }
             if !watcher.prevKV || event.kv.modRevision <= compacted { event.prevKV = nil }
             result.append(event)
         }

@@ -118,12 +118,17 @@ def _ssl_context() -> ssl.SSLContext:
 
 class WatchStream:
     """A watch (`?watch=1`): one JSON event a line, read by a thread into a queue so that
-    `next(timeout)` can give up without losing its place in the stream."""
+    `next(timeout)` can give up without losing its place in the stream. Every event is also kept
+    in `received` with its arrival time (time.monotonic()); `ended_at` and `end_error` say when and
+    how the server ended the stream (None while it is open, or after `close()`)."""
 
     def __init__(self, conn: http.client.HTTPSConnection, response: http.client.HTTPResponse):
         self.conn = conn
         self.response = response
         self.status = response.status
+        self.received: list[tuple[float, dict]] = []
+        self.ended_at: float | None = None
+        self.end_error: str | None = None
         self._q: queue.Queue = queue.Queue()
         self._closed = False
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -137,11 +142,21 @@ class WatchStream:
                     break
                 line = line.strip()
                 if line:
-                    self._q.put(json.loads(line))
+                    event = json.loads(line)
+                    self.received.append((time.monotonic(), event))
+                    self._q.put(event)
         except Exception as e:  # closed by us, or the server went away
             if not self._closed:
+                self.end_error = f"{type(e).__name__}: {e}"[:200]
                 self._q.put(e)
+        if not self._closed:
+            self.ended_at = time.monotonic()
         self._q.put(None)
+
+    @property
+    def ended(self) -> bool:
+        """The server ended the stream (cleanly or not); a quiet stream is not ended."""
+        return self.ended_at is not None
 
     def next(self, timeout: float) -> dict | None:
         """The next event ({"type": ..., "object": ...}), or None after `timeout` or at the end."""
@@ -186,6 +201,7 @@ class WatchStream:
         except OSError:
             pass
         self.conn.close()
+        self._thread.join(timeout=5)
 
     def __enter__(self) -> "WatchStream":
         return self

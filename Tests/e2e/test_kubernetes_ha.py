@@ -58,12 +58,10 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,50 +287,28 @@ class Reader:
 
 
 class TimedWatch:
-    """A REST watch (`?watch=1`) read line by line by a thread of its own, each event stamped with
-    time.monotonic() on arrival, and the stream's end (clean, or an error) with its time. (Its
-    own HTTPS connection rather than kube.WatchStream, whose next() cannot tell a quiet stream
-    from an ended one.)"""
+    """A REST watch (`?watch=1`, bookmarks allowed) from resourceVersion `rv`: kube.WatchStream,
+    whose `received` events carry their arrival times, with the watch's start remembered."""
 
     def __init__(self, client: kube.RestClient, path: str, rv: str, timeout: int = 240):
-        ctx = ssl.create_default_context()
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        self.conn = http.client.HTTPSConnection(client.host, client.port, context=ctx, timeout=timeout + 10)
-        query = urllib.parse.urlencode({"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                                        "timeoutSeconds": timeout})
-        self.conn.request("GET", f"{path}?{query}", headers={"Authorization": f"Bearer {client.token}",
-                                                              "Accept": "application/json"})
-        self.response = self.conn.getresponse()
-        self.status = self.response.status
+        self.stream = client.watch(path, {"resourceVersion": rv, "allowWatchBookmarks": "true"}, timeout=timeout)
+        self.status = self.stream.status
         self.from_rv = int(rv)
-        self.events: list[tuple[float, dict]] = []
-        self.ended_at: float | None = None
-        self.end_error: str | None = None
-        self._closed = False
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
 
-    def _read(self) -> None:
-        try:
-            while True:
-                line = self.response.readline()
-                if not line:
-                    break
-                if line.strip():
-                    self.events.append((time.monotonic(), json.loads(line)))
-        except Exception as e:  # noqa: BLE001 - the stream broke (or we closed it)
-            if not self._closed:
-                self.end_error = f"{type(e).__name__}: {e}"[:200]
-        if not self._closed:
-            self.ended_at = time.monotonic()
+    @property
+    def events(self) -> list[tuple[float, dict]]:
+        return self.stream.received
+
+    @property
+    def ended_at(self) -> float | None:
+        return self.stream.ended_at
+
+    @property
+    def end_error(self) -> str | None:
+        return self.stream.end_error
 
     def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            if self.conn.sock is not None:
-                self.conn.sock.shutdown(2)
-        self.conn.close()
-        self._t.join(timeout=5)
+        self.stream.close()
 
 
 # --------------------------------------------------------------------------------------------
