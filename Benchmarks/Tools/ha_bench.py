@@ -51,6 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 import hanet  # noqa: E402  (the lab; not edited here)
+from procstat import pg_ticks, proc_ticks  # noqa: E402  (same folder)
 
 KINE_TCP = "127.0.0.1:2379"
 # The HA timing of this benchmark (docs/ha.md; production defaults: liveness 5s, probe 1s, hold-down 30s).
@@ -94,24 +95,6 @@ def port_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def proc_ticks(pid: int, children: bool = False) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    # fields[0] is field 3 (state): utime = field 14 -> index 11
-    t = int(fields[11]) + int(fields[12])
-    if children:
-        t += int(fields[13]) + int(fields[14])
-    return t
-
-
-def children_of(pid: int) -> list[int]:
-    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in r.stdout.split()]
 
 
 class Bench:
@@ -289,10 +272,7 @@ class Bench:
                        wait="ha", timeout=60)
 
     def pg_ticks(self, lab: hanet.HALab, n: str) -> int:
-        pm = lab.postgres_pid(n)
-        if not pm:
-            return 0
-        return proc_ticks(pm, children=True) + sum(proc_ticks(c) for c in children_of(pm))
+        return pg_ticks(lab.postgres_pid(n))
 
     def lab_cpu(self, lab: hanet.HALab):
         def sample() -> dict:

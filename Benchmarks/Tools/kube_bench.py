@@ -52,7 +52,6 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -65,6 +64,7 @@ sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 import harness  # noqa: E402  (etcd, kine and PostgreSQL launchers of the e2e suites)
 import kube  # noqa: E402  (kube-apiserver launcher; not edited here)
 import kubebin  # noqa: E402
+from procstat import pg_ticks, proc_ticks  # noqa: E402  (same folder)
 
 BEGIN = "<!-- BEGIN GENERATED KUBERNETES (scripts/bench.sh --only kubernetes) -->"
 END = "<!-- END GENERATED KUBERNETES -->"
@@ -83,36 +83,6 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- CPU
-
-
-def proc_ticks(pid: int | None, children: bool = False) -> int:
-    if not pid:
-        return 0
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    t = int(fields[11]) + int(fields[12])
-    if children:
-        t += int(fields[13]) + int(fields[14])
-    return t
-
-
-def children_of(pid: int) -> list[int]:
-    try:  # no pgrep: a process spawned per sample would count as another's CPU
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-        return [int(p) for p in r.stdout.split()]
-
-
-def pg_ticks(postmaster: int | None) -> int:
-    """A PostgreSQL: the postmaster, the children it has reaped, and its live children."""
-    if not postmaster:
-        return 0
-    return proc_ticks(postmaster, children=True) + sum(proc_ticks(c) for c in children_of(postmaster))
 
 
 def machine_busy_ticks() -> int:
@@ -877,7 +847,7 @@ def render(doc: dict, plot_dir: str | None, doc_path: str | None) -> str:
         for n in notes:
             o.append(f"- {n}")
         o.append("")
-    o.append(f"Raw numbers: `$BENCH_WORK/results/kubernetes.json` (phases, s into the run: "
+    o.append("Raw numbers: `$BENCH_WORK/results/kubernetes.json` (phases, s into the run: "
              + ", ".join(f"{k} {a}-{b}" for k, (a, b) in m.get("phaseTimes", {}).items()) + ").")
     return "\n".join(o)
 

@@ -36,26 +36,6 @@ def log(msg: str) -> None:
     print(f"tls_bench: {msg}", file=sys.stderr, flush=True)
 
 
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def pki(d: Path) -> dict:
-    ca_key, ca = d / "ca.key", d / "ca.crt"
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", "/CN=bench-ca", "-keyout", str(ca_key), "-out", str(ca))
-    out = {"ca": str(ca)}
-    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
-        key, csr, crt, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
-        ext.write_text(f"subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = {usage}\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", str(key), "-out", str(csr))
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
-                "-extfile", str(ext), "-out", str(crt))
-        out[name] = (str(key), str(crt))
-    return out
-
-
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -69,10 +49,10 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60)
     raise RuntimeError(f"{what} did not listen on {port}")
 
 
-def bench(binary: str, name: str, port: int, label: str, tls: dict | None) -> dict:
+def bench(binary: str, name: str, port: int, label: str, tls: harness.PKIFiles | None) -> dict:
     args = [binary, *SCENARIOS[name], "--endpoints", f"127.0.0.1:{port}", "--json", "--label", label]
     if tls:
-        args += ["--cacert", tls["ca"], "--cert", tls["client"][1], "--key", tls["client"][0]]
+        args += ["--cacert", tls.ca, "--cert", tls.client.cert, "--key", tls.client.key]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise RuntimeError(f"{name} against {label} failed: {r.stderr[-2000:]}")
@@ -96,7 +76,7 @@ def main() -> int:
     pg_dir = work / "pg"
     results: dict = {"scenarios": {}, "metrics": {}}
     try:
-        certs = pki(work)
+        certs = harness.make_pki(work, "bench-ca")
         pg_port = harness.free_port()
         url = subprocess.run(["bash", str(script), "start", str(pg_dir), str(pg_port)], check=True, capture_output=True,
                              text=True, timeout=180).stdout.strip().splitlines()[-1]
@@ -121,13 +101,13 @@ def main() -> int:
         etcd = start([harness.etcd35(), "--name", "tls", "--data-dir", str(work / "etcd"),
                       "--listen-client-urls", f"https://127.0.0.1:{cport}", "--advertise-client-urls", f"https://127.0.0.1:{cport}",
                       "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-                      "--initial-cluster", f"tls=http://127.0.0.1:{pport}", "--cert-file", certs["server"][1],
-                      "--key-file", certs["server"][0], "--client-cert-auth", "--trusted-ca-file", certs["ca"],
+                      "--initial-cluster", f"tls=http://127.0.0.1:{pport}", "--cert-file", certs.server.cert,
+                      "--key-file", certs.server.key, "--client-cert-auth", "--trusted-ca-file", certs.ca,
                       "--log-level", "warn"], cport, "etcd")
         kport = harness.free_port()
         kine = start([ns.kine, "--listen-address", f"127.0.0.1:{kport}", "--endpoint", f"{base}/tlsbench",
-                      "--server-cert-file", certs["server"][1], "--server-key-file", certs["server"][0],
-                      "--trusted-ca-file", certs["ca"], "--metrics-bind-address", "0"], kport, "kine")
+                      "--server-cert-file", certs.server.cert, "--server-key-file", certs.server.key,
+                      "--trusted-ca-file", certs.ca, "--metrics-bind-address", "0"], kport, "kine")
         time.sleep(2)
         for name in SCENARIOS:
             e = bench(ns.bench, name, cport, "etcd-tls", certs)

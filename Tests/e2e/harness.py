@@ -81,6 +81,56 @@ def kine_binary() -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Test certificates (openssl, EC P-256, valid two days, SAN 127.0.0.1 and localhost)
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(d: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA in `d`: (key, certificate)."""
+    key, crt = d / f"{name}.key", d / f"{name}.crt"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(crt))
+    return key, crt
+
+
+def make_cert(d: Path, ca: tuple[Path, Path], name: str, usage: str = "serverAuth, clientAuth") -> tuple[Path, Path]:
+    """A certificate `CN=name` signed by `ca` (key, certificate): (key, certificate)."""
+    key, csr, crt, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
+    ext.write_text(f"subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = {usage}\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0]), "-CAcreateserial", "-days", "2",
+            "-extfile", str(ext), "-out", str(crt))
+    return key, crt
+
+
+@dataclass
+class CertFiles:
+    cert: str
+    key: str
+
+
+@dataclass
+class PKIFiles:
+    """A CA with one server and one client certificate, as paths."""
+
+    ca: str
+    server: CertFiles
+    client: CertFiles
+
+
+def make_pki(d: Path, ca_name: str = "ca") -> PKIFiles:
+    ca = make_ca(d, ca_name)
+    server = make_cert(d, ca, "server", "serverAuth")
+    client = make_cert(d, ca, "client", "clientAuth")
+    return PKIFiles(ca=str(ca[1]), server=CertFiles(cert=str(server[1]), key=str(server[0])),
+                   client=CertFiles(cert=str(client[1]), key=str(client[0])))
+
+
+# --------------------------------------------------------------------------------------------
 # Ports and processes
 
 

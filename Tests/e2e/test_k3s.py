@@ -79,30 +79,6 @@ BAD_TOKEN_ERROR = "bootstrap data already found and encrypted with different tok
 
 
 # --------------------------------------------------------------------------------------------
-# Certificates (openssl, as in test_tls.py)
-
-
-def openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_pki(d: Path) -> dict:
-    ca_key, ca_crt = d / "ca.key", d / "ca.crt"
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", "/CN=kine-e2e-k3s-ca", "-keyout", str(ca_key), "-out", str(ca_crt))
-    out = {"ca": str(ca_crt)}
-    for name, usage in (("server", "serverAuth"), ("client", "clientAuth")):
-        key, csr, crt, ext = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
-        ext.write_text(f"subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = {usage}\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", str(key), "-out", str(csr))
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
-                "-days", "2", "-extfile", str(ext), "-out", str(crt))
-        out[name] = (str(crt), str(key))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # Datastores: etcd 3.5.1 or kine, plain or TLS
 
 
@@ -111,13 +87,13 @@ class Store:
     kind: str  # "etcd" or "kine"
     server: harness.Server
     url: str  # what K3s gets as --datastore-endpoint
-    pki: dict | None = None
+    pki: harness.PKIFiles | None = None
     database: tuple[str, str] | None = None  # (postgres base URL, database name) for kine
 
     def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         cmd = [harness.etcdctl35(), f"--endpoints={self.url}", "--dial-timeout=3s", "--command-timeout=10s"]
         if self.pki:
-            cmd += [f"--cacert={self.pki['ca']}", f"--cert={self.pki['client'][0]}", f"--key={self.pki['client'][1]}"]
+            cmd += [f"--cacert={self.pki.ca}", f"--cert={self.pki.client.cert}", f"--key={self.pki.client.key}"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
         env["ETCDCTL_API"] = "3"
         return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=env)
@@ -153,7 +129,7 @@ def _wait_store(store: Store, timeout: float = 60) -> None:
     raise RuntimeError(f"{store.kind} not ready after {timeout}s: {last}\n{store.server.log_tail()}")
 
 
-def start_store(kind: str, work: Path, pki: dict | None, postgres_url: str | None) -> Store:
+def start_store(kind: str, work: Path, pki: harness.PKIFiles | None, postgres_url: str | None) -> Store:
     if kind == "etcd" and not pki:
         srv = harness.start_etcd(f"k3s-etcd-{os.getpid()}")
         return Store("etcd", srv, f"http://{srv.endpoint}")
@@ -168,8 +144,8 @@ def start_store(kind: str, work: Path, pki: dict | None, postgres_url: str | Non
                "--listen-client-urls", client, "--advertise-client-urls", client,
                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                "--initial-cluster", f"k3s-etcd-tls={peer}", "--initial-cluster-state", "new",
-               "--cert-file", pki["server"][0], "--key-file", pki["server"][1],
-               "--client-cert-auth", "--trusted-ca-file", pki["ca"], "--log-level", "warn"]
+               "--cert-file", pki.server.cert, "--key-file", pki.server.key,
+               "--client-cert-auth", "--trusted-ca-file", pki.ca, "--log-level", "warn"]
         env = dict(os.environ)
         env.pop("ETCD_UNSUPPORTED_ARCH", None)
         srv = harness.Server(name="k3s-etcd-tls", kind="etcd3.5", endpoint=f"127.0.0.1:{port}",
@@ -182,8 +158,8 @@ def start_store(kind: str, work: Path, pki: dict | None, postgres_url: str | Non
         cmd = [harness.kine_binary(), "--listen-address", f"127.0.0.1:{port}", "--endpoint", db,
                "--metrics-bind-address", "0", *shlex.split(os.environ.get("KINE_E2E_ARGS", ""))]
         if pki:
-            cmd += ["--server-cert-file", pki["server"][0], "--server-key-file", pki["server"][1],
-                    "--trusted-ca-file", pki["ca"]]
+            cmd += ["--server-cert-file", pki.server.cert, "--server-key-file", pki.server.key,
+                    "--trusted-ca-file", pki.ca]
         srv = harness.Server(name=f"k3s-kine-{scheme}", kind="kine", endpoint=f"127.0.0.1:{port}",
                              proc=harness._spawn(cmd, d / "kine.log", dict(os.environ)), log_path=d / "kine.log")
         store = Store("kine", srv, f"{scheme}://127.0.0.1:{port}", pki, (postgres_url, dbname))
@@ -285,8 +261,8 @@ def k3s_cmd(store: Store, work: Path, port: int, token: str) -> list[str]:
            "--kube-controller-manager-arg=secure-port=0", "--kube-scheduler-arg=secure-port=0",
            f"--kube-apiserver-arg=etcd-compaction-interval={COMPACTION_INTERVAL}"]
     if store.pki:
-        cmd += [f"--datastore-cafile={store.pki['ca']}", f"--datastore-certfile={store.pki['client'][0]}",
-                f"--datastore-keyfile={store.pki['client'][1]}"]
+        cmd += [f"--datastore-cafile={store.pki.ca}", f"--datastore-certfile={store.pki.client.cert}",
+                f"--datastore-keyfile={store.pki.client.key}"]
     return cmd
 
 
@@ -508,7 +484,7 @@ def pair(request, rancher, postgres_url):
     servers: list[K3s] = []
     clusters: list[Cluster] = []
     try:
-        pki = make_pki(work) if tls else None
+        pki = harness.make_pki(work, "kine-e2e-k3s-ca") if tls else None
         for kind in ("etcd", "kine"):
             stores.append(start_store(kind, work, pki, postgres_url))
         t0 = time.monotonic()
