@@ -27,15 +27,15 @@ public struct WatchContinuity: Sendable, Equatable {
     /// The compacted revision a carried watcher reads history against: the bump's mark is
     /// `epochStart`; once the table is compacted beyond it, the bridge is gone.
     func compactedRevision(forCarried tableCompacted: Int64) -> Int64 {
-        tableCompacted == epochStart ? min(compactedBefore, epochStart) : tableCompacted
+        tableCompacted == epochStart ? compactedBefore : tableCompacted
     }
 }
 
 extension KineStore {
-    /// The current and compacted revisions of the database `client` reaches: what a promotion
-    /// records before its bump (`WatchContinuity`).
-    public static func revisions(of client: any SQLClient) async throws(SQLError) -> (current: Int64, compacted: Int64) {
+    /// The current and compacted revisions and the newest row id of the database `client`
+    /// reaches, from one statement: what a promotion records before its bump (`WatchContinuity`).
+    public static func revisions(of client: any SQLClient) async throws(SQLError) -> (current: Int64, compacted: Int64, newestID: Int64) {
         let header = try await client.run(StoreSQL.header)
-        return (header.currentRevision, header.compactRevision)
+        return (header.currentRevision, header.compactRevision, header.newestID)
     }
 }

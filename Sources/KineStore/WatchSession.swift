@@ -160,7 +160,7 @@ public final class WatchSession: Sendable {
     }
 
     /// The store this session follows was replaced by one that holds, unchanged, every revision
-    /// the previous one published (`continuity`, a promotion in sync mode): the watchers go on,
+    /// the previous one published (`continuity`, a promotion): the watchers go on,
     /// gap-free, on `hub`. Returns false, changing nothing, when that cannot be shown: the
     /// previous hub (stopped by the caller, so it publishes nothing more) is past
     /// `continuity.through`, so this session may have sent something the new store lacks; the

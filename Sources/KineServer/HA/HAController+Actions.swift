@@ -28,8 +28,8 @@ extension HAController {
             routed?.store.watchHub.stop()
             try await persist(role: .promoting, term: term, leader: node)
             try await detachOwnSubscription()
-            let localMax = try await admin.run(HASQL.localMaxID)
             let local = try await KineStore.revisions(of: admin)
+            let localMax = local.newestID
             let served = shared.withLock { $0.highestServed }
             let target = max(localMax, served, peerMaxRevision) + ha.revisionBump
             let fork = forkID ?? localMax

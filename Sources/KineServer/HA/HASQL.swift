@@ -1,8 +1,8 @@
 import KineHA
 import KineSQL
 
-/// Every SQL statement of the HA controller, in one place (docs/ha.md explains each step; the
-/// facts behind them are in shared/reference/ha.md §2 and §6).
+/// Every SQL statement of the HA controller, in one place (docs/ha.md explains each step and the
+/// PostgreSQL behaviour it relies on).
 ///
 /// Statements that PostgreSQL refuses inside a transaction block (CREATE/DROP SUBSCRIPTION,
 /// ALTER SYSTEM) are sent one per pipeline call. Identifiers come from `HANames` (sanitised
