@@ -83,6 +83,18 @@ CHECK_PERF="${BENCH_CHECK_PERF-l xl}"
 if [ "$ONLY" = core ]; then CHECK_PERF=""; export BENCH_NO_DOCS=1; fi
 RESULTS="$WORK/results"
 log() { echo "bench.sh: $*" >&2; }
+# Runs a benchmark tool in the background, so that a SIGTERM or SIGINT to this script reaches it
+# (the tools remove what they started when they get one), and waits for it, for its cleanup too
+# when interrupted. Its exit status ends up in rc.
+run_tool() {
+  "$@" &
+  local pid=$!
+  trap "kill -TERM $pid 2>/dev/null || true" TERM INT
+  rc=0
+  wait "$pid" || rc=$?
+  if [ "$rc" -gt 128 ]; then wait "$pid" || rc=$?; fi  # interrupted: let it finish its cleanup
+  trap - TERM INT
+}
 if [ "$ONLY" = ha ] && [ "$(id -u)" != 0 ]; then
   log "--only ha needs root (network namespaces, runuser)"; exit 2
 fi
@@ -162,14 +174,7 @@ if [ "$ONLY" = kubernetes ]; then
     mkdir -p docs/benchmarks
     KUBE_ARGS+=(--doc docs/benchmarks.md --plots docs/benchmarks)
   fi
-  # In the background so that a SIGTERM to this script reaches it (it cleans up on SIGTERM/SIGINT).
-  python3 Benchmarks/Tools/kube_bench.py "${KUBE_ARGS[@]}" &
-  KUBE_PID=$!
-  trap 'kill -TERM "$KUBE_PID" 2>/dev/null || true' TERM INT
-  rc=0
-  wait "$KUBE_PID" || rc=$?
-  if [ "$rc" -gt 128 ]; then wait "$KUBE_PID" || rc=$?; fi  # interrupted: let it finish its cleanup
-  trap - TERM INT
+  run_tool python3 Benchmarks/Tools/kube_bench.py "${KUBE_ARGS[@]}"
   exit "$rc"
 fi
 
@@ -180,14 +185,7 @@ if [ "$ONLY" = ha ]; then
   HA_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --bench "$BENCH" --etcd "$ETCD" --etcdctl "$ETCDCTL"
            --results "$RESULTS/ha" --work "$WORK/ha")
   [ "$QUICK" = 1 ] && HA_ARGS+=(--quick)
-  # In the background so that a SIGTERM to this script reaches it (it removes the lab on SIGTERM/SIGINT).
-  python3 Benchmarks/Tools/ha_bench.py "${HA_ARGS[@]}" &
-  HA_PID=$!
-  trap 'kill -TERM "$HA_PID" 2>/dev/null || true' TERM INT
-  rc=0
-  wait "$HA_PID" || rc=$?
-  if [ "$rc" -gt 128 ]; then wait "$HA_PID" || rc=$?; fi  # interrupted: let it finish its cleanup
-  trap - TERM INT
+  run_tool python3 Benchmarks/Tools/ha_bench.py "${HA_ARGS[@]}"
   if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
     python3 Benchmarks/Tools/report.py "$RESULTS" "$WORK/benchmarks.md" "$WORK/plots"
     log "report: $WORK/benchmarks.md"
