@@ -32,7 +32,7 @@ Options:
                      1 round, small counts, about 1 minute)
   -h, --help         this help
 
---only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Tests/e2e/hanet.py (two network
+--only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Lab/hanet.py (two network
 namespaces, a PostgreSQL and a kine each) and measures, in one run: put-1/put-64 through the leader
 and the follower (sync and async) against single-node kine, a 1-member and a 3-member etcd 3.5;
 serializable and linearizable reads on the follower vs the leader; 5 failovers per mode (kill -9 of

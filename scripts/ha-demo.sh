@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A two-node kine HA pair on one machine, in two network namespaces (the HA lab, Tests/e2e/hanet.py).
+# A two-node kine HA pair on one machine, in two network namespaces (the HA lab, Lab/hanet.py).
 # Start, query and stop it; scripts/ha-demo.sh --help.
 set -euo pipefail
 usage() {
@@ -8,10 +8,10 @@ Usage: scripts/ha-demo.sh [start [--async]]
        scripts/ha-demo.sh status
        scripts/ha-demo.sh stop
 
-A two-node kine HA pair on one machine, in two network namespaces (the e2e tests' lab,
-Tests/e2e/hanet.py): a PostgreSQL and a kine per namespace, joined by a veth pair
-(10.77.0.1 = node a, the primary; 10.77.0.2 = node b). etcd clients reach each node through a
-unix socket in its directory; `start` prints the addresses and etcdctl commands.
+A two-node kine HA pair on one machine, in two network namespaces (the HA lab the e2e tests and
+the benchmarks use, Lab/hanet.py; Lab/README.md): a PostgreSQL and a kine per namespace, joined by
+a veth pair (10.77.0.1 = node a, the primary; 10.77.0.2 = node b). etcd clients reach each node
+through a unix socket in its directory; `start` prints the addresses and etcdctl commands.
 
 Commands:
   start [--async]   start the pair (the default command; sync replication unless --async)
@@ -37,7 +37,7 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${KINE_HA_DEMO_DIR:-/tmp/kha-demo}"
-LAB=(python3 "$ROOT/Tests/e2e/hanet.py")
+LAB=(python3 "$ROOT/Lab/hanet.py")
 
 die() { echo "ha-demo.sh: $*" >&2; exit 1; }
 

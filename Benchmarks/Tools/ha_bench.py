@@ -7,7 +7,7 @@ Everything in one run, on this machine, so the ratios compare like with like:
 
 1. put-1 / put-64 (kine-bench) against a single-member etcd 3.5 and a three-member etcd 3.5
    cluster (three processes on loopback ports), both in the root namespace;
-2. the HA lab (Tests/e2e/hanet.py: two network namespaces joined by a veth pair, a PostgreSQL and
+2. the HA lab (Lab/hanet.py: two network namespaces joined by a veth pair, a PostgreSQL and
    a kine in each); per replication mode (sync, then async) a fresh lab:
    - sync only: a single-node kine (no HA flags) on node a's PostgreSQL, database `single`, for
      the single-node baseline with the very same PostgreSQL settings;
@@ -49,8 +49,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "Tests" / "e2e"))
-import hanet  # noqa: E402  (the lab; not edited here)
+sys.path.insert(0, str(REPO / "Tests" / "e2e"))  # harness (PROTOS), etcdgrpc
+sys.path.insert(0, str(REPO / "Lab"))
+import hanet  # noqa: E402  (the HA lab, Lab/hanet.py; not edited here)
 from procstat import pg_ticks, proc_ticks  # noqa: E402  (same folder)
 
 KINE_TCP = "127.0.0.1:2379"

