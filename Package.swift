@@ -83,6 +83,7 @@ let package = Package(
                 "KineCore", "KineStore", "KineProto", "KineHTTP2", "KinePostgres", "KineSQL", "KineSync", "KineHA",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),

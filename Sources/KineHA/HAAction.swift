@@ -27,3 +27,21 @@ public enum HAAction: Sendable, Equatable {
     /// The role changed without any I/O (e.g. the copy became ready): persist it.
     case persist(reason: String)
 }
+
+extension HAAction: CustomStringConvertible {
+    /// The action as the controller logs it.
+    public var description: String {
+        switch self {
+        case .lead(let term, let reason): "leading at term \(term): \(reason)"
+        case .promote(let term, _, _, let reason): "promoting to term \(term): \(reason)"
+        case .stepDown(let reason): "stepping down: \(reason)"
+        case .decideReunion(let peer): "both nodes lead (peer \(peer.node) at term \(peer.term)): deciding the reunion"
+        case .follow(let leader, let term, let reason): "following \(leader) at term \(term): \(reason)"
+        case .resync(let reason): "resyncing the local copy: \(reason)"
+        case .resumeCopy(let reason): "resuming the local copy: \(reason)"
+        case .refreshCopy(let reason): "adding the leader's new tables to the local copy: \(reason)"
+        case .setSynchronous(let on, let reason): "synchronous replication \(on ? "on" : "off"): \(reason)"
+        case .persist(let reason): "role change: \(reason)"
+        }
+    }
+}

@@ -59,18 +59,40 @@ public struct HAObservation: Sendable {
     /// The peer, through channel A (its HA service) and channel B (a SQL round trip to its
     /// PostgreSQL).
     public struct Peer: Sendable {
-        /// The peer's answer on channel A; nil when it did not answer in time, or when the
-    /// controller cannot act on it (another HA schema version, this node's own name).
-        public var status: PeerStatus?
+        public var answer: Answer
         public var sqlOK: Bool
         /// As follower: whether this node's replication slot on the leader is gone or invalidated.
         public var slotLost: Bool
 
-        public init(status: PeerStatus? = nil, sqlOK: Bool = false, slotLost: Bool = false) {
-            self.status = status
+        /// Channel A's outcome.
+        public enum Answer: Sendable, Equatable {
+            /// No answer in time.
+            case silent
+            /// It answered, but nothing it says is acted on (another HA schema version, this
+            /// node's own name, a role this version does not know): alive, not a partner.
+            case refused(PeerRefusal)
+            case status(PeerStatus)
+        }
+
+        public init(answer: Answer, sqlOK: Bool, slotLost: Bool = false) {
+            self.answer = answer
             self.sqlOK = sqlOK
             self.slotLost = slotLost
         }
+
+        /// A peer that answered with `status`, or (nil) did not answer on channel A.
+        public init(status: PeerStatus? = nil, sqlOK: Bool = false, slotLost: Bool = false) {
+            self.init(answer: status.map { .status($0) } ?? .silent, sqlOK: sqlOK, slotLost: slotLost)
+        }
+
+        /// The status the decisions may use (nil: silent or refused).
+        public var status: PeerStatus? {
+            guard case .status(let status) = answer else { return nil }
+            return status
+        }
+
+        /// Heard on either channel this round (a refused peer is alive).
+        public var heard: Bool { answer != .silent || sqlOK }
     }
 }
 
@@ -98,13 +120,19 @@ public struct PeerStatus: Sendable, Equatable {
     public var handoverTo: String
     /// The peer's newest write of its own as leader, by its clock (Unix ms; the reunion's `newest`).
     public var lastWriteUnixMilliseconds: Int64
+    /// The maintenance pause the peer holds (the newer setting of the two nodes wins).
+    public var pause: HAPause
+
+    /// The highest revision the peer's clients can have seen.
+    public var servedRevision: Int64 { max(maxRevision, highestServed) }
 
     public init(
         node: String, role: HARole, term: UInt64, leader: String = "", postgresUp: Bool = true, hasData: Bool = false,
         copy: CopyState = .none, maxRevision: Int64 = 0, highestServed: Int64 = 0, priority: HAPriority = .secondary,
         schemaVersion: UInt32 = HASchema.version, maxID: Int64 = 0, reunionWinner: String = "", reunionForkID: Int64 = 0,
-        witnessLost: Bool = false, handoverTo: String = "", lastWriteUnixMilliseconds: Int64 = 0
+        witnessLost: Bool = false, handoverTo: String = "", lastWriteUnixMilliseconds: Int64 = 0, pause: HAPause = HAPause()
     ) {
+        self.pause = pause
         self.lastWriteUnixMilliseconds = lastWriteUnixMilliseconds
         self.maxID = maxID
         self.reunionWinner = reunionWinner

@@ -91,3 +91,26 @@ public enum Reunion {
         return win(first.node < second.node ? first : second, .name)
     }
 }
+
+extension Reunion {
+    /// Where the two histories forked: the fork the higher term's promotion recorded (on a tie
+    /// of terms, the later of the two). Both nodes read the same two epochs.
+    public static func fork(local: HAEpoch, peer: HAEpoch) -> Int64 {
+        if local.term == peer.term { return max(local.forkID, peer.forkID) }
+        return local.term > peer.term ? local.forkID : peer.forkID
+    }
+}
+
+extension ReunionCandidate {
+    /// One side as the decider sees it: its newest write counts only when it wrote since the
+    /// fork, and the witness only when one is configured.
+    public init(
+        node: String, term: UInt64, priority: HAPriority, writesSinceFork: Int64, newestWriteUnixMilliseconds: Int64,
+        witnessConfigured: Bool, lostWitness: Bool
+    ) {
+        self.init(
+            node: node, term: term, priority: priority, writesSinceFork: writesSinceFork,
+            lastWriteUnixMilliseconds: writesSinceFork > 0 ? newestWriteUnixMilliseconds : 0,
+            reachedWitness: witnessConfigured ? !lostWitness : nil)
+    }
+}

@@ -47,11 +47,19 @@ final class PoolCore: Sendable {
 
     // MARK: - Submitting work
 
-    func submit(_ statements: [SQLStatement], session: UInt64?, queueTimeout: Duration? = nil) async -> JobOutcome {
+    /// Runs `statements` on a pooled connection (or the session's). On cancellation a job still
+    /// queued is removed; with `abandonOnCancel` the caller also stops waiting for a job a worker
+    /// already runs: the job finishes on its thread and its outcome is dropped (a probe must not
+    /// wait for a call on a silently dead connection, which ignores cancellation until TCP gives up).
+    func submit(
+        _ statements: [SQLStatement], session: UInt64?, queueTimeout: Duration? = nil, abandonOnCancel: Bool = false
+    ) async -> JobOutcome {
         let timeout = queueTimeout ?? options.queueTimeout
         let (id, deadline) = state.withLock { ($0.makeID(), ContinuousClock.now + timeout) }
+        let abandonable = abandonOnCancel ? AbandonableWait() : nil
         return await withTaskCancellationHandler {
             await Completion<JobOutcome>.wait { completion in
+                abandonable?.register(completion)
                 let job = PipelineJob(id: id, statements: statements, deadline: deadline, completion: completion)
                 let (worker, rejected) = state.withLock { state in
                     if let session {
@@ -69,6 +77,7 @@ final class PoolCore: Sendable {
             }
         } onCancel: {
             cancelQueued(id: id)
+            abandonable?.abandon()
         }
     }
 
@@ -275,4 +284,29 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
+}
+
+/// The wait of an `abandonOnCancel` submission: cancellation completes it as `.cancelled`
+/// whether or not a worker has taken the job (completing is idempotent, so the worker's later
+/// outcome is ignored).
+final class AbandonableWait: Sendable {
+    private let slot = Mutex<(completion: Completion<JobOutcome>?, abandoned: Bool)>((nil, false))
+
+    func register(_ completion: Completion<JobOutcome>) {
+        let abandoned = slot.withLock { slot in
+            slot.completion = completion
+            return slot.abandoned
+        }
+        if abandoned { completion.complete(.failure(Self.abandoned)) }
+    }
+
+    func abandon() {
+        let completion = slot.withLock { slot in
+            slot.abandoned = true
+            return slot.completion
+        }
+        completion?.complete(.failure(Self.abandoned))
+    }
+
+    static let abandoned = SQLError(kind: .cancelled, message: "cancelled; the statement may still run on its connection")
 }

@@ -110,6 +110,15 @@ public final class PostgresClient: SQLClient, Sendable {
         try Self.firstError(await core.observedSubmit(statements, session: nil))
     }
 
+    public func abandonablePipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
+        try Self.firstError(await core.submit(statements, session: nil, abandonOnCancel: true))
+    }
+
+    /// One query whose caller stops waiting when its task is cancelled (`abandonablePipeline`).
+    public func probe<Output>(_ query: SQLQuery<Output>) async throws(SQLError) -> Output {
+        query.decode(try await abandonablePipeline([query.statement])[0])
+    }
+
     /// Like `pipeline`, but reports every statement's outcome: after a failed statement the
     /// following ones fail with `.pipelineAborted`. Throws only if the whole job failed
     /// (connection, cancellation).

@@ -13,6 +13,11 @@ public protocol SQLClient: SQLPipelineRunner {
     /// COMMITTED each statement still takes its own snapshot. Fails with the first error.
     func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
 
+    /// Like `pipeline`, but a cancelled caller stops waiting even for statements already sent
+    /// (they finish on their connection and their results are dropped): for callers that race
+    /// a deadline, such as a metrics scrape or a probe.
+    func abandonablePipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult]
+
     /// Runs `body` with a connection reserved for it, so a transaction may span several
     /// pipelines. If `body` throws while a transaction is open, it is rolled back.
     func withSession<T: Sendable>(
@@ -34,6 +39,11 @@ extension SQLSession {
 }
 
 extension SQLClient {
+    /// Default: an implementation whose waits always end with their statements.
+    public func abandonablePipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
+        try await pipeline(statements)
+    }
+
     /// Convenience: one statement.
     public func query(_ sql: String, _ parameters: [SQLValue] = [], name: String? = nil) async throws(SQLError) -> SQLResult {
         let results = try await pipeline([SQLStatement(sql, parameters, name: name)])

@@ -12,7 +12,13 @@ extension KineStore {
         let header = pipeline.add(StoreSQL.header)
         let size = pipeline.add(StoreSQL.databaseSize)
         let leases = pipeline.add(StoreSQL.leaseCount)
-        let results = try await runSQL(pipeline)
+        // Abandonable: a scrape gives up on a database that does not answer (HTTPEndpoints).
+        let results: SQLPipelineResults
+        do {
+            results = SQLPipelineResults(try await client.abandonablePipeline(pipeline.statements))
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
         return StorageFigures(
             currentRevision: results[header].currentRevision, compactRevision: results[header].compactRevision,
             databaseSize: results[size], leases: results[leases])

@@ -33,7 +33,7 @@ struct HAAddressOption: ParsableArguments {
         do {
             connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: .seconds(3), tls: tls)
         } catch {
-            throw ValidationError("cannot reach the HA port at \(host):\(port): \(error)")
+            throw ValidationError("cannot reach the node's HA port: \(describeConnectFailure(error, address: "\(host):\(port)"))")
         }
         do {
             let bytes = try await connection.unary(path: path, request: request, timeout: .seconds(30))

@@ -41,7 +41,7 @@ struct HAReunionMachineTests {
         let actions = b.machine.reunionDecided(Self.decision("b", "a"), forkID: 100, peer: seen, now: b.now)
         #expect(actions.count == 1)
         if case .persist? = actions.first {} else { Issue.record("no re-promotion needed: \(actions)") }
-        #expect(b.machine.reunionWinner == "b" && b.machine.reunionForkID == 100 && b.machine.term == 2)
+        #expect(b.machine.verdict == ReunionVerdict(winner: "b", forkID: 100) && b.machine.term == 2)
         // Decided once: later rounds wait for the loser.
         #expect(b.round(.init(epochStart: 1_000_000_100), peerA).isEmpty)
 
@@ -58,7 +58,7 @@ struct HAReunionMachineTests {
 
         // The pair is whole once a's copy is ready: the verdict is withdrawn.
         _ = b.round(.init(epochStart: 1_000_000_100), Self.status("a", .follower, term: 2, leader: "b", copy: .ready))
-        #expect(b.machine.reunionWinner == "")
+        #expect(b.machine.verdict == nil)
     }
 
     @Test("A winning decider below what the loser served, or at an equal term, promotes again above it")
@@ -96,7 +96,7 @@ struct HAReunionMachineTests {
         let actions = b.machine.reunionDecided(Self.decision("a", "b"), forkID: 100, peer: peerA.status!, now: b.now)
         #expect(actions.first == .stepDown(reason: "reunion lost to a (newest write; fork at id 100)"))
         #expect(actions.last == .persist(reason: "reunion lost to a: following it once it leads at term 3"))
-        #expect(b.machine.reunionWinner == "a" && b.machine.term == 3 && b.machine.leader == "a")
+        #expect(b.machine.verdict?.winner == "a" && b.machine.term == 3 && b.machine.leader == "a")
         #expect(!b.machine.servesClients)  // not routed to a before a's revisions are above b's (R2)
         // While a still leads at term 1, b neither follows back nor resyncs.
         #expect(b.round(.init(copy: .ready, subscribedTerm: 2), Self.status("a", .leaderAlone, term: 1)).isEmpty)
@@ -131,11 +131,11 @@ struct HAReunionMachineTests {
         #expect(leader.machine.role.isLeading)
         let isolated = leader.rounds(for: .seconds(4), .init(witness: false), HARoleMachineTests.dead)
         #expect(isolated.contains { if case .stepDown = $0 { return true } else { return false } })
-        #expect(leader.machine.isolated && !leader.machine.servesClients)
+        #expect(leader.machine.fence == .lostPeerAndWitness && !leader.machine.servesClients)
         #expect(leader.rounds(for: .seconds(2), .init(witness: false), HARoleMachineTests.dead).isEmpty)
         let back = leader.round(.init(witness: true), HARoleMachineTests.dead)
         #expect(back == [.lead(term: 1, reason: "witness reachable again")])
-        #expect(!leader.machine.isolated && leader.machine.servesClients)
+        #expect(leader.machine.fence == nil && leader.machine.servesClients)
     }
 
     @Test("Paused: a follower whose leader died does not promote until the pause ends")
@@ -158,7 +158,7 @@ struct HAReunionMachineTests {
         _ = a.round(.init(followerStreaming: true), following)
         #expect(a.machine.role == .leader)
         let start = try a.machine.requestHandover(now: a.now, timeout: .seconds(5))
-        #expect(start.count == 1 && a.machine.handoverTo == "b" && !a.machine.servesClients)
+        #expect(start.count == 1 && a.machine.handingOverTo == "b" && !a.machine.servesClients)
         #expect(throws: HandoverRefused.self) { try a.machine.requestHandover(now: a.now, timeout: .seconds(5)) }
 
         var b = HARoleMachineTests.follower()
@@ -169,7 +169,7 @@ struct HAReunionMachineTests {
 
         let follow = a.round(.init(), Self.status("b", .leaderAlone, term: 2))
         #expect(follow == [.follow(leader: "b", term: 2, reason: "handover: b took over at term 2")])
-        #expect(a.machine.handoverTo == "")
+        #expect(a.machine.handingOverTo == nil)
     }
 
     @Test("A handover the follower does not complete ends with the leader serving again")

@@ -1,83 +1,101 @@
-import Foundation
-import KineCore
+import KineHA
 import KineSync
 import Synchronization
 
 /// Operator commands that reach a node through its HA port (`kine ha pause|resume|handover`)
 /// and wait there for the controller's loop, which alone changes the role machine.
 final class HACommands: Sendable {
-    /// The maintenance pause: until when (Unix ms, 0: none) and when it was set; the newer of
-    /// this node's and the peer's settings wins, so a pause given to either node holds on both.
-    struct Pause: Sendable, Equatable {
-        var untilUnixMilliseconds: Int64 = 0
-        var setUnixMilliseconds: Int64 = 0
-
-        func inForce(atUnixMilliseconds now: Int64) -> Bool { untilUnixMilliseconds > now }
-    }
-
     private struct State {
-        var pause = Pause()
+        var pause = HAPause()
         /// Set when `pause` changed and is not persisted yet.
         var pauseDirty = false
-        var handover: (timeout: Duration, reply: Completion<Result<Void, HandoverError>>)?
+        var handover: HandoverRequest?
     }
 
-    struct HandoverError: Error, CustomStringConvertible {
-        var description: String
+    /// A waiting `kine ha handover`, answered by the loop once it has acted on it.
+    struct HandoverRequest: Sendable {
+        var timeout: Duration
+        var reply: Completion<Result<Void, HandoverFailure>>
     }
 
     private let state = Mutex(State())
 
-    init(pause: Pause) {
+    init(pause: HAPause) {
         state.withLock { $0.pause = pause }
     }
 
-    var pause: Pause { state.withLock { $0.pause } }
+    var pause: HAPause { state.withLock { $0.pause } }
 
     /// Records a pause (or a resume, until 0) given now; returns it.
-    func setPause(untilUnixMilliseconds: Int64, nowUnixMilliseconds: Int64) -> Pause {
+    func setPause(untilUnixMilliseconds: Int64, nowUnixMilliseconds: Int64) -> HAPause {
         state.withLock { state in
-            state.pause = Pause(untilUnixMilliseconds: untilUnixMilliseconds, setUnixMilliseconds: max(nowUnixMilliseconds, state.pause.setUnixMilliseconds + 1))
+            state.pause = state.pause.replaced(untilUnixMilliseconds: untilUnixMilliseconds, nowUnixMilliseconds: nowUnixMilliseconds)
             state.pauseDirty = true
             return state.pause
         }
     }
 
-    /// Adopts the peer's pause when it was set later than this node's.
-    func adopt(_ peer: Pause) {
+    /// Adopts the peer's pause (the probe round found it newer than this node's).
+    func adopt(_ peer: HAPause) {
         state.withLock { state in
-            guard peer.setUnixMilliseconds > state.pause.setUnixMilliseconds else { return }
+            guard state.pause.superseded(by: peer) != nil else { return }
             state.pause = peer
             state.pauseDirty = true
         }
     }
 
-    /// The pause to persist, once per change.
-    func takeDirtyPause() -> Pause? {
+    /// The pause to persist, once per change (`pausePersisted` after the write; a failed write
+    /// leaves it dirty, so the next round tries again).
+    var unpersistedPause: HAPause? {
+        state.withLock { $0.pauseDirty ? $0.pause : nil }
+    }
+
+    func pausePersisted(_ pause: HAPause) {
         state.withLock { state in
-            guard state.pauseDirty else { return nil }
-            state.pauseDirty = false
-            return state.pause
+            if state.pause == pause { state.pauseDirty = false }
         }
     }
 
     /// Waits until the loop has accepted or refused the handover.
-    func requestHandover(timeout: Duration) async -> Result<Void, HandoverError> {
-        await Completion<Result<Void, HandoverError>>.wait { reply in
+    func requestHandover(timeout: Duration) async -> Result<Void, HandoverFailure> {
+        await Completion<Result<Void, HandoverFailure>>.wait { reply in
             let refused = state.withLock { state -> Bool in
                 if state.handover != nil { return true }
-                state.handover = (timeout, reply)
+                state.handover = HandoverRequest(timeout: timeout, reply: reply)
                 return false
             }
-            if refused { reply.complete(.failure(HandoverError(description: "a handover request is already waiting"))) }
+            if refused { reply.complete(.failure(.anotherRequestWaiting)) }
         }
     }
 
     /// The loop takes the waiting handover request, if any.
-    func takeHandover() -> (timeout: Duration, reply: Completion<Result<Void, HandoverError>>)? {
+    func takeHandover() -> HandoverRequest? {
         state.withLock { state in
             defer { state.handover = nil }
             return state.handover
+        }
+    }
+
+    /// Fails a request still waiting when the loop stops.
+    func refuseWaitingHandover() {
+        takeHandover()?.reply.complete(.failure(.stopping))
+    }
+}
+
+/// Why `kine ha handover` did not start a handover.
+enum HandoverFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    case refused(HandoverRefused)
+    case anotherRequestWaiting
+    /// The machine accepted it, but fencing this node for it failed; it leads on.
+    case stepDownFailed
+    case stopping
+
+    var description: String {
+        switch self {
+        case .refused(let refusal): refusal.description
+        case .anotherRequestWaiting: "a handover request is already waiting"
+        case .stepDownFailed: "stepping down for the handover failed; this node leads on (see its log)"
+        case .stopping: "this node is shutting down"
         }
     }
 }

@@ -1,90 +1,80 @@
-import Foundation
 import KineCore
 import KineHA
-import KineHTTP2
-import KinePostgres
 import KineProto
 import KineSQL
-import KineStore
-import Logging
-import Synchronization
 
-/// One probe round: the local database, the peer on both channels, and what the Status RPC,
-/// etcd's Status and MemberList report from it.
+/// One probe round (the local database, the peer on both channels, the witness, all within the
+/// probe timeout), and what the Status RPC, etcd's Status and MemberList report from it.
 extension HAController {
-    func observe(_ machine: HARoleMachine) async -> HAObservation {
-        let timeout = ha.timing.probeTimeout
-        let request = HAStatusRequest(fromNode: node, term: machine.term)
-        let admin = self.admin
-        let peerSQL = self.peerSQL
-        let localProbe = HASQL.localProbe(subscription: subscription, followerApplication: HANames.application(peerName))
-        let peerProbe = HASQL.peerProbe(slot: subscription)
-        async let localAnswer = withDeadline(timeout) { (try? await admin.run(localProbe)) ?? nil }
-        async let peerAnswer = withDeadline(timeout) { [peerRPC] in await peerRPC.status(request) }
-        async let peerSQLAnswer = withDeadline(timeout) { (try? await peerSQL.run(peerProbe)) ?? nil }
-        async let witnessAnswer = probeWitness(timeout: timeout)
-        let (localRound, answer, peerRound, witness) = await (localAnswer ?? nil, peerAnswer, peerSQLAnswer ?? nil, witnessAnswer)
-
-        var local = HAObservation.Local(postgresUp: localRound != nil)
-        local.witness = witness
-        local.epochStart = stores.epoch?.startRevision ?? 0
-        if let localRound {
-            local.copy = localRound.copy
-            local.copyComplete = localRound.copyComplete
-            local.followerStreaming = localRound.followerStreaming
-            local.subscribedTerm = localRound.subscribedTerm
-            local.hasData = localRound.hasData
-            local.maxID = localRound.maxID
-        }
-
-        var peer = HAObservation.Peer(sqlOK: peerRound != nil)
-        var view = HAPeerView()
-        view.node = peerName
-        view.sqlOK = peer.sqlOK
-        view.lastProbeUnixMilliseconds = Int64(Date().timeIntervalSince1970 * 1000)
-        var problem = ""
-        switch answer {
-        case .success(let status)?:
-            view.rpcOK = true
-            view.role = status.role
-            view.term = status.term
-            if status.schemaVersion != ha.schemaVersion {
-                problem = "peer \(status.node) runs HA schema version \(status.schemaVersion), this node \(ha.schemaVersion): not pairing"
-                peer.sqlOK = true  // alive, but nothing it says is acted on
-            } else if status.node == node {
-                problem = "the peer at \(ha.peerHost):\(ha.peerPort) has this node's own name \(node): check --ha-peer and --ha-node-name"
-                peer.sqlOK = true
-            } else {
-                learnPeerName(status.node)
-                peer.status = status.peerStatus
-                commands.adopt(HACommands.Pause(untilUnixMilliseconds: status.pausedUntilUnixMilliseconds, setUnixMilliseconds: status.pauseSetUnixMilliseconds))
-            }
-        case .failure(let error)?:
-            problem = "\(error)"
-        case nil:
-            problem = "peer HA port \(ha.peerHost):\(ha.peerPort) did not answer within \(timeout)"
-        }
-        if peerRound == nil {
-            problem += (problem.isEmpty ? "" : "; ") + "peer PostgreSQL \(peerDatabase) did not answer within \(timeout)"
-        }
-        if machine.role.isFollowing, local.copy == .ready || local.copy == .syncing, let peerRound {
-            peer.slotLost = peerRound.slotStatus == "missing" || peerRound.slotStatus == "lost"
-            local.copyLacksTables = peerRound.publishedTables > (localRound?.subscribedTables ?? 0)
-        }
-        local.paused = commands.pause.inForce(atUnixMilliseconds: PeerService.wallClock())
-        let observation = HAObservation(now: now, local: local, peer: peer)
-        view.failedRounds = UInt32(clamping: machine.peerDead(at: observation.now) ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
-        view.error = problem
-        let leaderMax = peerRound?.maxID ?? 0
-        recordRound(local: local, view: view, problem: problem,
-                    lag: machine.role.isFollowing ? max(leaderMax - local.maxID, 0) : 0, leading: machine.role.isLeading)
-        return observation
+    /// The parts of a round, as its probes finish.
+    private enum ProbePart: Sendable {
+        case local(LocalProbe?)
+        case peer(PeerAnswer)
+        case peerDatabase(PeerDatabaseProbe?)
+        case witness(Bool?)
+        case deadline
     }
 
-    /// `--ha-witness`: a TCP connect within the probe timeout (nil: no witness configured).
-    func probeWitness(timeout: Duration) async -> Bool? {
-        guard let witness = ha.witness else { return nil }
-        return await TCPProbe.connects(host: witness.host, port: witness.port, timeout: timeout)
+    func observe(_ loop: inout LoopState) async -> HAObservation {
+        let round = await probe(loop)
+        let context = HAProbeContext(
+            node: node, schemaVersion: ha.schemaVersion, peerAddress: "\(ha.peerHost):\(ha.peerPort)", peerDatabase: "\(peerDatabase)",
+            probeTimeout: ha.timing.probeTimeout, role: loop.machine.role, pause: commands.pause, wallClock: PeerService.wallClock())
+        let reading = HAProbeReading(round, context: context)
+        if let name = reading.peerName { learnPeerName(name, &loop) }
+        if let pause = reading.adoptedPause { commands.adopt(pause) }
+        record(reading, &loop)
+        return reading.observation
+    }
+
+    /// Runs the four probes side by side; whatever has not answered when the probe timeout
+    /// passes counts as silent (its call is cancelled, and the round waits only for that).
+    private func probe(_ loop: LoopState) async -> HAProbeRound {
+        let timeout = ha.timing.probeTimeout
+        let request = HAStatusRequest(fromNode: node, term: loop.machine.term)
+        let localQuery = HASQL.localProbe(subscription: subscription, followerApplication: HANames.application(loop.peerName ?? ""))
+        let peerQuery = HASQL.peerProbe(slot: subscription)
+        let (admin, peerSQL, peerRPC, witness) = (admin, peerSQL, peerRPC, ha.witness)
+        var round = HAProbeRound(
+            now: now, local: nil, peer: .timedOut, peerDatabase: nil, witness: witness == nil ? nil : false,
+            epochStart: stores.epoch?.startRevision ?? 0)
+        await withTaskGroup(of: ProbePart.self) { group in
+            // try?: a database that fails to answer is one that did not answer (nil), the
+            // observation's input; the reason is PostgreSQL's own log's business.
+            group.addTask { .local((try? await admin.probe(localQuery)) ?? nil) }
+            group.addTask { .peer(await peerRPC.status(request)) }
+            group.addTask { .peerDatabase((try? await peerSQL.probe(peerQuery)) ?? nil) }
+            if let witness {
+                group.addTask { .witness(await TCPProbe.connects(host: witness.host, port: witness.port, timeout: timeout)) }
+            }
+            group.addTask {
+                // try?: cancelled once every probe answered, which is the early end wanted.
+                try? await Task.sleep(for: timeout)
+                return .deadline
+            }
+            var pending = witness == nil ? 3 : 4
+            for await part in group {
+                switch part {
+                case .local(let answer): round.local = answer
+                case .peer(let answer): round.peer = answer
+                case .peerDatabase(let answer): round.peerDatabase = answer
+                case .witness(let reached): round.witness = reached
+                case .deadline: pending = 0
+                }
+                if case .deadline = part {} else { pending -= 1 }
+                if pending <= 0 { group.cancelAll() }
+            }
+        }
+        return round
+    }
+
+    /// Records the peer's name the first time it answers (or when it changed).
+    private func learnPeerName(_ name: String, _ loop: inout LoopState) {
+        guard loop.peerName != name else { return }
+        loop.peerName = name
+        let me = identity.cluster.members.first { $0.name == node }
+        identity.cluster.setMembers(
+            (me.map { [$0] } ?? []) + [ServerIdentity.member(name, peerURL: "http://\(ha.peerHost):\(ha.peerPort)", clientURL: nil)])
     }
 
     /// This node's wall clock as the reunion's `newest` rule reads it (tests inject skew).
@@ -92,84 +82,105 @@ extension HAController {
         PeerService.wallClock() + ha.clockOffset.wholeMilliseconds
     }
 
-    /// Keeps what the Status RPC reports, logs a changed problem once, and persists the highest
-    /// revision served when it grew.
-    func recordRound(
-        local: HAObservation.Local, view: HAPeerView, problem: String, lag: Int64, leading: Bool
-    ) {
+    /// Keeps what the Status RPC reports, logs a changed problem once, and feeds the ledger.
+    private func record(_ reading: HAProbeReading, _ loop: inout LoopState) {
+        let local = reading.observation.local
         let served = stores.epoch?.store.watchHub.revision ?? 0
-        let epochStart = stores.epoch?.startRevision ?? 0
-        let clock = reunionClock
+        loop.ledger.record(
+            served: served, epochStart: stores.epoch?.startRevision ?? 0, leading: loop.machine.role.isLeading, clock: reunionClock)
+        var view = HAPeerView()
+        view.node = loop.peerName ?? ""
+        view.sqlOK = reading.observation.peer.sqlOK
+        view.rpcOK = reading.observation.peer.answer != .silent
+        if let status = reading.observation.peer.status {
+            view.role = status.role.rawValue
+            view.term = status.term
+        }
+        view.lastProbeUnixMilliseconds = PeerService.wallClock()
+        let dead = loop.machine.peerDead(at: reading.observation.now)
+        view.failedRounds = UInt32(clamping: dead ? Int(ha.timing.liveness / ha.timing.probeInterval) : 0)
+        let problem = reading.problem
+        view.error = problem
         board.update { status in
             status.postgresUp = local.postgresUp
             status.subscription = local.copy.rawValue
             status.localMaxID = local.maxID
             status.hasData = local.hasData
-            status.lagRevisions = lag
+            status.lagRevisions = reading.lagRevisions
             status.peer = view
         }
-        let (changedProblem, persist, lastWrite) = shared.withLock { state -> (Bool, Int64?, Int64?) in
-            state.highestServed = max(state.highestServed, served)
-            // A write of this node's own: the served revision grew past its epoch's start while leading.
-            if leading && served > state.lastSeenRevision && served > epochStart && state.lastSeenRevision > 0 {
-                state.lastWriteUnixMilliseconds = max(state.lastWriteUnixMilliseconds, clock)
+        if loop.lastProblem != problem {
+            if problem.isEmpty {
+                logger.info("HA probe: peer answers on both channels")
+            } else {
+                logger.warning("HA probe: \(problem)")
             }
-            state.lastSeenRevision = served
-            let changed = state.lastProblem != problem
-            state.lastProblem = problem
-            let persist = state.highestServed > state.persistedHighest && local.postgresUp ? state.highestServed : nil
-            if let persist { state.persistedHighest = persist }
-            let lastWrite = state.lastWriteUnixMilliseconds > state.persistedLastWrite && local.postgresUp ? state.lastWriteUnixMilliseconds : nil
-            if let lastWrite { state.persistedLastWrite = lastWrite }
-            return (changed, persist, lastWrite)
+            loop.lastProblem = problem
         }
-        if changedProblem && !problem.isEmpty { logger.warning("HA probe: \(problem)") }
-        if changedProblem && problem.isEmpty { logger.info("HA probe: peer answers on both channels") }
-        var statements: [SQLStatement] = []
-        if let persist { statements.append(HASQL.raiseHighestServed(persist)) }
-        if let lastWrite { statements.append(HASQL.raiseLastWrite(lastWrite)) }
-        if let pause = commands.takeDirtyPause() {
-            statements.append(HASQL.writePause(untilUnixMilliseconds: pause.untilUnixMilliseconds, setUnixMilliseconds: pause.setUnixMilliseconds))
-            logger.notice(pause.untilUnixMilliseconds > 0 ? "HA: maintenance pause until \(pause.untilUnixMilliseconds) (Unix ms)" : "HA: maintenance pause ended")
+    }
+
+    /// Persists what grew this round (highest served, newest write, the pause). Awaited: R2
+    /// depends on the highest served revision, so a failed write is logged and retried on the
+    /// next round (the ledger and the pause stay unpersisted until one succeeds).
+    func persistBookkeeping(_ loop: inout LoopState, postgresUp: Bool) async {
+        guard postgresUp else { return }
+        if let update = loop.ledger.unpersisted {
+            var statements: [SQLStatement] = []
+            if let highest = update.highestServed { statements.append(HASQL.raiseHighestServed(highest)) }
+            if let lastWrite = update.lastWriteUnixMilliseconds { statements.append(HASQL.raiseLastWrite(lastWrite)) }
+            do {
+                _ = try await admin.pipeline(statements)
+                loop.ledger.persisted(update)
+            } catch {
+                logger.warning("HA: cannot record the highest revision served yet; trying again next round", metadata: ["error": "\(error)"])
+            }
         }
-        if !statements.isEmpty { Task { [admin] in for statement in statements { _ = try? await admin.pipeline([statement]) } } }
+        if let pause = commands.unpersistedPause {
+            do {
+                _ = try await admin.pipeline([
+                    HASQL.writePause(untilUnixMilliseconds: pause.untilUnixMilliseconds, setUnixMilliseconds: pause.setUnixMilliseconds)
+                ])
+                commands.pausePersisted(pause)
+                logger.notice(
+                    pause.untilUnixMilliseconds > 0 ? "HA: maintenance pause until \(pause.untilUnixMilliseconds) (Unix ms)" : "HA: maintenance pause ended")
+            } catch {
+                logger.warning("HA: cannot record the maintenance pause yet; trying again next round", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Role, term and leader as the Status RPC, etcd's Status and MemberList report them.
-    func publish(_ machine: HARoleMachine) {
+    func publish(_ loop: LoopState) {
+        let machine = loop.machine
         let revision = stores.epoch?.store.watchHub.revision ?? 0
         let epochStart = stores.epoch?.startRevision ?? 0
-        let (highest, lastWrite) = shared.withLock { (max($0.highestServed, revision), $0.lastWriteUnixMilliseconds) }
         let pause = commands.pause
-        let witnessReachable = machine.lastWitness == true
+        let paused = pause.inForce(atUnixMilliseconds: PeerService.wallClock())
         let lag = board.update { status -> Int64 in
             status.node = node
             status.term = machine.term
             status.role = machine.role.rawValue
-            status.leader = machine.leader
+            status.leader = machine.leader ?? ""
             status.replication = ha.replication.rawValue
             status.syncActive = machine.synchronous
             status.maxRevision = revision
-            status.highestServed = highest
+            status.highestServed = max(loop.ledger.highestServed, revision)
             status.epochStart = epochStart
             status.priority = ha.priority.rawValue
             status.schemaVersion = ha.schemaVersion
-            status.reunionWinner = machine.reunionWinner
-            status.reunionForkID = machine.reunionForkID
+            status.reunionWinner = machine.verdict?.winner ?? ""
+            status.reunionForkID = machine.verdict?.forkID ?? 0
             status.witnessLost = machine.witnessLost
             status.serving = machine.servesClients
-            status.handoverTo = machine.handoverTo
-            status.witness = ha.witness == nil ? "" : (witnessReachable ? "reachable" : "unreachable")
-            status.lastWriteUnixMilliseconds = lastWrite
+            status.handoverTo = machine.handingOverTo ?? ""
+            status.witness = ha.witness == nil ? "" : (machine.lastWitness == true ? "reachable" : "unreachable")
+            status.lastWriteUnixMilliseconds = loop.ledger.lastWriteUnixMilliseconds
             status.pausedUntilUnixMilliseconds = pause.untilUnixMilliseconds
             status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds
-            status.paused = pause.inForce(atUnixMilliseconds: PeerService.wallClock())
+            status.paused = paused
             return status.lagRevisions
         }
-        metrics.observe(
-            role: machine.role, term: machine.term, lagRevisions: lag,
-            paused: pause.inForce(atUnixMilliseconds: PeerService.wallClock()))
-        let leaderID = machine.leader.isEmpty ? 0 : HAIdentity.memberID(machine.leader)
-        identity.cluster.update(term: machine.term, leaderID: leaderID)
+        metrics.observe(role: machine.role, term: machine.term, lagRevisions: lag, paused: paused)
+        identity.cluster.update(term: machine.term, leaderID: machine.leader.map(HAIdentity.memberID) ?? 0)
     }
 }

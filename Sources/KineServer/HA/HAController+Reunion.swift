@@ -3,35 +3,35 @@ import KineHA
 import KinePostgres
 import KineSQL
 
-/// The reunion after a split, as the deciding node computes it from both databases, and the
-/// loser's saving of its split writes on the winner before its copy is emptied.
+/// The reunion after a split: the deciding node reads both databases and hands the candidates to
+/// `Reunion` (KineHA), which holds the rules; and the loser's saving of its split writes on the
+/// winner before its copy is emptied.
 extension HAController {
     static let saveBatch = 500
 
-    /// Both sides' candidates at one moment: the fork is the one the higher term's promotion
-    /// recorded (on a tie of terms the later of the two), writes are rows above it that are not
-    /// kine's own bookkeeping.
-    func decideReunion(with peer: PeerStatus, machine: HARoleMachine) async throws -> (ReunionDecision, Int64) {
-        let localEpoch = try await admin.run(HASQL.epoch)
-        let peerEpoch = try await peerSQL.run(HASQL.epoch)
-        let fork = localEpoch.term == peerEpoch.term
-            ? max(localEpoch.forkID, peerEpoch.forkID) : (localEpoch.term > peerEpoch.term ? localEpoch.forkID : peerEpoch.forkID)
+    /// Both sides' candidates at one moment: the fork (`Reunion.fork`), and each side's rows above
+    /// it that are not kine's own bookkeeping.
+    func decideReunion(with peer: PeerStatus, _ loop: LoopState) async throws -> (ReunionDecision, Int64) {
+        let fork = Reunion.fork(local: try await admin.run(HASQL.epoch), peer: try await peerSQL.run(HASQL.epoch))
         let localWrites = try await admin.run(HASQL.writesAbove(fork))
         let peerWrites = try await peerSQL.run(HASQL.writesAbove(fork))
-        let lastWrite = shared.withLock { $0.lastWriteUnixMilliseconds }
-        let witnessed = ha.witness != nil
+        let witnessConfigured = ha.witness != nil
         let me = ReunionCandidate(
-            node: node, term: machine.term, priority: ha.priority, writesSinceFork: localWrites,
-            lastWriteUnixMilliseconds: localWrites > 0 ? lastWrite : 0, reachedWitness: witnessed ? !machine.witnessLost : nil)
+            node: node, term: loop.machine.term, priority: ha.priority, writesSinceFork: localWrites,
+            newestWriteUnixMilliseconds: loop.ledger.lastWriteUnixMilliseconds, witnessConfigured: witnessConfigured,
+            lostWitness: loop.machine.witnessLost)
         let them = ReunionCandidate(
             node: peer.node, term: peer.term, priority: peer.priority, writesSinceFork: peerWrites,
-            lastWriteUnixMilliseconds: peerWrites > 0 ? peer.lastWriteUnixMilliseconds : 0, reachedWitness: witnessed ? !peer.witnessLost : nil)
-        logger.notice("HA: reunion candidates", metadata: [
-            "kine.ha.forkID": "\(fork)", "kine.ha.localWrites": "\(localWrites)", "kine.ha.peerWrites": "\(peerWrites)",
-            "kine.ha.localLastWriteMs": "\(me.lastWriteUnixMilliseconds)", "kine.ha.peerLastWriteMs": "\(them.lastWriteUnixMilliseconds)",
-            "kine.ha.localWitness": "\(me.reachedWitness.map { "\($0)" } ?? "none")",
-            "kine.ha.peerWitness": "\(them.reachedWitness.map { "\($0)" } ?? "none")",
-        ])
+            newestWriteUnixMilliseconds: peer.lastWriteUnixMilliseconds, witnessConfigured: witnessConfigured,
+            lostWitness: peer.witnessLost)
+        logger.notice(
+            "HA: reunion candidates",
+            metadata: [
+                "kine.ha.forkID": "\(fork)", "kine.ha.localWrites": "\(localWrites)", "kine.ha.peerWrites": "\(peerWrites)",
+                "kine.ha.localLastWriteMs": "\(me.lastWriteUnixMilliseconds)", "kine.ha.peerLastWriteMs": "\(them.lastWriteUnixMilliseconds)",
+                "kine.ha.localWitness": "\(me.reachedWitness.map { "\($0)" } ?? "none")",
+                "kine.ha.peerWitness": "\(them.reachedWitness.map { "\($0)" } ?? "none")",
+            ])
         return (Reunion.decide(me, them, policy: ha.reunionPolicy, maxClockSkew: ha.maxClockSkew), fork)
     }
 

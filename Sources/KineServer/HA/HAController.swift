@@ -1,37 +1,18 @@
-import Foundation
 import KineCore
 import KineHA
 import KineHTTP2
 import KinePostgres
-import KineProto
 import KineSQL
 import KineStore
-import KineSync
 import Logging
 import Synchronization
 
-/// Runs one node of a two-node pair: probes the peer every interval, feeds what it saw to the
-/// role machine (`HARoleMachine`), carries out the actions it returns (lead, promote, follow,
-/// resync, synchronous replication on or off) and serves the peer service on the HA port.
-/// The SQL of every step is in `HASQL`; docs/ha.md describes the whole protocol.
+/// Runs one node of a two-node pair: every interval it observes (probes the local database and
+/// the peer), steps the role machine (`HARoleMachine`), which holds every rule, and performs the
+/// actions it returns (lead, promote, follow, resync, synchronous replication on or off). It
+/// also serves the peer service on the HA port. The SQL of every step is in `HASQL`;
+/// docs/ha.md describes the whole protocol.
 final class HAController: Sendable {
-    struct Shared: Sendable {
-        var instance: StoreInstance?
-        var stopped = false
-        var highestServed: Int64 = 0
-        var persistedHighest: Int64 = 0
-        var lastProblem = ""
-        /// The peer's node name, learned from its first answer (slot and standby names use it).
-        var peerName = ""
-        /// Wall-clock time (with the test offset) of the newest write seen while leading, and
-        /// the served revision it was seen at.
-        var lastWriteUnixMilliseconds: Int64 = 0
-        var persistedLastWrite: Int64 = 0
-        var lastSeenRevision: Int64 = 0
-        /// The loop, parked in `sleep` until its interval passes or `stop`.
-        var wake: Completion<Void>?
-    }
-
     let ha: HAConfiguration
     let configuration: KineConfiguration
     let stores: StoreHandle
@@ -46,29 +27,34 @@ final class HAController: Sendable {
     let peerSQL: PostgresClient
     let peerRPC: PeerRPC
     let peerServer: GRPCServer
-    private let start = ContinuousClock.now
-    let shared = Mutex(Shared())
     /// What the Status RPC answers.
     let board: HAStatusBoard
     /// Pause, resume and handover requests from the HA port.
     let commands: HACommands
     let metrics: HAMetrics
-    private let initial: InitialState
+    /// Closes what the loop drops (old store instances, peer connections); `run` owns it.
+    let cleanup = CleanupQueue()
+    private let initial: HALocalRecord
+    private let start = ContinuousClock.now
+    private let stopped = Atomic(false)
+    private let wake: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
 
-    /// What the last run persisted in `kine_ha_local`.
-    struct InitialState {
-        var role: HARole?
-        var term: UInt64
-        var leader: String
-        var highestServed: Int64
-        var pause: HACommands.Pause
-        var lastWriteUnixMilliseconds: Int64
+    /// What only the loop reads and changes: the machine and what the controller keeps besides it.
+    struct LoopState {
+        var machine: HARoleMachine
+        var ledger: ServedLedger
+        /// The peer's node name, learned from its first answer (slot and standby names use it).
+        var peerName: String?
+        /// The peer problem last logged (a changed one is logged once).
+        var lastProblem = ""
+        /// The store instance serving now.
+        var instance: StoreInstance?
     }
 
     private init(
         ha: HAConfiguration, configuration: KineConfiguration, stores: StoreHandle, identity: ServerIdentity, logger: Logger,
         local: PostgresConfiguration, peer: PostgresConfiguration, admin: PostgresClient, peerSQL: PostgresClient,
-        initial: InitialState, metrics: HAMetrics
+        initial: HALocalRecord, metrics: HAMetrics
     ) {
         self.metrics = metrics
         self.ha = ha
@@ -81,7 +67,8 @@ final class HAController: Sendable {
         self.admin = admin
         self.peerSQL = peerSQL
         self.initial = initial
-        peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout, tls: ha.peerTLS)
+        wake = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout, tls: ha.peerTLS, cleanup: cleanup)
         let board = HAStatusBoard(stores: stores)
         self.board = board
         let commands = HACommands(pause: initial.pause)
@@ -90,27 +77,10 @@ final class HAController: Sendable {
         peerServer = GRPCServer(
             configuration: GRPCServerConfiguration(target: ha.listen, tls: ha.peerTLS), router: EtcdRouter([service.methods()]),
             logger: logger)
-        shared.withLock { state in
-            state.highestServed = initial.highestServed
-            state.lastWriteUnixMilliseconds = initial.lastWriteUnixMilliseconds
-            state.persistedLastWrite = initial.lastWriteUnixMilliseconds
-        }
     }
 
     var node: String { ha.nodeName }
     var subscription: String { HANames.subscription(node) }
-    var peerName: String { shared.withLock { $0.peerName } }
-
-    /// Records the peer's name the first time it answers (or when it changed).
-    func learnPeerName(_ name: String) {
-        let changed = shared.withLock { state in
-            defer { state.peerName = name }
-            return state.peerName != name
-        }
-        guard changed else { return }
-        let me = identity.cluster.members.first { $0.name == node }
-        identity.cluster.setMembers((me.map { [$0] } ?? []) + [ServerIdentity.member(name, peerURL: "http://\(ha.peerHost):\(ha.peerPort)", clientURL: nil)])
-    }
 
     // MARK: Start
 
@@ -145,11 +115,7 @@ final class HAController: Sendable {
                     _ = try await admin.pipeline([SQLStatement(HASQL.publish(table))])
                 }
             }
-            let record = try await admin.run(HASQL.readLocalState)
-            let initial = InitialState(
-                role: HARole(rawValue: record.role), term: record.term, leader: record.leader, highestServed: record.highestServed,
-                pause: HACommands.Pause(untilUnixMilliseconds: record.pausedUntilUnixMilliseconds, setUnixMilliseconds: record.pauseSetUnixMilliseconds),
-                lastWriteUnixMilliseconds: record.lastWriteUnixMilliseconds)
+            let initial = try await admin.run(HASQL.readLocalState)
             var peerTarget = peer
             peerTarget.parameters["connect_timeout"] = "2"
             // What a resync saves on the leader must not wait for a standby the leader may still list.
@@ -161,10 +127,12 @@ final class HAController: Sendable {
                 ha: ha, configuration: configuration, stores: stores, identity: identity, logger: logger, local: local, peer: peer,
                 admin: admin, peerSQL: peerSQL, initial: initial, metrics: metrics)
             let bound = try await controller.peerServer.start()
-            logger.info("HA peer port ready", metadata: [
-                "kine.ha.listen": "\(bound)", "kine.ha.node": "\(ha.nodeName)", "kine.ha.peer": "\(ha.peerHost):\(ha.peerPort)",
-                "kine.ha.lastRole": "\(initial.role?.rawValue ?? "none")", "kine.ha.term": "\(initial.term)",
-            ])
+            logger.info(
+                "HA peer port ready",
+                metadata: [
+                    "kine.ha.listen": "\(bound)", "kine.ha.node": "\(ha.nodeName)", "kine.ha.peer": "\(ha.peerHost):\(ha.peerPort)",
+                    "kine.ha.lastRole": "\(initial.role?.rawValue ?? "none")", "kine.ha.term": "\(initial.term)",
+                ])
             return controller
         } catch {
             await admin.shutdown()
@@ -173,78 +141,96 @@ final class HAController: Sendable {
     }
 
     /// Refuses a PostgreSQL that cannot take part in a pair, with what to change.
-    private static func checkSetup(_ admin: PostgresClient, local: PostgresConfiguration) async throws {
-        guard let setup = try await admin.run(HASQL.setupCheck) else { return }
-        let walLevel = setup.walLevel
-        if walLevel != "logical" {
-            throw ConfigurationError(
-                "PostgreSQL at \(local) has wal_level = \(walLevel); two-node HA needs wal_level = logical "
-                    + "(ALTER SYSTEM SET wal_level = logical and restart PostgreSQL; scripts/ha-postgres.sh prepares a server)")
+    private static func checkSetup(_ admin: PostgresClient, local: PostgresConfiguration) async throws(HASetupError) {
+        let setup: HASetup?
+        do {
+            setup = try await admin.run(HASQL.setupCheck)
+        } catch {
+            throw .unreadable(database: "\(local)", error)
         }
-        if !setup.superuser {
-            throw ConfigurationError(
-                "PostgreSQL role \(setup.user) at \(local) is not a superuser; two-node HA creates and drops logical-replication "
-                    + "subscriptions, which PostgreSQL 15 allows only to superusers (docs/ha.md, Roles)")
-        }
+        guard let setup else { return }
+        if setup.walLevel != "logical" { throw .walLevel(database: "\(local)", setup.walLevel) }
+        if !setup.superuser { throw .notSuperuser(database: "\(local)", user: setup.user) }
     }
 
     // MARK: Loop
 
+    /// Probes, decides and acts every interval until `stop()`; then stops serving and closes
+    /// everything it opened, waiting for all of it.
     func run() async {
-        var machine = HARoleMachine(
-            node: node, priority: ha.priority, mode: ha.replication, timing: ha.timing, lastRole: initial.role, term: initial.term,
-            lastLeader: initial.leader)
-        publish(machine)
-        while !isStopped {
-            let observation = await observe(machine)
-            var actions = machine.step(observation)
-            var acceptedHandover: Completion<Result<Void, HACommands.HandoverError>>?
-            if let request = commands.takeHandover() {
-                do throws(HandoverRefused) {
-                    actions += try machine.requestHandover(now: now, timeout: request.timeout)
-                    acceptedHandover = request.reply
-                } catch {
-                    request.reply.complete(.failure(HACommands.HandoverError(description: error.description)))
-                }
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.cleanup.run() }
+            var loop = LoopState(
+                machine: HARoleMachine(
+                    node: node, priority: ha.priority, mode: ha.replication, timing: ha.timing, lastRole: initial.role,
+                    term: initial.term, lastLeader: initial.leader),
+                ledger: ServedLedger(highestServed: initial.highestServed, lastWriteUnixMilliseconds: initial.lastWriteUnixMilliseconds))
+            publish(loop)
+            while !isStopped {
+                await round(&loop)
+                await pause(for: ha.timing.probeInterval)
             }
-            await carryOut(actions, machine: &machine)
-            await ensureServing(machine)
-            publish(machine)
-            // Answered only now: a caller polling Status right after the answer must already see
-            // the handover, and a step-down that failed (the round rolled back) is no handover.
-            if let acceptedHandover {
-                acceptedHandover.complete(
-                    machine.handoverTo.isEmpty
-                        ? .failure(HACommands.HandoverError(description: "stepping down for the handover failed; this node leads on (see its log)"))
-                        : .success(()))
-            }
-            await sleep(ha.timing.probeInterval)
+            commands.refuseWaitingHandover()
+            await peerServer.shutdown()
+            stores.withdraw(reason: .serverStopped, endStreams: true)
+            await loop.instance?.shutdown()
+            await peerRPC.close()
+            cleanup.finish()
         }
+        await peerSQL.shutdown()
+        await admin.shutdown()
+    }
+
+    /// One round: observe, step the machine (and take a waiting handover request), perform.
+    private func round(_ loop: inout LoopState) async {
+        let observation = await observe(&loop)
+        var actions = loop.machine.step(observation)
+        var handover: HACommands.HandoverRequest?
+        if let request = commands.takeHandover() {
+            do throws(HandoverRefused) {
+                actions += try loop.machine.requestHandover(now: now, timeout: request.timeout)
+                handover = request
+            } catch {
+                request.reply.complete(.failure(.refused(error)))
+            }
+        }
+        await carryOut(actions, &loop)
+        await ensureServing(&loop)
+        await persistBookkeeping(&loop, postgresUp: observation.local.postgresUp)
+        publish(loop)
+        // Answered only now: a caller polling Status right after the answer must already see
+        // the handover, and a step-down that failed (the round rolled back) is no handover.
+        handover?.reply.complete(loop.machine.handingOverTo == nil ? .failure(.stepDownFailed) : .success(()))
     }
 
     /// Performs the actions in order; a reunion's decision brings further actions. On the first
     /// failure the machine goes back to where the round started.
-    private func carryOut(_ actions: [HAAction], machine: inout HARoleMachine) async {
+    private func carryOut(_ actions: [HAAction], _ loop: inout LoopState) async {
         var queue = actions[...]
         while let action = queue.popFirst() {
-            logger.info("HA: \(Self.describe(action))", metadata: ["kine.ha.role": "\(machine.role.rawValue)", "kine.ha.term": "\(machine.term)"])
+            logger.info(
+                "HA: \(action)",
+                metadata: ["kine.ha.role": "\(loop.machine.role.rawValue)", "kine.ha.term": "\(loop.machine.term)"])
             do {
                 if case .decideReunion(let peer) = action {
-                    let (decision, fork) = try await decideReunion(with: peer, machine: machine)
+                    let (decision, fork) = try await decideReunion(with: peer, loop)
                     metrics.count(action)
-                    logger.notice("HA: reunion decided", metadata: [
-                        "kine.ha.winner": "\(decision.winner)", "kine.ha.loser": "\(decision.loser)", "kine.ha.rule": "\(decision.rule.rawValue)",
-                        "kine.ha.forkID": "\(fork)", "kine.ha.policy": "\(ha.reunionPolicy.rawValue)",
-                    ])
-                    queue.insert(contentsOf: machine.reunionDecided(decision, forkID: fork, peer: peer, now: now), at: queue.startIndex)
+                    logger.notice(
+                        "HA: reunion decided",
+                        metadata: [
+                            "kine.ha.winner": "\(decision.winner)", "kine.ha.loser": "\(decision.loser)",
+                            "kine.ha.rule": "\(decision.rule.rawValue)", "kine.ha.forkID": "\(fork)",
+                            "kine.ha.policy": "\(ha.reunionPolicy.rawValue)",
+                        ])
+                    queue.insert(contentsOf: loop.machine.reunionDecided(decision, forkID: fork, peer: peer, now: now), at: queue.startIndex)
                     continue
                 }
-                try await perform(action, machine: machine)
+                try await perform(action, &loop)
                 metrics.count(action)
-                if case .resync = action { machine.resyncStarted() }
+                if case .resync = action { loop.machine.resyncStarted() }
             } catch {
-                logger.error("HA: \(Self.describe(action)) failed; will decide again", metadata: ["error": "\(error)"])
-                machine.failed(now: now)
+                logger.error("HA: \(action) failed; will decide again", metadata: ["error": "\(error)"])
+                loop.machine.failed(now: now)
                 if case .promote = action { stores.withdraw() }
                 return
             }
@@ -253,56 +239,57 @@ final class HAController: Sendable {
 
     /// A node in a serving role with nothing installed (an action failed half-way) serves again
     /// from where its role says.
-    func ensureServing(_ machine: HARoleMachine) async {
-        let role = machine.role
-        guard stores.epoch == nil, machine.servesClients else { return }
+    private func ensureServing(_ loop: inout LoopState) async {
+        guard stores.epoch == nil, let source = loop.machine.servingSource else { return }
         do {
-            if role.isLeading { try await serveLocal(startRevision: nil) } else { try await serveRouted() }
+            switch source {
+            case .localDatabase: try await serveLocal(startRevision: nil, &loop)
+            case .leadersDatabase: try await serveRouted(&loop)
+            }
         } catch {
-            logger.warning("HA: cannot serve as \(role.rawValue) yet", metadata: ["error": "\(error)"])
+            logger.warning("HA: cannot serve as \(loop.machine.role.rawValue) yet", metadata: ["error": "\(error)"])
         }
     }
 
+    /// Ends the loop after its current round.
     func stop() {
-        let wake = shared.withLock { state in
-            state.stopped = true
-            defer { state.wake = nil }
-            return state.wake
-        }
-        wake?.complete()
+        stopped.store(true, ordering: .relaxed)
+        wake.continuation.yield()
     }
 
-    func shutdown() async {
-        stop()
-        await peerServer.shutdown()
-        let instance = shared.withLock { state in
-            defer { state.instance = nil }
-            return state.instance
-        }
-        stores.withdraw(reason: .serverStopped, endStreams: true)
-        await instance?.shutdown()
-        peerRPC.close()
-        await peerSQL.shutdown()
-        await admin.shutdown()
-    }
-
-    var isStopped: Bool { shared.withLock { $0.stopped } }
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
     var now: Duration { ContinuousClock.now - start }
 
-    private func sleep(_ interval: Duration) async {
-        var timer: Task<Void, Never>?
-        await Completion<Void>.wait { wake in
-            let stopped = shared.withLock { state in
-                if state.stopped { return true }
-                state.wake = wake
-                return false
+    /// Waits `interval`, or less if `stop()` is called meanwhile.
+    private func pause(for interval: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            // try?: a cancelled sleep means the stop signal came first, which ends the wait as intended.
+            group.addTask { try? await Task.sleep(for: interval) }
+            group.addTask { [wake] in
+                for await _ in wake.stream { return }
             }
-            if stopped { return wake.complete() }
-            timer = Task {
-                try? await Task.sleep(for: interval)
-                wake.complete()
-            }
+            await group.next()
+            group.cancelAll()
         }
-        timer?.cancel()
+    }
+}
+
+/// A PostgreSQL that cannot take part in a pair, with what to change.
+enum HASetupError: Error, CustomStringConvertible {
+    case unreadable(database: String, SQLError)
+    case walLevel(database: String, String)
+    case notSuperuser(database: String, user: String)
+
+    var description: String {
+        switch self {
+        case .unreadable(let database, let error):
+            "cannot read the settings of PostgreSQL at \(database): \(error)"
+        case .walLevel(let database, let level):
+            "PostgreSQL at \(database) has wal_level = \(level); two-node HA needs wal_level = logical "
+                + "(ALTER SYSTEM SET wal_level = logical and restart PostgreSQL; scripts/ha-postgres.sh prepares a server)"
+        case .notSuperuser(let database, let user):
+            "PostgreSQL role \(user) at \(database) is not a superuser; two-node HA creates and drops logical-replication "
+                + "subscriptions, which PostgreSQL 15 allows only to superusers (docs/ha.md, Roles)"
+        }
     }
 }

@@ -6,22 +6,20 @@ import KineSQL
 
 /// `kine_ha_local`: what this node recorded about itself, read once at start.
 struct HALocalRecord: Sendable, Equatable {
-    var role: String
+    var role: HARole?
     var term: UInt64
-    var leader: String
+    var leader: String?
     var highestServed: Int64
-    var pausedUntilUnixMilliseconds: Int64
-    var pauseSetUnixMilliseconds: Int64
+    var pause: HAPause
     var lastWriteUnixMilliseconds: Int64
 
     /// A database that never ran HA has no row: no role, term 0.
     init(row: SQLRow?) {
-        role = row?.text(0) ?? ""
+        role = row.flatMap { HARole(rawValue: $0.text(0)) }
         term = UInt64(max(row?.int64(1) ?? 0, 0))
-        leader = row?.text(2) ?? ""
+        leader = row.map { $0.text(2) }.flatMap { $0.isEmpty ? nil : $0 }
         highestServed = row?.int64(3) ?? 0
-        pausedUntilUnixMilliseconds = row?.int64(4) ?? 0
-        pauseSetUnixMilliseconds = row?.int64(5) ?? 0
+        pause = HAPause(untilUnixMilliseconds: row?.int64(4) ?? 0, setUnixMilliseconds: row?.int64(5) ?? 0)
         lastWriteUnixMilliseconds = row?.int64(6) ?? 0
     }
 }
@@ -39,61 +37,30 @@ struct HASetup: Sendable, Equatable {
     }
 }
 
-/// One round's view of the local database.
-struct HALocalProbe: Sendable, Equatable {
-    var maxID: Int64
-    /// The subscription: none, stopped, or enabled with every table ready or not.
-    var copy: CopyState
-    /// Every table of the subscription, enabled or not, finished its initial copy (`srsubstate = 'r'`).
-    var copyComplete: Bool
-    var followerStreaming: Bool
-    /// The term the local copy was made from (0: none recorded).
-    var subscribedTerm: UInt64
-    /// The table holds a row other than the bookkeeping ones (`compact_rev_key`, and the
-    /// `/registry/health` key of databases Go kine or an older kine started).
-    var hasData: Bool
-    /// Tables the subscription holds, in any sync state (0: no subscription).
-    var subscribedTables: Int64
-
+extension LocalProbe {
+    /// Columns as `HASQL.localProbe` lists them.
     init(row: SQLRow) {
-        subscribedTables = row.int64(6)
-        maxID = row.int64(0)
-        copyComplete = !row.isNull(1) && row.bool(2)
-        if row.isNull(1) {
-            copy = .none
-        } else {
-            copy = row.bool(1) ? (copyComplete ? .ready : .syncing) : .disabled
-        }
-        followerStreaming = row.bool(3)
-        subscribedTerm = row.isNull(4) ? 0 : UInt64(max(row.int64(4), 0))
-        hasData = row.bool(5)
+        let subscribed = !row.isNull(1)
+        let complete = subscribed && row.bool(2)
+        let copy: CopyState = subscribed ? (row.bool(1) ? (complete ? .ready : .syncing) : .disabled) : .none
+        self.init(
+            maxID: row.int64(0), copy: copy, copyComplete: complete, followerStreaming: row.bool(3),
+            subscribedTerm: row.isNull(4) ? 0 : UInt64(max(row.int64(4), 0)), hasData: row.bool(5), subscribedTables: row.int64(6))
     }
 }
 
-/// Channel B's round trip to the peer's database.
-struct HAPeerProbe: Sendable, Equatable {
-    var maxID: Int64
-    /// `pg_replication_slots.wal_status` of this node's slot there, or `missing`.
-    var slotStatus: String
-    /// Tables the peer's publication has.
-    var publishedTables: Int64
-
+extension PeerDatabaseProbe {
+    /// Columns as `HASQL.peerProbe` lists them ("missing": no slot of this node's there).
     init(row: SQLRow) {
-        maxID = row.int64(0)
-        slotStatus = row.isNull(1) ? "missing" : row.text(1)
-        publishedTables = row.int64(2)
+        let slot = row.isNull(1) ? "missing" : row.text(1)
+        self.init(maxID: row.int64(0), slotWALStatus: slot == "missing" ? nil : slot, publishedTables: row.int64(2))
     }
 }
 
-/// `kine_ha`'s replicated epoch: the newest promotion's term and the fork it recorded.
-struct HAEpoch: Sendable, Equatable {
-    var term: Int64
-    var forkID: Int64
-
+extension HAEpoch {
     /// No row yet (a pair that never promoted): term 0, fork 0.
     init(row: SQLRow?) {
-        term = row?.int64(0) ?? 0
-        forkID = row?.int64(1) ?? 0
+        self.init(term: row?.int64(0) ?? 0, forkID: row?.int64(1) ?? 0)
     }
 }
 

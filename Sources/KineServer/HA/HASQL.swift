@@ -97,8 +97,8 @@ enum HASQL {
     /// One round's view of the local database: newest id, whether it has data, the subscription
     /// (`enabled`, every table `r`), the follower's replication (streaming and within 16 MB, as
     /// pg_auto_failover requires before sync), the term the copy came from, and how many tables
-    /// the subscription holds. Columns as `HALocalProbe` reads them; nil when the database did not answer a row.
-    static func localProbe(subscription: String, followerApplication: String) -> SQLQuery<HALocalProbe?> {
+    /// the subscription holds. Columns as `LocalProbe.init(row:)` reads them; nil when the database did not answer a row.
+    static func localProbe(subscription: String, followerApplication: String) -> SQLQuery<LocalProbe?> {
         SQLQuery.firstRow(SQLStatement("""
             SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
             (SELECT s.subenabled FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
@@ -110,17 +110,17 @@ enum HASQL {
             (SELECT subscribed_term FROM kine_ha_local), \
             EXISTS (SELECT 1 FROM kine WHERE name <> 'compact_rev_key' AND name <> '/registry/health'), \
             (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1)
-            """, [.text(subscription), .text(followerApplication)])) { $0.map(HALocalProbe.init(row:)) }
+            """, [.text(subscription), .text(followerApplication)])) { $0.map(LocalProbe.init(row:)) }
     }
 
     /// Channel B: a round trip to the peer's database, with its newest id, this node's slot there
     /// and how many tables its publication has.
-    static func peerProbe(slot: String) -> SQLQuery<HAPeerProbe?> {
+    static func peerProbe(slot: String) -> SQLQuery<PeerDatabaseProbe?> {
         SQLQuery.firstRow(SQLStatement("""
             SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
             (SELECT COALESCE(wal_status, 'missing') FROM pg_replication_slots WHERE slot_name = $1), \
             (SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)')
-            """, [.text(slot)])) { $0.map(HAPeerProbe.init(row:)) }
+            """, [.text(slot)])) { $0.map(PeerDatabaseProbe.init(row:)) }
     }
 
     /// Either database's replicated epoch (the local one or the peer's), as `HAEpoch` reads it.

@@ -1,32 +1,34 @@
-import Foundation
 import KineCore
 import KineHA
 import KineHTTP2
-import KinePostgres
 import KineProto
-import KineSQL
-import KineSync
-import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
 import Synchronization
 
-/// Channel A: this node's client of the peer's HA service, reconnecting as needed.
+/// Channel A: this node's client of the peer's HA service, reconnecting as needed. Connections
+/// it drops are closed by the controller's cleanup queue, never by a task of their own.
 final class PeerRPC: Sendable {
     private let host: String
     private let port: Int
     private let timeout: Duration
     private let tls: GRPCTLSConfiguration?
+    private let cleanup: CleanupQueue
     private let connection = Mutex<GRPCClientConnection?>(nil)
 
-    init(host: String, port: Int, timeout: Duration, tls: GRPCTLSConfiguration?) {
+    init(host: String, port: Int, timeout: Duration, tls: GRPCTLSConfiguration?, cleanup: CleanupQueue) {
         self.host = host
         self.port = port
         self.timeout = timeout
         self.tls = tls
+        self.cleanup = cleanup
     }
 
+    private var address: String { "\(host):\(port)" }
 
-    /// The peer's status, or the error that kept it from answering within the timeout.
-    func status(_ request: HAStatusRequest) async -> Result<HAStatus, PeerProbeError> {
+    /// The peer's status, or why it did not answer within the timeout.
+    func status(_ request: HAStatusRequest) async -> PeerAnswer {
         let connection: GRPCClientConnection
         if let open = self.connection.withLock({ $0 }), open.isActive {
             connection = open
@@ -34,48 +36,74 @@ final class PeerRPC: Sendable {
             do {
                 connection = try await GRPCClientConnection.connect(host: host, port: port, connectTimeout: timeout, tls: tls)
             } catch {
-                return .failure(PeerProbeError("cannot connect to the peer's HA port \(host):\(port): \(error)"))
+                return .failed(.connect(address: address, PeerRPCError.ConnectFailure(error)))
             }
             let previous = self.connection.withLock { current in
                 defer { current = connection }
                 return current
             }
-            if let previous { Task { await previous.close() } }
+            if let previous { await cleanup.submit { await previous.close() } }
         }
         do {
             let bytes = try await connection.unary(path: PeerService.statusPath, request: ProtoEncode.haStatusRequest(request), timeout: timeout)
-            return .success(try ProtoDecode.haStatus(bytes))
+            let status = try ProtoDecode.haStatus(bytes)
+            guard let peer = status.peerStatus else { return .unknownRole(node: status.node, role: status.role) }
+            return .status(peer)
         } catch let status as GRPCStatus {
             if status.code == GRPCStatusCode.unavailable.rawValue || status.code == GRPCStatusCode.deadlineExceeded.rawValue {
-                drop(connection)
+                await drop(connection)
             }
-            return .failure(PeerProbeError("peer HA port \(host):\(port): \(status.message) (gRPC code \(status.code))"))
+            if status.code == GRPCStatusCode.deadlineExceeded.rawValue { return .timedOut }
+            return .failed(.call(address: address, code: Int(status.code), message: status.message))
         } catch {
-            return .failure(PeerProbeError("peer HA port \(host):\(port) sent a malformed status: \(error)"))
+            return .failed(.malformed(address: address, detail: "\(error)"))
         }
     }
 
-    private func drop(_ failed: GRPCClientConnection) {
+    private func drop(_ failed: GRPCClientConnection) async {
         let dropped = connection.withLock { current -> GRPCClientConnection? in
             guard current === failed else { return nil }
             current = nil
             return failed
         }
-        if let dropped { Task { await dropped.close() } }
+        if let dropped { await cleanup.submit { await dropped.close() } }
     }
 
-    func close() {
+    func close() async {
         let current = connection.withLock { current in
             defer { current = nil }
             return current
         }
-        if let current { Task { await current.close() } }
+        await current?.close()
     }
 }
 
-struct PeerProbeError: Error, CustomStringConvertible, Sendable {
-    var description: String
-    init(_ description: String) { self.description = description }
+extension PeerRPCError.ConnectFailure {
+    /// What a failed connect means, from the transport's error.
+    init(_ error: any Error) {
+        if let error = error as? NIOConnectionError {
+            // Every address tried failed: the first one's reason is the one to show.
+            self = error.connectionErrors.first.map { Self($0.error) } ?? .other("no address to connect to for \(error.host)")
+        } else if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: self = .refused
+            case ETIMEDOUT: self = .timedOut
+            case EHOSTUNREACH, ENETUNREACH: self = .unreachable
+            default: self = .other("\(error)")
+            }
+        } else if let error = error as? ChannelError, case .connectTimeout = error {
+            self = .timedOut
+        } else if error is NIOSSLError || error is BoringSSLError {
+            self = .tls("\(error)")
+        } else {
+            self = .other("\(error)")
+        }
+    }
+}
+
+/// A failed connect to `address` in an operator's words (`kine ha` commands print it).
+public func describeConnectFailure(_ error: any Error, address: String) -> String {
+    PeerRPCError.connect(address: address, PeerRPCError.ConnectFailure(error)).description
 }
 
 extension HAStatus {
@@ -87,6 +115,7 @@ extension HAStatus {
             copy: CopyState(rawValue: subscription) ?? .none, maxRevision: maxRevision, highestServed: highestServed,
             priority: HAPriority(rawValue: priority) ?? .secondary, schemaVersion: schemaVersion, maxID: localMaxID,
             reunionWinner: reunionWinner, reunionForkID: reunionForkID, witnessLost: witnessLost, handoverTo: handoverTo,
-            lastWriteUnixMilliseconds: lastWriteUnixMilliseconds)
+            lastWriteUnixMilliseconds: lastWriteUnixMilliseconds,
+            pause: HAPause(untilUnixMilliseconds: pausedUntilUnixMilliseconds, setUnixMilliseconds: pauseSetUnixMilliseconds))
     }
 }

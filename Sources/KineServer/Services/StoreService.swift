@@ -35,6 +35,7 @@ struct HAService: Service {
     func run() async throws {
         let controller = try await HAController.start(
             configuration: configuration, ha: ha, local: database, stores: stores, identity: identity, metrics: metrics, logger: logger)
+        // `run` returns after the round in progress when asked to stop, having closed everything.
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 await controller.run()
@@ -44,7 +45,6 @@ struct HAService: Service {
         } onCancel: {
             controller.stop()
         }
-        await controller.shutdown()
     }
 }
 
