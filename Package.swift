@@ -7,6 +7,7 @@ let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("InternalImportsByDefault"),
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
@@ -106,11 +107,14 @@ let package = Package(
         // (libFuzzer's entry point under scripts/fuzz.sh's -DFUZZING, else an input replayer).
         .target(
             name: "KineFuzzTargets",
-            dependencies: ["KineHTTP2", "KineProto", "KineCore", .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "KineHTTP2", "KineProto", "KineCore", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             path: "Fuzz/Targets", swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzDeframer", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzDeframer", swiftSettings: swiftSettings),
-        .executableTarget(name: "FuzzHTTP2Server", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzHTTP2Server", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "FuzzHTTP2Server", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzHTTP2Server", swiftSettings: swiftSettings),
         .executableTarget(
             name: "FuzzRequestDecoders", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzRequestDecoders", swiftSettings: swiftSettings),
         .executableTarget(name: "FuzzGateway", dependencies: ["KineFuzzTargets"], path: "Fuzz/FuzzGateway", swiftSettings: swiftSettings),
@@ -120,7 +124,8 @@ let package = Package(
         .testTarget(name: "KineHATests", dependencies: ["KineHA"], swiftSettings: swiftSettings),
         .testTarget(name: "KineCoreTests", dependencies: ["KineCore", "KineTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport", "KineFuzzTargets"], swiftSettings: swiftSettings),
+            name: "KineProtoTests", dependencies: ["KineProto", "KineCore", "KineTestSupport", "KineFuzzTargets"],
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "KineHTTP2Tests",
             dependencies: [
@@ -131,7 +136,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "KinePostgresTests", dependencies: ["KinePostgres", "KineSQL", "KineSync", .product(name: "Logging", package: "swift-log")],
+            name: "KinePostgresTests",
+            dependencies: ["KinePostgres", "KineSQL", "KineSync", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .testTarget(name: "KineSyncTests", dependencies: ["KineSync"], swiftSettings: swiftSettings),
         .testTarget(name: "KineSQLTests", dependencies: ["KineSQL"], swiftSettings: swiftSettings),
@@ -145,7 +151,9 @@ let package = Package(
         ),
         .testTarget(
             name: "KineStoreTests",
-            dependencies: ["KineStore", "KineCore", "KinePostgres", "KineSQL", "KineTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KineStore", "KineCore", "KinePostgres", "KineSQL", "KineTestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

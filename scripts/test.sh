@@ -10,6 +10,7 @@ with Swift 6.3 on PATH (or at /opt/swift); installs what it needs; safe to run t
 
   1. scripts/install-deps.sh                   apt + pip packages (fast when already there)
   2. scripts/check-generated-protos.sh         committed protobuf-c code matches Protos/
+     scripts/check-format.sh                   the Swift sources are formatted (.swift-format)
   3. scripts/postgres.sh start                 a throw-away PostgreSQL on a free port
                                                (KINE_TEST_POSTGRES_URL is exported for the tests;
                                                stopped and removed at the end)
@@ -141,6 +142,8 @@ if [ -x "$ROOT/scripts/check-generated-protos.sh" ] || [ -f "$ROOT/scripts/check
 else
   skip_step "generated protos up to date" "no scripts/check-generated-protos.sh"
 fi
+
+run_step "swift-format" bash "$ROOT/scripts/check-format.sh"
 
 if ! run_step "start PostgreSQL" start_postgres; then
   summary; exit 1

@@ -55,7 +55,8 @@ private func runFuzzerDriver(
 extension FuzzDriver {
     /// Hands the process over to libFuzzer, which calls `callback` with each input.
     public static func runLibFuzzer(
-        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+        _ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
     ) -> CInt {
         var count = argc
         var arguments = argv

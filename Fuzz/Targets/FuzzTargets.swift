@@ -32,7 +32,9 @@ public enum FuzzTargets {
         guard whole.messages == split.messages, whole.failure == split.failure, whole.idle == split.idle else {
             return "chunking changed the outcome: \(whole) vs \(split)"
         }
-        if let big = whole.messages.first(where: { $0.count > limit }) { return "a \(big.count)-byte message passed the \(limit)-byte limit" }
+        if let big = whole.messages.first(where: { $0.count > limit }) {
+            return "a \(big.count)-byte message passed the \(limit)-byte limit"
+        }
         if whole.failure == nil, whole.idle {
             let framed = whole.messages.flatMap { message -> [UInt8] in
                 let n = UInt32(message.count)
@@ -167,9 +169,10 @@ extension FuzzTargets {
             let samples: [[UInt8]] = [
                 ProtoEncode.rangeRequest(RangeRequest(key: [1], rangeEnd: [2], limit: 3)),
                 ProtoEncode.putRequest(PutRequest(key: [1], value: [2], lease: 3, prevKV: true)),
-                ProtoEncode.txnRequest(TxnRequest(
-                    compare: [Compare(result: .equal, target: .value, key: [1], operand: .value([2]))],
-                    success: [.put(PutRequest(key: [1], value: [3]))], failure: [.range(RangeRequest(key: [1]))])),
+                ProtoEncode.txnRequest(
+                    TxnRequest(
+                        compare: [Compare(result: .equal, target: .value, key: [1], operand: .value([2]))],
+                        success: [.put(PutRequest(key: [1], value: [3]))], failure: [.range(RangeRequest(key: [1]))])),
                 ProtoEncode.watchRequest(.create(WatchCreateRequest(key: [1], rangeEnd: [2], startRevision: 5, prevKV: true))),
             ]
             // The first byte picks the decoder: each sample goes to every decoder.

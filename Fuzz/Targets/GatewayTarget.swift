@@ -159,10 +159,18 @@ extension FuzzTargets {
         let header = ResponseHeader(clusterID: 1, memberID: 2, revision: 9, raftTerm: 3)
         let kv = KeyValue(key: [0x61, 0], createRevision: 2, modRevision: 9, version: 4, value: [0xFF, 0x7B], lease: 7)
         return [
-            request("Range", #"{"key":"YQ==","range_end":"Yg==","limit":"10","revision":7,"sort_order":"DESCEND","sort_target":2,"keys_only":true}"#),
+            request(
+                "Range",
+                #"{"key":"YQ==","range_end":"Yg==","limit":"10","revision":7,"sort_order":"DESCEND","sort_target":2,"keys_only":true}"#),
             request("Put", #"{"key":"L2Zvbw==","value":"YmFy","lease":"123","prev_kv":true,"ignore_value":false}"#),
-            request("Txn", #"{"compare":[{"key":"YQ==","target":"MOD","result":"LESS","mod_revision":"5"}],"success":[{"request_put":{"key":"YQ==","value":"Yg=="}}],"failure":[{"request_range":{"key":"YQ=="}}]}"#),
-            request("Watch", #"{"create_request":{"key":"YQ==","start_revision":"3","filters":["NOPUT"],"prev_kv":true}} {"progress_request":{}} {"cancel_request":{"watch_id":"1"}}"#),
+            request(
+                "Txn",
+                #"{"compare":[{"key":"YQ==","target":"MOD","result":"LESS","mod_revision":"5"}],"success":[{"request_put":{"key":"YQ==","value":"Yg=="}}],"failure":[{"request_range":{"key":"YQ=="}}]}"#
+            ),
+            request(
+                "Watch",
+                #"{"create_request":{"key":"YQ==","start_revision":"3","filters":["NOPUT"],"prev_kv":true}} {"progress_request":{}} {"cancel_request":{"watch_id":"1"}}"#
+            ),
             request("LeaseGrant", #"{"TTL":"60","ID":0}"#),
             request("LeaseKeepAlive", #"{"ID":"7587"}{"ID":"7588"}"#),
             request("Alarm", #"{"action":"ACTIVATE","memberID":"1","alarm":"NOSPACE"}"#),
@@ -173,8 +181,14 @@ extension FuzzTargets {
             response("Put", ProtoEncode.putResponse(PutResponse(header: header, prevKV: kv))),
             response("Watch", ProtoEncode.watchResponse(WatchResponse(header: header, watchID: 1, created: true))),
             response("LeaseGrant", ProtoEncode.leaseGrantResponse(LeaseGrantResponse(header: header, id: 5, ttl: 60))),
-            [2] + Array("POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"key\":\"YQ==\"}GET /health HTTP/1.1\r\n\r\n".utf8),
-            [5] + Array("POST /v3/watch HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\n{\"a\":\r\n3;x=y\r\n1}\n\r\n0\r\nT: v\r\n\r\n".utf8),
+            [2]
+                + Array(
+                    "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n\r\n{\"key\":\"YQ==\"}GET /health HTTP/1.1\r\n\r\n".utf8
+                ),
+            [5]
+                + Array(
+                    "POST /v3/watch HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\n{\"a\":\r\n3;x=y\r\n1}\n\r\n0\r\nT: v\r\n\r\n"
+                        .utf8),
             [8] + Array("GET / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".utf8),
         ]
     }

@@ -3,8 +3,10 @@
 public enum HTTP2Seeds {
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
         let n = UInt32(payload.count)
-        return [UInt8(n >> 16), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), type, flags,
-                UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF)] + payload
+        return [
+            UInt8(n >> 16), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), type, flags,
+            UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF),
+        ] + payload
     }
 
     static func literal(_ name: String, _ value: String) -> [UInt8] {
@@ -40,8 +42,10 @@ public enum HTTP2Seeds {
         [0] + headers(stream: 1, path: "/fuzz.Echo/Big") + message(stream: 1, [9]),
         [0] + headers(stream: 1, path: "/fuzz.Echo/Unary", timeout: "1m") + message(stream: 1, [1], endStream: false),
         [0] + headers(stream: 1, path: "/fuzz.Echo/Unary") + message(stream: 1, [UInt8](repeating: 1, count: 100)),
-        [0] + headers(stream: 1, path: "/fuzz.Echo/Unary") + reset(stream: 1) + headers(stream: 3, path: "/no.Such/Method", endStream: true),
-        [0] + headers(stream: 1, path: "/fuzz.Echo/Unary") + goAway + message(stream: 1, [5]) + headers(stream: 3, path: "/fuzz.Echo/Unary"),
+        [0] + headers(stream: 1, path: "/fuzz.Echo/Unary") + reset(stream: 1)
+            + headers(stream: 3, path: "/no.Such/Method", endStream: true),
+        [0] + headers(stream: 1, path: "/fuzz.Echo/Unary") + goAway + message(stream: 1, [5])
+            + headers(stream: 3, path: "/fuzz.Echo/Unary"),
         [6] + headers(stream: 1, path: "/fuzz.Echo/Unary") + message(stream: 1, [1], endStream: false) + message(stream: 1, [2]),
         [1] + Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
     ]

@@ -2,8 +2,18 @@
 /// Unset proto fields are zero / empty, exactly as proto3 decodes them.
 
 public struct RangeRequest: Sendable, Hashable {
-    public enum SortOrder: Int32, Sendable { case none = 0, ascend = 1, descend = 2 }
-    public enum SortTarget: Int32, Sendable { case key = 0, version = 1, create = 2, mod = 3, value = 4 }
+    public enum SortOrder: Int32, Sendable {
+        case none = 0
+        case ascend = 1
+        case descend = 2
+    }
+    public enum SortTarget: Int32, Sendable {
+        case key = 0
+        case version = 1
+        case create = 2
+        case mod = 3
+        case value = 4
+    }
 
     public var key: Bytes
     public var rangeEnd: Bytes
@@ -111,8 +121,19 @@ public struct DeleteRangeResponse: Sendable, Hashable {
 }
 
 public struct Compare: Sendable, Hashable {
-    public enum Result: Int32, Sendable { case equal = 0, greater = 1, less = 2, notEqual = 3 }
-    public enum Target: Int32, Sendable { case version = 0, create = 1, mod = 2, value = 3, lease = 4 }
+    public enum Result: Int32, Sendable {
+        case equal = 0
+        case greater = 1
+        case less = 2
+        case notEqual = 3
+    }
+    public enum Target: Int32, Sendable {
+        case version = 0
+        case create = 1
+        case mod = 2
+        case value = 3
+        case lease = 4
+    }
     /// The `target_union` oneof. `nil` = unset, which etcd treats as zero / empty.
     public enum Operand: Sendable, Hashable {
         case version(Int64)

@@ -26,7 +26,10 @@ public struct KeyValue: Sendable, Hashable {
 
 /// `mvccpb.Event`.
 public struct Event: Sendable, Hashable {
-    public enum EventType: Int32, Sendable { case put = 0, delete = 1 }
+    public enum EventType: Int32, Sendable {
+        case put = 0
+        case delete = 1
+    }
     public var type: EventType
     public var kv: KeyValue
     public var prevKV: KeyValue?

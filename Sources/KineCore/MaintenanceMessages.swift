@@ -31,7 +31,11 @@ public struct StatusResponse: Sendable, Hashable {
 }
 
 public struct AlarmRequest: Sendable, Hashable {
-    public enum Action: Int32, Sendable { case get = 0, activate = 1, deactivate = 2 }
+    public enum Action: Int32, Sendable {
+        case get = 0
+        case activate = 1
+        case deactivate = 2
+    }
     public var action: Int32
     public var memberID: UInt64
     public var alarm: Int32
@@ -44,7 +48,9 @@ public struct AlarmRequest: Sendable, Hashable {
 
 /// etcd's alarm types (`etcdserverpb.AlarmType`).
 public enum AlarmType: Int32, Sendable, CaseIterable {
-    case none = 0, noSpace = 1, corrupt = 2
+    case none = 0
+    case noSpace = 1
+    case corrupt = 2
 
     /// The name etcd prints (`NOSPACE`, `CORRUPT`).
     public var name: String {

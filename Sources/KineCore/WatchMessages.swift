@@ -1,7 +1,10 @@
 /// Plain Swift values for the etcd Watch service.
 
 public struct WatchCreateRequest: Sendable, Hashable {
-    public enum Filter: Int32, Sendable { case noPut = 0, noDelete = 1 }
+    public enum Filter: Int32, Sendable {
+        case noPut = 0
+        case noDelete = 1
+    }
 
     public var key: Bytes
     public var rangeEnd: Bytes

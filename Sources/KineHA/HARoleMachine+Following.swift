@@ -32,7 +32,8 @@ extension HARoleMachine {
         let leaderReportsPostgresDown = following.leaderPostgresDownRounds >= 2
         let leaderGone = peerDead(at: now) || leaderReportsPostgresDown
         if leaderGone && following.stage == .copyReady && copyReady && now - following.since >= timing.holdDown && mayPromote(observation) {
-            let why = leaderReportsPostgresDown
+            let why =
+                leaderReportsPostgresDown
                 ? "leader \(following.leader) reports its PostgreSQL down"
                 : "leader \(following.leader) unreachable on both channels for \(timing.liveness)"
             return promote(now: now, peerMaxRevision: peerServedRevision, reason: why)

@@ -6,12 +6,15 @@ extension HARoleMachine {
             switch peer.role {
             case .leader, .leaderAlone:
                 if peer.term >= starting.term { return follow(peer, now: now, reason: "peer \(peer.node) leads at term \(peer.term)") }
-                return lead(now: now, reason: "peer \(peer.node) leads at the older term \(peer.term); this node's term is \(starting.term)")
+                return lead(
+                    now: now, reason: "peer \(peer.node) leads at the older term \(peer.term); this node's term is \(starting.term)")
             case .follower, .followerSyncing, .resyncing:
                 if peer.leader == node { return lead(now: now, reason: "peer \(peer.node) still follows this node") }
                 return []
             case .bootstrap:
-                guard StartupTieBreak.wins(self.candidate(starting, hasData: observation.local.hasData), over: .init(peer)) else { return [] }
+                guard StartupTieBreak.wins(self.candidate(starting, hasData: observation.local.hasData), over: .init(peer)) else {
+                    return []
+                }
                 let why = "both nodes starting; this node wins (data, term, last leader, priority, name)"
                 // A node that followed has only a copy: it may not hand out revisions its leader
                 // may have handed out already (async, or a commit in flight), so it takes over

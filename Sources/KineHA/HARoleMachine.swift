@@ -186,7 +186,8 @@ public struct HARoleMachine: Sendable {
     }
 
     /// The state change of every transition into following; the caller returns the actions.
-    mutating func enterFollowing(leader: String, term: UInt64, stage: HARoleState.Following.Stage, now: Duration, verdict: ReunionVerdict?) {
+    mutating func enterFollowing(leader: String, term: UInt64, stage: HARoleState.Following.Stage, now: Duration, verdict: ReunionVerdict?)
+    {
         state = .following(.init(term: term, leader: leader, stage: stage, since: now, verdict: verdict))
         nextResyncAt = .zero
     }

@@ -23,7 +23,8 @@ public enum PeerRPCError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .connect(let address, .refused): "connection refused by \(address) (is the peer's kine running with this --ha-listen?)"
-        case .connect(let address, .timedOut): "no connection to \(address) within the probe timeout (peer down or network dropping packets)"
+        case .connect(let address, .timedOut):
+            "no connection to \(address) within the probe timeout (peer down or network dropping packets)"
         case .connect(let address, .unreachable): "\(address) is unreachable (no route to the peer)"
         case .connect(let address, .tls(let detail)): "TLS handshake with \(address) failed: \(detail)"
         case .connect(let address, .other(let detail)): "cannot connect to \(address): \(detail)"

@@ -1,3 +1,4 @@
+import KineCore
 import KineSync
 import NIOCore
 import Synchronization
@@ -191,7 +192,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     ) {
         guard let session, !closed, !goAwayReceived else {
             outbound.close(GRPCStatus(.unavailable, "connection closed"))
-            deliver(sink: sink, status: GRPCStatus(.unavailable, "connection is closed"), messages: [], trailersOnly: false, httpStatus: nil)
+            deliver(
+                sink: sink, status: GRPCStatus(.unavailable, "connection is closed"), messages: [], trailersOnly: false, httpStatus: nil)
             return
         }
         var headers = HeaderBlock()
@@ -239,7 +241,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func deliver(_ stream: ClientStream, _ status: GRPCStatus) {
-        deliver(sink: stream.sink, status: status, messages: stream.messages, trailersOnly: stream.trailersOnly, httpStatus: stream.httpStatus)
+        deliver(
+            sink: stream.sink, status: status, messages: stream.messages, trailersOnly: stream.trailersOnly, httpStatus: stream.httpStatus)
         stream.messages = []
     }
 

@@ -1,6 +1,7 @@
+import KineCore
+import KineSync
 public import NIOCore
 public import NIOPosix
-import KineSync
 import NIOSSL
 
 /// A small gRPC client over one HTTP/2 connection (h2c prior knowledge): many concurrent calls are
@@ -27,10 +28,13 @@ public final class GRPCClientConnection: Sendable {
         let authority = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         var bootstrap = ClientBootstrap(group: eventLoopGroup)
         if let connectTimeout {
-            bootstrap = bootstrap.connectTimeout(.nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
-                + connectTimeout.components.attoseconds / 1_000_000_000))
+            bootstrap = bootstrap.connectTimeout(
+                .nanoseconds(
+                    Int64(connectTimeout.components.seconds) * 1_000_000_000
+                        + connectTimeout.components.attoseconds / 1_000_000_000))
         }
-        let channel = try await bootstrap
+        let channel =
+            try await bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -123,7 +123,9 @@ enum GRPCMessageFramer {
     @inline(__always)
     static func prefix(length: Int) -> (UInt8, UInt8, UInt8, UInt8, UInt8) {
         let len = UInt32(truncatingIfNeeded: length)
-        return (0, UInt8(len >> 24), UInt8(truncatingIfNeeded: len >> 16), UInt8(truncatingIfNeeded: len >> 8), UInt8(truncatingIfNeeded: len))
+        return (
+            0, UInt8(len >> 24), UInt8(truncatingIfNeeded: len >> 16), UInt8(truncatingIfNeeded: len >> 8), UInt8(truncatingIfNeeded: len)
+        )
     }
 
     static func frame(_ message: [UInt8]) -> [UInt8] {

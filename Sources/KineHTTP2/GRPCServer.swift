@@ -1,3 +1,4 @@
+import KineCore
 public import Logging
 public import NIOCore
 public import NIOPosix

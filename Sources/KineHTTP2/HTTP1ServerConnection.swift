@@ -92,7 +92,9 @@ final class HTTP1ServerConnection {
                     }
                 }
                 exchange = nil
-                writeFinal(HTTP1Response(status: status, contentType: "text/plain; charset=utf-8", body: Array("\(message)\n".utf8)), headOnly: false)
+                writeFinal(
+                    HTTP1Response(status: status, contentType: "text/plain; charset=utf-8", body: Array("\(message)\n".utf8)),
+                    headOnly: false)
                 return
             }
         }
@@ -112,7 +114,9 @@ final class HTTP1ServerConnection {
             _ = write(interim)
         }
         guard let handler else {
-            _ = send(.full(HTTP1Response(status: 404, contentType: "text/plain; charset=utf-8", body: Array("404 page not found\n".utf8))), exchange: id)
+            _ = send(
+                .full(HTTP1Response(status: 404, contentType: "text/plain; charset=utf-8", body: Array("404 page not found\n".utf8))),
+                exchange: id)
             return
         }
         let request = HTTP1Request(head: head, body: HTTP1RequestBody(stream), remoteAddress: remoteAddress)
@@ -130,7 +134,9 @@ final class HTTP1ServerConnection {
     private func isComplete(_ id: UInt64) -> Bool {
         guard let exchange, exchange.id == id else { return true }
         if exchange.response == .notStarted {
-            _ = send(.full(HTTP1Response(status: 500, contentType: "text/plain; charset=utf-8", body: Array("no response\n".utf8))), exchange: id)
+            _ = send(
+                .full(HTTP1Response(status: 500, contentType: "text/plain; charset=utf-8", body: Array("no response\n".utf8))), exchange: id
+            )
             return true
         }
         return exchange.response == .complete

@@ -19,7 +19,10 @@ struct HTTP2RequestHeaderRules {
     }
 
     private enum Pseudo: UInt8 {
-        case method = 1, path = 2, scheme = 4, authority = 8
+        case method = 1
+        case path = 2
+        case scheme = 4
+        case authority = 8
     }
 
     /// A request's trailers (a second HEADERS): no pseudo-headers, and they must end the stream.

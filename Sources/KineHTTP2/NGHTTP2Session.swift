@@ -251,7 +251,8 @@ final class NGHTTP2Session {
             case .reject:
                 // nghttp2 resets a stream whose header callback fails with INTERNAL_ERROR unless a
                 // reset is already queued: a malformed request is a PROTOCOL_ERROR.
-                _ = nghttp2_submit_rst_stream(owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), frame.pointee.hd.stream_id, H2ErrorCode.protocolError)
+                _ = nghttp2_submit_rst_stream(
+                    owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), frame.pointee.hd.stream_id, H2ErrorCode.protocolError)
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue
             }
             let ok = owner.delegate.h2Header(
@@ -271,7 +272,8 @@ final class NGHTTP2Session {
                     guard rules.complete(endStream: endStream) else {
                         // A malformed request (a pseudo-header missing, trailers that do not end
                         // the stream): reset it, as nghttp2's own checks would.
-                        return nghttp2_submit_rst_stream(owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, H2ErrorCode.protocolError) == 0
+                        return nghttp2_submit_rst_stream(
+                            owner.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), header.stream_id, H2ErrorCode.protocolError) == 0
                             ? 0 : NGHTTP2_ERR_CALLBACK_FAILURE.rawValue
                     }
                 }

@@ -1,3 +1,4 @@
+import KineCore
 import KineSync
 import NIOCore
 import Synchronization

@@ -1,11 +1,12 @@
+import Logging
+import NIOSSL
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import NIOSSL
-import Synchronization
 
 /// A server's TLS context that follows its files: each new connection gets a context made from
 /// the files as they are now (etcd serves rotated certificates without a restart). A change is

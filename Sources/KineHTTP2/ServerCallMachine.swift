@@ -1,3 +1,5 @@
+import KineCore
+
 /// The life of one server call on its HTTP/2 stream, as grpc-go's server lives it: request HEADERS
 /// validated and routed, the request read (one message for unary, a stream for bidirectional), the
 /// handler run, one final status, and the stream's end however it comes (client RST_STREAM,
@@ -161,12 +163,18 @@ struct ServerCallMachine {
     mutating func requestEnded(deframerIdle: Bool) -> [Action] {
         switch state {
         case .collectingUnary(let request):
-            if !deframerIdle { return failRequest(GRPCStatus(.internal, "grpc: received incomplete message at end of stream"), requestOpen: false) }
-            guard let request else { return failRequest(GRPCStatus(.internal, "grpc: no request message for unary call"), requestOpen: false) }
+            if !deframerIdle {
+                return failRequest(GRPCStatus(.internal, "grpc: received incomplete message at end of stream"), requestOpen: false)
+            }
+            guard let request else {
+                return failRequest(GRPCStatus(.internal, "grpc: no request message for unary call"), requestOpen: false)
+            }
             state = .handlingUnary
             return [.startUnary(request)]
         case .streaming(requestOpen: true, let responseStarted):
-            if !deframerIdle { return failRequest(GRPCStatus(.internal, "grpc: received incomplete message at end of stream"), requestOpen: false) }
+            if !deframerIdle {
+                return failRequest(GRPCStatus(.internal, "grpc: received incomplete message at end of stream"), requestOpen: false)
+            }
             state = .streaming(requestOpen: false, responseStarted: responseStarted)
             return [.endRequests]
         case .finished(let status, requestOpen: true):

@@ -1,3 +1,4 @@
+import KineCore
 import NIOCore
 
 /// gRPC calls: each stream's `ServerCallMachine` decides, and this carries out its actions

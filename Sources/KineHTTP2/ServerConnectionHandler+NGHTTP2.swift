@@ -1,3 +1,5 @@
+import KineCore
+
 /// nghttp2's callbacks for the server session: each becomes an event of its stream's machine.
 extension ServerConnectionHandler {
     func h2BeginHeaders(streamID: Int32, isTrailers: Bool) {

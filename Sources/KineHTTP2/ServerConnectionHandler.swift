@@ -1,3 +1,4 @@
+import KineCore
 import Logging
 import NIOCore
 

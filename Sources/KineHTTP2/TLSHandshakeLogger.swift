@@ -14,9 +14,11 @@ final class TLSHandshakeLogger: ChannelInboundHandler, Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is NIOSSLError || error is BoringSSLError {
-            logger.warning("TLS handshake refused", metadata: [
-                "tls.remote": "\(context.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)",
-            ])
+            logger.warning(
+                "TLS handshake refused",
+                metadata: [
+                    "tls.remote": "\(context.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)",
+                ])
         }
         context.fireErrorCaught(error)
     }

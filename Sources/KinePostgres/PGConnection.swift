@@ -167,11 +167,13 @@ final class PGConnection {
                 guard let name = statement.name else { continue }
                 if let sql = prepared[name] ?? preparing[name] {
                     if sql != statement.sql {
-                        problem = SQLError(kind: .server, sqlState: "42P05", message: "prepared statement \"\(name)\" reused with different SQL")
+                        problem = SQLError(
+                            kind: .server, sqlState: "42P05", message: "prepared statement \"\(name)\" reused with different SQL")
                     }
                 } else {
                     preparing[name] = statement.sql
-                    prepares.append(Prepare(name: name, sql: statement.sql, types: statement.parameters.map { Oid(PostgresBinary.encode($0).oid) }))
+                    prepares.append(
+                        Prepare(name: name, sql: statement.sql, types: statement.parameters.map { Oid(PostgresBinary.encode($0).oid) }))
                 }
             }
             if let problem {
@@ -346,9 +348,10 @@ final class PGConnection {
         guard let conn, !isPipelined else {
             return .failure(SQLError(kind: .connection, message: "connection is closed"))
         }
-        let result: OpaquePointer? = Self.withBinaryParameters(parameters) { types, values, lengths, formats in
-            PQexecParams(conn, sql, Int32(values.count), types, values, lengths, formats, 1)
-        } ?? nil
+        let result: OpaquePointer? =
+            Self.withBinaryParameters(parameters) { types, values, lengths, formats in
+                PQexecParams(conn, sql, Int32(values.count), types, values, lengths, formats, 1)
+            } ?? nil
         guard let result else {
             return .failure(SQLError(kind: .connection, message: PGResult.errorMessage(conn)))
         }

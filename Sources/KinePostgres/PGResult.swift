@@ -32,7 +32,9 @@ enum PGResult {
                     let start = bounds[cell * 2]
                     let length = bounds[cell * 2 + 1]
                     cell += 1
-                    guard start >= 0, length > 0, let value = PQgetvalue(result, row, column), let base = buffer.baseAddress else { continue }
+                    guard start >= 0, length > 0, let value = PQgetvalue(result, row, column), let base = buffer.baseAddress else {
+                        continue
+                    }
                     (base + start).update(from: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: length)
                 }
             }

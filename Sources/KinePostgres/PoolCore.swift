@@ -197,7 +197,11 @@ final class PoolCore: Sendable {
                             .target: "\(configuration)", .error: "\(error.message)", .backoff: "\(backoff.milliseconds)",
                         ])
                         // Once per outage at info, then at debug while it lasts.
-                        if failing { logger.debug("connect failed", metadata: metadata) } else { logger.info("connect failed", metadata: metadata) }
+                        if failing {
+                            logger.debug("connect failed", metadata: metadata)
+                        } else {
+                            logger.info("connect failed", metadata: metadata)
+                        }
                         failing = true
                         let expired = state.withLock { $0.takeExpired(now: .now) }
                         for request in expired {
@@ -269,7 +273,8 @@ final class PoolCore: Sendable {
             return false
         }
         if logger.logLevel <= .trace {
-            logger.trace("pipeline", metadata: .init([.jobs: "\(jobs.count)", .statements: "\(jobs.reduce(0) { $0 + $1.statements.count })"]))
+            logger.trace(
+                "pipeline", metadata: .init([.jobs: "\(jobs.count)", .statements: "\(jobs.reduce(0) { $0 + $1.statements.count })"]))
         }
         let healthy = current.run(jobs.map(\.statements)) { index, outcome in
             jobs[index].completion.complete(outcome)

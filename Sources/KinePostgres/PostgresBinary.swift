@@ -31,11 +31,16 @@ enum PostgresBinary {
         case .bytes(let v):
             return (PostgresOID.bytea, v)
         case .int64Array(let v):
-            return (PostgresOID.int8Array, encodeArray(elementOID: PostgresOID.int8, v.map { value in
-                var out: [UInt8] = []
-                appendInt64(value, to: &out)
-                return out
-            }))
+            return (
+                PostgresOID.int8Array,
+                encodeArray(
+                    elementOID: PostgresOID.int8,
+                    v.map { value in
+                        var out: [UInt8] = []
+                        appendInt64(value, to: &out)
+                        return out
+                    })
+            )
         case .textArray(let v):
             return (PostgresOID.textArray, encodeArray(elementOID: PostgresOID.text, v.map { Array($0.utf8) }))
         case .bytesArray(let v):

@@ -27,7 +27,8 @@ extension PostgresClient {
         switch PGConnection.open(configuration.with(database: "postgres"), generation: 0, pipelined: false, logger: logger) {
         case .success(let opened): connection = opened
         case .failure(let error):
-            logger.warning("cannot check database exists", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
+            logger.warning(
+                "cannot check database exists", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
             return false
         }
         defer { connection.close() }
@@ -37,7 +38,8 @@ extension PostgresClient {
         case .success:
             break
         case .failure(let error):
-            logger.warning("cannot check database exists", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
+            logger.warning(
+                "cannot check database exists", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
             return false
         }
         switch connection.exec("CREATE DATABASE " + quoteIdentifier(name)) {
@@ -48,7 +50,8 @@ extension PostgresClient {
             // Created concurrently by another process.
             return false
         case .failure(let error):
-            logger.warning("cannot create database", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
+            logger.warning(
+                "cannot create database", metadata: metadata.merging([PostgresMetadataKey.error.rawValue: "\(error.message)"]) { $1 })
             return false
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 public import KineSQL
 public import Logging
+import Synchronization
 
 /// A pool of libpq connections implementing `SQLClient`.
 ///

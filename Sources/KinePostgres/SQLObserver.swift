@@ -21,7 +21,8 @@ extension PoolCore {
             for (statement, result) in zip(statements, results) {
                 switch result {
                 case .success: observer.statementCompleted(name: statement.name ?? "", errorCode: "", duration: duration)
-                case .failure(let error): observer.statementCompleted(name: statement.name ?? "", errorCode: Self.code(error), duration: duration)
+                case .failure(let error):
+                    observer.statementCompleted(name: statement.name ?? "", errorCode: Self.code(error), duration: duration)
                 }
             }
         case .failure(let error):

@@ -114,7 +114,9 @@ extension ProtoDecode {
     }
 
     public static func snapshotResponse(_ bytes: [UInt8]) throws(ProtoError) -> SnapshotResponse {
-        try CMessage.decode(bytes, "SnapshotResponse", etcdserverpb__snapshot_response__unpack, etcdserverpb__snapshot_response__free_unpacked) {
+        try CMessage.decode(
+            bytes, "SnapshotResponse", etcdserverpb__snapshot_response__unpack, etcdserverpb__snapshot_response__free_unpacked
+        ) {
             SnapshotResponse($0)
         }
     }

@@ -132,7 +132,8 @@ extension ProtoDecode {
 
     /// SnapshotRequest has no fields; this only checks the bytes decode.
     public static func snapshotRequest(_ bytes: [UInt8]) throws(ProtoError) {
-        try CMessage.decode(bytes, "SnapshotRequest", etcdserverpb__snapshot_request__unpack, etcdserverpb__snapshot_request__free_unpacked) { _ in () }
+        try CMessage.decode(bytes, "SnapshotRequest", etcdserverpb__snapshot_request__unpack, etcdserverpb__snapshot_request__free_unpacked)
+        { _ in () }
     }
 
     /// HashRequest has no fields; this only checks the bytes decode.

@@ -1,10 +1,11 @@
+import Foundation
+public import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Foundation
-public import Logging
 
 /// `--log-format json`: one JSON object per line on stderr, with `time` (RFC 3339, UTC, ms),
 /// `level`, `msg`, `logger`, `source` and every metadata key as its own field (the keys kine
@@ -45,7 +46,8 @@ public struct JSONLogHandler: LogHandler {
         case .stringConvertible(let convertible): return quote(convertible.description)
         case .array(let values): return "[" + values.map(render).joined(separator: ",") + "]"
         case .dictionary(let values):
-            return "{" + values.keys.sorted().compactMap { key in values[key].map { "\(quote(key)):\(render($0))" } }.joined(separator: ",") + "}"
+            return "{" + values.keys.sorted().compactMap { key in values[key].map { "\(quote(key)):\(render($0))" } }.joined(separator: ",")
+                + "}"
         }
     }
 

@@ -26,7 +26,9 @@ public final class KineApplication: Service, Sendable {
         let metrics = configuration.metricsBindAddress == nil ? nil : KineMetrics()
         configuration.sqlObserver = metrics
         if let metrics {
-            configuration.groupCommitObserver = { @Sendable requests, duration in metrics.groupCommitted(requests: requests, duration: duration) }
+            configuration.groupCommitObserver = { @Sendable requests, duration in
+                metrics.groupCommitted(requests: requests, duration: duration)
+            }
         }
         if let metrics { Self.bootstrapMetricsOnce(metrics) }
         var local = try PostgresConfiguration(endpoint: configuration.endpoint)
@@ -51,7 +53,8 @@ public final class KineApplication: Service, Sendable {
         } else {
             storeService = StoreService(database: local, configuration: configuration, stores: stores, logger: logger)
         }
-        let endpoints = HTTPEndpoints(stores: stores, identity: identity, ha: haMetrics, metrics: metrics, statistics: configuration.storeStatistics)
+        let endpoints = HTTPEndpoints(
+            stores: stores, identity: identity, ha: haMetrics, metrics: metrics, statistics: configuration.storeStatistics)
         let router = Self.etcdRouter(stores: stores, identity: identity, configuration: configuration)
         let http = ClientHTTPHandler(
             endpoints: endpoints,
@@ -70,7 +73,9 @@ public final class KineApplication: Service, Sendable {
                 configuration: GRPCServerConfiguration(
                     target: target,
                     http1Handler: simpleHTTP1Handler { path in
-                        guard path.split(separator: "?").first == "/metrics" else { return (404, "text/plain", Array("404 page not found\n".utf8)) }
+                        guard path.split(separator: "?").first == "/metrics" else {
+                            return (404, "text/plain", Array("404 page not found\n".utf8))
+                        }
                         return await endpoints.respond("/metrics")
                     }),
                 router: EtcdRouter([]), logger: logger)

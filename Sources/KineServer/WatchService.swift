@@ -20,9 +20,11 @@ struct WatchService: Sendable {
     let progressInterval: Duration
 
     func methods() -> [String: GRPCMethod] {
-        ["/etcdserverpb.Watch/Watch": .bidirectional { requests, responses, _ throws(GRPCStatus) in
-            try await watch(requests, responses)
-        }]
+        [
+            "/etcdserverpb.Watch/Watch": .bidirectional { requests, responses, _ throws(GRPCStatus) in
+                try await watch(requests, responses)
+            }
+        ]
     }
 
     func watch(_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter) async throws(GRPCStatus) {

@@ -37,10 +37,12 @@ struct Compactor: Sendable {
             }
             low = high
         }
-        logger.info("compacted", metadata: [
-            "kine.compact.from": "\(from)", "kine.compact.to": "\(target)", "kine.compact.deletedRows": "\(deleted)",
-            "kine.compact.duration": "\(ContinuousClock.now - started)",
-        ])
+        logger.info(
+            "compacted",
+            metadata: [
+                "kine.compact.from": "\(from)", "kine.compact.to": "\(target)", "kine.compact.deletedRows": "\(deleted)",
+                "kine.compact.duration": "\(ContinuousClock.now - started)",
+            ])
         return Outcome(deletedRows: deleted, completed: true)
     }
 }

@@ -50,7 +50,9 @@ extension KineStore {
         try await changeAlarmsReturning(change).revision
     }
 
-    private func changeAlarmsReturning(_ change: (inout SQLPipeline) -> Void) async throws(EtcdError) -> (results: SQLPipelineResults, revision: Int64) {
+    private func changeAlarmsReturning(
+        _ change: (inout SQLPipeline) -> Void
+    ) async throws(EtcdError) -> (results: SQLPipelineResults, revision: Int64) {
         var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
         change(&pipeline)
         let header = pipeline.add(StoreSQL.header)

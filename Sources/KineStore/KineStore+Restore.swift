@@ -31,7 +31,10 @@ extension KineStore {
             _ = try await Schema.prepare(client, migrationLevel: 0, logger: logger)
             let existing = try await client.run(StoreSQL.tableCounts)
             guard existing.rows == 0 && existing.leases == 0 else {
-                throw EtcdError(.failedPrecondition, "kine restore: the database is not empty (\(existing.rows) rows, \(existing.leases) leases); restore into a new database")
+                throw EtcdError(
+                    .failedPrecondition,
+                    "kine restore: the database is not empty (\(existing.rows) rows, \(existing.leases) leases); restore into a new database"
+                )
             }
             let rows = snapshot.kineRows()
             var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
@@ -76,9 +79,12 @@ struct EtcdSnapshot {
             database = Array(file.dropLast(32))
             var digest = SHA256()
             digest.update(database)
-            guard digest.finish() == Array(file.suffix(32)) else { throw SnapshotError("the snapshot's SHA-256 does not match its contents (a corrupt or truncated file)") }
+            guard digest.finish() == Array(file.suffix(32)) else {
+                throw SnapshotError("the snapshot's SHA-256 does not match its contents (a corrupt or truncated file)")
+            }
         } else if !skipHashCheck {
-            throw SnapshotError("the file has no SHA-256 trailer (not from `etcdctl snapshot save`; --skip-hash-check to load a bare backend file)")
+            throw SnapshotError(
+                "the file has no SHA-256 trailer (not from `etcdctl snapshot save`; --skip-hash-check to load a bare backend file)")
         }
         let reader = try BoltReader(database)
         var sawMeta = false
@@ -89,7 +95,9 @@ struct EtcdSnapshot {
         let hasKeys = try Self.hasBucket(reader, "key")
         guard sawMeta || hasKeys else { throw SnapshotError("the file holds no etcd data (no meta or key bucket)") }
         try reader.forEach(in: "key") { key, value in
-            guard key.count == 17 || key.count == 18, key[8] == UInt8(ascii: "_") else { throw SnapshotError("a key bucket entry is not an etcd revision") }
+            guard key.count == 17 || key.count == 18, key[8] == UInt8(ascii: "_") else {
+                throw SnapshotError("a key bucket entry is not an etcd revision")
+            }
             let kv = try ProtobufFields.keyValue(value)
             changes.append(Change(main: Self.bigEndian(Array(key[0..<8])), tombstone: key.count == 18, kv: kv))
         }

@@ -109,7 +109,8 @@ public final class KineStore: Sendable {
         async let watching: Void = watchHub.run(notifications: notifications)
         async let expiring: Void = expireLeasesPeriodically()
         async let sampling: Void = sampleForQuota()
-        _ = await (writing, watching, expiring, sampling)
+        async let renewing: Void = keepAlives.run()
+        _ = await (writing, watching, expiring, sampling, renewing)
     }
 
     private func sampleForQuota() async {
@@ -141,6 +142,7 @@ public final class KineStore: Sendable {
     public func stop() {
         writer.stop()
         watchHub.stop()
+        keepAlives.finish()
     }
 
     /// Whether the read cache is loaded and serving reads (false when disabled or still loading).

@@ -92,7 +92,8 @@ struct PrefetchPlan {
     /// Builds the KeySpace from the header and what `load(into:sql:)` read, and lists the loaded
     /// leases that have expired.
     func keySpace(header: StoreHeader, results: SQLPipelineResults, slots: Slots) -> (KeySpace, [Int64]) {
-        var space = KeySpace(currentRevision: header.currentRevision, compactRevision: header.compactRevision, nextRowID: header.newestID + 1)
+        var space = KeySpace(
+            currentRevision: header.currentRevision, compactRevision: header.compactRevision, nextRowID: header.newestID + 1)
         var expired: [Int64] = []
         for lease in slots.leases.map({ results[$0] }) ?? [] {
             space.leases[lease.id] = lease.ttl

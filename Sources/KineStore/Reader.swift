@@ -18,7 +18,8 @@ struct Reader: Sendable {
         if request.countOnly {
             let counted = try await run(sql.countWithHeader(nameRange, revision: request.revision))
             try Self.check(request.revision, current: counted.header.currentRevision, compact: counted.header.compactRevision)
-            return RangeSelection.apply(request, kvs: [], count: counted.count, header: ResponseHeader(revision: counted.header.currentRevision))
+            return RangeSelection.apply(
+                request, kvs: [], count: counted.count, header: ResponseHeader(revision: counted.header.currentRevision))
         }
 
         let fullRange = RangeSelection.needsFullRange(request)

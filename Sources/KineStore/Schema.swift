@@ -16,14 +16,16 @@ enum Schema {
         let collation = try await client.withSessionPipeline(pipeline)[collationSlot]
         let legacy = collation != "C" && collation != "POSIX"
         if legacy {
-            logger.warning("kine.name does not use the C collation; queries add COLLATE \"C\" (slower). Set KINE_SCHEMA_MIGRATION=2 to migrate.")
+            logger.warning(
+                "kine.name does not use the C collation; queries add COLLATE \"C\" (slower). Set KINE_SCHEMA_MIGRATION=2 to migrate.")
         }
         return legacy
     }
 
     /// Go kine's bookkeeping rows and leases for its TTL keys (`StoreSQL.bookkeepingRows`).
     static func ensureBookkeepingRows(_ client: any SQLClient) async throws(SQLError) {
-        _ = try await client.withSessionPipeline(SQLPipeline([StoreSQL.begin, StoreSQL.lock] + StoreSQL.bookkeepingRows + [StoreSQL.commit]))
+        _ = try await client.withSessionPipeline(
+            SQLPipeline([StoreSQL.begin, StoreSQL.lock] + StoreSQL.bookkeepingRows + [StoreSQL.commit]))
     }
 }
 

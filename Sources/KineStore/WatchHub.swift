@@ -79,11 +79,14 @@ public final class WatchHub: Sendable {
             }
             group.addTask { [self] in
                 while !isStopped && !Task.isCancelled {
+                    // try?: a cancelled sleep means the hub is stopping; the loop condition ends it.
                     try? await Task.sleep(for: pollInterval)
                     poke()
                 }
             }
+            group.addTask { [barrier] in await barrier.run() }
             await tail()
+            barrier.finish()
             group.cancelAll()
         }
     }

@@ -97,8 +97,11 @@ public final class WatchSession: Sendable {
         let current = request.startRevision == 0 ? ((try? await hub.sync()) ?? hub.revision) : hub.revision
         func refuse(_ reason: String) {
             update {
-                $0.control.append(.created(
-                    WatchResponse(header: ResponseHeader(revision: current), watchID: -1, created: true, canceled: true, cancelReason: reason), nil))
+                $0.control.append(
+                    .created(
+                        WatchResponse(
+                            header: ResponseHeader(revision: current), watchID: -1, created: true, canceled: true, cancelReason: reason),
+                        nil))
             }
         }
         if range.isEmpty { return refuse("mvcc: watcher range is empty") }
@@ -130,7 +133,8 @@ public final class WatchSession: Sendable {
             let removed = state.watchers.removeValue(forKey: id) != nil || state.pendingIDs.remove(id) != nil
             self.countWatchers(&state)
             if removed {
-                state.control.append(.response(WatchResponse(header: ResponseHeader(revision: state.hub.revision), watchID: id, canceled: true)))
+                state.control.append(
+                    .response(WatchResponse(header: ResponseHeader(revision: state.hub.revision), watchID: id, canceled: true)))
             }
         }
     }
@@ -152,8 +156,9 @@ public final class WatchSession: Sendable {
             state.pendingIDs = []
             self.countWatchers(&state)
             for id in ids {
-                state.control.append(.response(
-                    WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: compactRevision)))
+                state.control.append(
+                    .response(
+                        WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: compactRevision)))
             }
             state.closeWhenFlushed = true
         }
@@ -172,8 +177,10 @@ public final class WatchSession: Sendable {
             for (id, var watcher) in state.watchers {
                 if watcher.nextRevision <= continuity.compactedBefore {
                     state.watchers.removeValue(forKey: id)
-                    state.control.append(.response(
-                        WatchResponse(header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: continuity.epochStart)))
+                    state.control.append(
+                        .response(
+                            WatchResponse(
+                                header: ResponseHeader(revision: 0), watchID: id, canceled: true, compactRevision: continuity.epochStart)))
                 } else {
                     watcher.carried = true
                     state.watchers[id] = watcher
@@ -279,7 +286,9 @@ public final class WatchSession: Sendable {
             let compacted = hub.knownCompactedRevision
             if let groups = hub.recent(after: previous, through: target) {
                 for group in groups {
-                    let synced = state.withLock { state in state.watchers.values.filter { $0.nextRevision <= group.revision && $0.nextRevision > previous } }
+                    let synced = state.withLock { state in
+                        state.watchers.values.filter { $0.nextRevision <= group.revision && $0.nextRevision > previous }
+                    }
                     for watcher in synced.sorted(by: { $0.id < $1.id }) {
                         let events = filter(group.events, for: watcher, compacted: compacted)
                         if !events.isEmpty {
@@ -398,7 +407,8 @@ public final class WatchSession: Sendable {
         // etcd 3.5 sends this with a zero header revision and no reason; "canceled" is derived
         // from the compact revision, so a negative start on a never-compacted store is dropped
         // with a response that says neither.
-        try await send(WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: compacted != 0, compactRevision: compacted))
+        try await send(
+            WatchResponse(header: ResponseHeader(revision: 0), watchID: watcher.id, canceled: compacted != 0, compactRevision: compacted))
     }
 
     private func advance(_ id: Int64, to next: Int64, sent: Bool) {

@@ -203,7 +203,9 @@ final class Writer: Sendable {
     /// batch that writes nothing only checks the guard, so its reads are current. Returns false,
     /// having changed nothing, when the guard fails (another process wrote meanwhile): the caller
     /// then takes the two-round-trip path.
-    private func processFromCache(_ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession) async throws(SQLError) -> Bool {
+    private func processFromCache(
+        _ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession
+    ) async throws(SQLError) -> Bool {
         let lastCommitted = state.withLock { $0.lastCommittedID }
         guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
         // No txn in the batch reads history, so the compacted revision is never consulted.
@@ -217,8 +219,9 @@ final class Writer: Sendable {
                 current = try await session.run(StoreSQL.newestIDWithoutAlarms) == snapshot.lastID
             } else {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
-                let wrote = pipeline.add(StoreSQL.guardedInsert(
-                    rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision))
+                let wrote = pipeline.add(
+                    StoreSQL.guardedInsert(
+                        rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision))
                 pipeline.add(StoreSQL.commit)
                 current = try await session.run(pipeline)[wrote]
             }
@@ -315,8 +318,10 @@ final class Writer: Sendable {
                     onCommit([])
                 }
             }
-            item.completion.complete(.success(.deleteRange(
-                DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
+            item.completion.complete(
+                .success(
+                    .deleteRange(
+                        DeleteRangeResponse(header: ResponseHeader(revision: revision), deleted: Int64(deleted)))))
         } catch {
             try await abort([item], error: error, session: session)
         }
@@ -324,7 +329,8 @@ final class Writer: Sendable {
 
     /// The rows `StoreSQL.bulkDelete` inserted for `victims` (ids in stored-name order), as the
     /// table would give them back.
-    private static func tombstones(_ victims: [(name: Bytes, entry: KeyValueCache.Entry)], firstID: Int64, revision: Int64) -> [PendingRow] {
+    private static func tombstones(_ victims: [(name: Bytes, entry: KeyValueCache.Entry)], firstID: Int64, revision: Int64) -> [PendingRow]
+    {
         victims.enumerated().map { offset, victim in
             let kv = victim.entry.kv
             var row = PendingRow(

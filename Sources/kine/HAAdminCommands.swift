@@ -87,7 +87,10 @@ struct HAHandoverCommand: AsyncParsableCommand {
         commandName: "handover",
         abstract: "Hand leadership to the follower: the leader stops taking writes, the follower catches up and takes over.")
 
-    @Option(help: "Give up (the leader serves again) if the follower has not taken over within this, e.g. 10s. Default: the node's --ha-handover-timeout.")
+    @Option(
+        help:
+            "Give up (the leader serves again) if the follower has not taken over within this, e.g. 10s. Default: the node's --ha-handover-timeout."
+    )
     var timeout: String?
 
     @Flag(help: "Return once the handover started instead of waiting for the follower to lead.")
@@ -98,16 +101,21 @@ struct HAHandoverCommand: AsyncParsableCommand {
     func run() async throws {
         var milliseconds: Int64 = 0
         if let timeout {
-            guard let parsed = ServeCommand.parseDuration(timeout), parsed > .zero else { throw ValidationError("invalid --timeout \(timeout)") }
+            guard let parsed = ServeCommand.parseDuration(timeout), parsed > .zero else {
+                throw ValidationError("invalid --timeout \(timeout)")
+            }
             milliseconds = parsed.wholeMilliseconds
         }
-        let started = try await node.call("/kine.ha.v1.Peer/Handover", ProtoEncode.haHandoverRequest(HAHandoverRequest(timeoutMilliseconds: milliseconds)))
+        let started = try await node.call(
+            "/kine.ha.v1.Peer/Handover", ProtoEncode.haHandoverRequest(HAHandoverRequest(timeoutMilliseconds: milliseconds)))
         print("handover from \(started.node) started")
         guard !noWait else { return }
         let deadline = ContinuousClock.now + .milliseconds(milliseconds > 0 ? milliseconds : 60_000) + .seconds(5)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
-            guard let status = try? await node.call("/kine.ha.v1.Peer/Status", ProtoEncode.haStatusRequest(HAStatusRequest())) else { continue }
+            guard let status = try? await node.call("/kine.ha.v1.Peer/Status", ProtoEncode.haStatusRequest(HAStatusRequest())) else {
+                continue
+            }
             if status.leader != started.node && !status.leader.isEmpty && status.term > started.term {
                 print("\(status.leader) leads at term \(status.term); \(status.node) is \(status.role)")
                 return
@@ -157,13 +165,16 @@ struct HASplitWritesCommand: AsyncParsableCommand {
             print("\(rows.count) saved split write\(rows.count == 1 ? "" : "s")")
             for row in rows {
                 let value = String(decoding: row.value.prefix(60), as: UTF8.self).replacingOccurrences(of: "\n", with: "\\n")
-                print("\(row.node)\t\(row.revision)\t\(row.deleted ? "DELETE" : "PUT")\t\(row.key)\t\(value)\(row.value.count > 60 ? "…" : "")\tlease=\(row.lease)")
+                print(
+                    "\(row.node)\t\(row.revision)\t\(row.deleted ? "DELETE" : "PUT")\t\(row.key)\t\(value)\(row.value.count > 60 ? "…" : "")\tlease=\(row.lease)"
+                )
             }
         }
     }
 
     struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "export", abstract: "JSON Lines, values in base64 (for re-applying with etcdctl).")
+        static let configuration = CommandConfiguration(
+            commandName: "export", abstract: "JSON Lines, values in base64 (for re-applying with etcdctl).")
         @OptionGroup var database: Database
         @Flag(help: "JSON Lines (the only format; accepted for scripts that ask for it).")
         var json = false

@@ -8,7 +8,8 @@ import KineServer
 /// `kine ha …`: talks to a running node's HA port.
 struct HACommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ha", abstract: "Two-node HA administration (docs/ha.md).", subcommands: [
+        commandName: "ha", abstract: "Two-node HA administration (docs/ha.md).",
+        subcommands: [
             HAStatusCommand.self, HAPauseCommand.self, HAResumeCommand.self, HAHandoverCommand.self, HASplitWritesCommand.self,
         ])
 }
@@ -42,10 +43,11 @@ enum HAStatusFormat {
             "handoverTo": status.handoverTo, "lastWriteUnixMs": status.lastWriteUnixMilliseconds, "serving": status.serving,
         ]
         if let peer = status.peer {
-            object["peer"] = [
-                "node": peer.node, "rpcOK": peer.rpcOK, "sqlOK": peer.sqlOK, "role": peer.role, "term": peer.term,
-                "failedRounds": peer.failedRounds, "lastProbeUnixMs": peer.lastProbeUnixMilliseconds, "error": peer.error,
-            ] as [String: Any]
+            object["peer"] =
+                [
+                    "node": peer.node, "rpcOK": peer.rpcOK, "sqlOK": peer.sqlOK, "role": peer.role, "term": peer.term,
+                    "failedRounds": peer.failedRounds, "lastProbeUnixMs": peer.lastProbeUnixMilliseconds, "error": peer.error,
+                ] as [String: Any]
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
@@ -64,10 +66,13 @@ enum HAStatusFormat {
             lines.append("  PAUSED until \(ISO8601DateFormatter().string(from: end)): no automatic promotion")
         }
         if !status.handoverTo.isEmpty { lines.append("  handing over to \(status.handoverTo)") }
-        if !status.reunionWinner.isEmpty { lines.append("  reunion after a split: \(status.reunionWinner) keeps leading (fork at id \(status.reunionForkID))") }
+        if !status.reunionWinner.isEmpty {
+            lines.append("  reunion after a split: \(status.reunionWinner) keeps leading (fork at id \(status.reunionForkID))")
+        }
         if !status.witness.isEmpty { lines.append("  witness \(status.witness)\(status.witnessLost ? " (lost during the split)" : "")") }
         if let peer = status.peer {
-            lines.append("peer \(peer.node.isEmpty ? "(not yet seen)" : peer.node): \(peer.role.isEmpty ? "unknown" : peer.role), term \(peer.term)")
+            lines.append(
+                "peer \(peer.node.isEmpty ? "(not yet seen)" : peer.node): \(peer.role.isEmpty ? "unknown" : peer.role), term \(peer.term)")
             lines.append("  last probe: HA port \(peer.rpcOK ? "ok" : "FAILED"), PostgreSQL \(peer.sqlOK ? "ok" : "FAILED")")
             if !peer.error.isEmpty { lines.append("  \(peer.error)") }
         }

@@ -39,10 +39,14 @@ struct HAOptions: ParsableArguments {
     @Option(help: "primary or secondary: who leads when both start empty (KINE_HA_PRIORITY). Default secondary.")
     var haPriority: String?
 
-    @Option(help: "A third address both nodes reach, HOST:PORT (e.g. the site's router), tried with a TCP connect: a node that cannot reach it does not promote, a leader that loses peer and witness stops taking writes (KINE_HA_WITNESS).")
+    @Option(
+        help:
+            "A third address both nodes reach, HOST:PORT (e.g. the site's router), tried with a TCP connect: a node that cannot reach it does not promote, a leader that loses peer and witness stops taking writes (KINE_HA_WITNESS)."
+    )
     var haWitness: String?
 
-    @Option(help: "newest, incumbent or promoted: which leader keeps leading when both led during a split (KINE_HA_REUNION). Default newest.")
+    @Option(
+        help: "newest, incumbent or promoted: which leader keeps leading when both led during a split (KINE_HA_REUNION). Default newest.")
     var haReunion: String?
 
     @Option(help: "Write times closer than this do not decide a newest reunion (KINE_HA_MAX_CLOCK_SKEW). Default 2s.")
@@ -51,13 +55,19 @@ struct HAOptions: ParsableArguments {
     @Option(help: "How long a handover waits for the follower before the leader serves again (KINE_HA_HANDOVER_TIMEOUT). Default 10s.")
     var haHandoverTimeout: String?
 
-    @Option(help: "This node's certificate for the peer link, PEM (KINE_HA_CERT_FILE); with --ha-key-file and --ha-trusted-ca-file: mutual TLS on the HA port.")
+    @Option(
+        help:
+            "This node's certificate for the peer link, PEM (KINE_HA_CERT_FILE); with --ha-key-file and --ha-trusted-ca-file: mutual TLS on the HA port."
+    )
     var haCertFile: String?
 
     @Option(help: "The private key of --ha-cert-file, PEM (KINE_HA_KEY_FILE).")
     var haKeyFile: String?
 
-    @Option(help: "The CA both nodes' peer certificates come from, PEM (KINE_HA_TRUSTED_CA_FILE): a peer without a certificate from it is refused.")
+    @Option(
+        help:
+            "The CA both nodes' peer certificates come from, PEM (KINE_HA_TRUSTED_CA_FILE): a peer without a certificate from it is refused."
+    )
     var haTrustedCaFile: String?
 
     /// nil when HA is off; a `ValidationError` naming the flag for anything malformed.
@@ -79,11 +89,15 @@ struct HAOptions: ParsableArguments {
         guard !name.isEmpty else { throw ValidationError("--ha-node-name must not be empty") }
         var ha = HAConfiguration(nodeName: name, peerHost: peerHost, peerPort: peerPort, listen: listen, peerEndpoint: peerEndpoint)
         if let text = setting(haReplication, "REPLICATION") {
-            guard let mode = ReplicationMode(rawValue: text.lowercased()) else { throw ValidationError("--ha-replication \(text): sync or async") }
+            guard let mode = ReplicationMode(rawValue: text.lowercased()) else {
+                throw ValidationError("--ha-replication \(text): sync or async")
+            }
             ha.replication = mode
         }
         if let text = setting(haPriority, "PRIORITY") {
-            guard let priority = HAPriority(rawValue: text.lowercased()) else { throw ValidationError("--ha-priority \(text): primary or secondary") }
+            guard let priority = HAPriority(rawValue: text.lowercased()) else {
+                throw ValidationError("--ha-priority \(text): primary or secondary")
+            }
             ha.priority = priority
         }
         func duration(_ value: String?, _ name: String, _ flag: String) throws -> Duration? {
@@ -132,7 +146,8 @@ struct HAOptions: ParsableArguments {
             return nil
         case (let cert?, let key?, let ca?):
             return GRPCTLSConfiguration(
-                certificateChainFile: try readableFile(cert, flag: "--ha-cert-file"), privateKeyFile: try readableFile(key, flag: "--ha-key-file"),
+                certificateChainFile: try readableFile(cert, flag: "--ha-cert-file"),
+                privateKeyFile: try readableFile(key, flag: "--ha-key-file"),
                 trustedCAFile: try readableFile(ca, flag: "--ha-trusted-ca-file"))
         default:
             throw ValidationError("mutual TLS on the peer link needs --ha-cert-file, --ha-key-file and --ha-trusted-ca-file together")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KineCore
+import KinePostgres
 import KineStore
 
 /// `kine hashkv`: etcd's HashKV computed straight from a database, reading only, so the two
@@ -25,7 +26,9 @@ struct HashKVCommand: AsyncParsableCommand {
             }
         }
         if json {
-            print(#"{"hash":\#(response.hash),"compact_revision":\#(response.compactRevision),"hash_revision":\#(response.hashRevision),"revision":\#(response.header.revision)}"#)
+            print(
+                #"{"hash":\#(response.hash),"compact_revision":\#(response.compactRevision),"hash_revision":\#(response.hashRevision),"revision":\#(response.header.revision)}"#
+            )
         } else {
             let target = try database.configuration
             print("\(target.host ?? "local")/\(target.database), \(response.hash) (rev \(response.hashRevision))")

@@ -22,11 +22,14 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         let summary = try await database.withClient(createDatabase: true) { client in
             do {
-                return try await KineStore.restore(snapshot: Array(file), into: client, skipHashCheck: skipHashCheck, logger: DatabaseOption.logger)
+                return try await KineStore.restore(
+                    snapshot: Array(file), into: client, skipHashCheck: skipHashCheck, logger: DatabaseOption.logger)
             } catch let error as EtcdError {
                 throw ValidationError(error.message)
             }
         }
-        print("restored \(summary.changes) changes and \(summary.leases) leases; revision \(summary.revision), compacted at \(summary.compactRevision)")
+        print(
+            "restored \(summary.changes) changes and \(summary.leases) leases; revision \(summary.revision), compacted at \(summary.compactRevision)"
+        )
     }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import KineHTTP2
 import KineServer
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// `kine [serve]`: the server, flag-compatible with Go kine. Every flag can also be given as
 /// `KINE_<FLAG_IN_UPPER_SNAKE_CASE>`; the flag wins.
@@ -11,10 +13,14 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the etcd v3 API from PostgreSQL (the default command).")
 
-    @Option(help: "Address to serve etcd clients on: host:port, tcp://host:port or unix://path (KINE_LISTEN_ADDRESS). Default 0.0.0.0:2379.")
+    @Option(
+        help: "Address to serve etcd clients on: host:port, tcp://host:port or unix://path (KINE_LISTEN_ADDRESS). Default 0.0.0.0:2379.")
     var listenAddress: String?
 
-    @Option(help: "PostgreSQL to store data in: postgres://user:password@host:port/database (KINE_ENDPOINT). Default postgres://postgres:postgres@localhost/ (database kubernetes).")
+    @Option(
+        help:
+            "PostgreSQL to store data in: postgres://user:password@host:port/database (KINE_ENDPOINT). Default postgres://postgres:postgres@localhost/ (database kubernetes)."
+    )
     var endpoint: String?
 
     @Option(help: "etcd version reported to clients (KINE_EMULATED_ETCD_VERSION). Default 3.5.13.")
@@ -32,7 +38,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Keep the latest value of every key in memory and serve reads from it: true or false (KINE_READ_CACHE). Default true.")
     var readCache: String?
 
-    @Option(help: "etcd's space quota in bytes (KINE_QUOTA_BACKEND_BYTES): past it the NOSPACE alarm is raised and puts, txns and lease grants are refused. Default 0: no quota.")
+    @Option(
+        help:
+            "etcd's space quota in bytes (KINE_QUOTA_BACKEND_BYTES): past it the NOSPACE alarm is raised and puts, txns and lease grants are refused. Default 0: no quota."
+    )
     var quotaBackendBytes: Int64?
 
     @Flag(help: "Log at debug level (KINE_DEBUG).")
@@ -41,7 +50,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "text or json: one JSON object a line (KINE_LOG_FORMAT). Default text.")
     var logFormat: String?
 
-    @Option(help: "Where to serve /metrics besides the client port, host:port or :port (KINE_METRICS_BIND_ADDRESS); 0 turns kine's gRPC and SQL metrics off. Default :8080.")
+    @Option(
+        help:
+            "Where to serve /metrics besides the client port, host:port or :port (KINE_METRICS_BIND_ADDRESS); 0 turns kine's gRPC and SQL metrics off. Default :8080."
+    )
     var metricsBindAddress: String?
 
     @OptionGroup(title: "TLS")
@@ -57,7 +69,9 @@ struct ServeCommand: AsyncParsableCommand {
         let listen = try KineConfiguration.parseListenAddress(setting(listenAddress, "LISTEN_ADDRESS") ?? "0.0.0.0:2379")
         var configuration = KineConfiguration(listen: listen, endpoint: setting(endpoint, "ENDPOINT") ?? "")
         if let version = setting(emulatedEtcdVersion, "EMULATED_ETCD_VERSION") { configuration.emulatedEtcdVersion = version }
-        if let connections = datastoreMaxOpenConnections ?? environment["KINE_DATASTORE_MAX_OPEN_CONNECTIONS"].flatMap(Int.init), connections > 0 {
+        if let connections = datastoreMaxOpenConnections ?? environment["KINE_DATASTORE_MAX_OPEN_CONNECTIONS"].flatMap(Int.init),
+            connections > 0
+        {
             configuration.readConnections = connections
         }
         if let batch = compactBatchSize ?? environment["KINE_COMPACT_BATCH_SIZE"].flatMap(Int.init) {

@@ -45,7 +45,8 @@ struct TLSOptions: ParsableArguments {
         }
         let skip = skipVerify || ["1", "true"].contains(environment["KINE_SKIP_VERIFY"]?.lowercased() ?? "")
         configuration.datastoreTLS = DatastoreTLS(
-            caFile: try readable(setting(caFile, "CA_FILE"), "--ca-file"), certFile: try readable(setting(certFile, "CERT_FILE"), "--cert-file"),
+            caFile: try readable(setting(caFile, "CA_FILE"), "--ca-file"),
+            certFile: try readable(setting(certFile, "CERT_FILE"), "--cert-file"),
             keyFile: try readable(setting(keyFile, "KEY_FILE"), "--key-file"), skipVerify: skip)
     }
 }

@@ -24,7 +24,9 @@ struct CompareAndRangeTests {
         #expect(CompareEvaluation.evaluate(Compare(result: .greater, target: .mod, key: key, operand: .modRevision(4)), against: [item]))
         #expect(CompareEvaluation.evaluate(Compare(result: .less, target: .create, key: key, operand: .createRevision(3)), against: [item]))
         #expect(CompareEvaluation.evaluate(Compare(result: .notEqual, target: .version, key: key, operand: .version(2)), against: [item]))
-        #expect(CompareEvaluation.evaluate(Compare(result: .greater, target: .value, key: key, operand: .value(Array("a".utf8))), against: [item]))
+        #expect(
+            CompareEvaluation.evaluate(
+                Compare(result: .greater, target: .value, key: key, operand: .value(Array("a".utf8))), against: [item]))
         #expect(CompareEvaluation.evaluate(Compare(result: .greater, target: .mod, key: key, operand: .version(100)), against: [item]))
         #expect(CompareEvaluation.evaluate(Compare(result: .equal, target: .lease, key: key, operand: .lease(0)), against: [item]))
     }
@@ -56,7 +58,8 @@ struct CompareAndRangeTests {
         ]
         let byMod = RangeSelection.apply(RangeRequest(sortTarget: .mod), kvs: items, count: 3, header: .init())
         #expect(byMod.kvs.map(\.modRevision) == [1, 2, 3])
-        let byVersionDesc = RangeSelection.apply(RangeRequest(sortOrder: .descend, sortTarget: .version), kvs: items, count: 3, header: .init())
+        let byVersionDesc = RangeSelection.apply(
+            RangeRequest(sortOrder: .descend, sortTarget: .version), kvs: items, count: 3, header: .init())
         #expect(byVersionDesc.kvs.map { String(decoding: $0.key, as: UTF8.self) } == ["a", "b", "c"])
         let byKeyDesc = RangeSelection.apply(RangeRequest(sortOrder: .descend), kvs: items, count: 3, header: .init())
         #expect(byKeyDesc.kvs.map { String(decoding: $0.key, as: UTF8.self) } == ["c", "b", "a"])

@@ -14,7 +14,8 @@ struct HAReunionMachineTests {
     ) -> HAObservation.Peer {
         HAObservation.Peer(
             status: PeerStatus(
-                node: node, role: role, term: term, leader: leader ?? node, copy: copy, maxRevision: maxRevision, highestServed: maxRevision,
+                node: node, role: role, term: term, leader: leader ?? node, copy: copy, maxRevision: maxRevision,
+                highestServed: maxRevision,
                 maxID: maxID, reunionWinner: winner, reunionForkID: fork, handoverTo: handoverTo),
             sqlOK: true)
     }
@@ -48,7 +49,10 @@ struct HAReunionMachineTests {
         // a (term 1) waits for b's verdict, then steps down and follows at b's term.
         var a = Self.leaderAlone("a", term: 1)
         // While it waits, a stops taking writes (R4), once.
-        #expect(a.round(.init(), Self.status("b", .leaderAlone, term: 2)) == [.stepDown(reason: "peer b leads at term 2: waiting for its reunion verdict")])
+        #expect(
+            a.round(.init(), Self.status("b", .leaderAlone, term: 2)) == [
+                .stepDown(reason: "peer b leads at term 2: waiting for its reunion verdict")
+            ])
         #expect(!a.machine.servesClients)
         #expect(a.round(.init(), Self.status("b", .leaderAlone, term: 2)).isEmpty)
         let follow = a.round(.init(), Self.status("b", .leaderAlone, term: 2, winner: "b", fork: 100))
@@ -85,7 +89,10 @@ struct HAReunionMachineTests {
         if case .promote(let term, _, let fork, _)? = again.first { #expect(term == 3 && fork == 7) } else { Issue.record("\(again)") }
         var b2 = Self.leaderAlone("b", term: 2)
         // b does not decide; it stops taking writes while a does.
-        #expect(b2.round(.init(), .init(status: peerB.with(node: "a"), sqlOK: true)) == [.stepDown(reason: "peer a leads at term 2: waiting for its reunion verdict")])
+        #expect(
+            b2.round(.init(), .init(status: peerB.with(node: "a"), sqlOK: true)) == [
+                .stepDown(reason: "peer a leads at term 2: waiting for its reunion verdict")
+            ])
     }
 
     @Test("A losing decider steps down and follows at max(term) + 1; the winner takes that term with the fork; the loser waits for it")
@@ -110,14 +117,17 @@ struct HAReunionMachineTests {
             Issue.record("expected a promotion, got \(promoted)")
         }
         // Once a leads at term 3, b routes to it, then re-makes its copy from it.
-        #expect(b.round(.init(copy: .none), Self.status("a", .leaderAlone, term: 3)) == [
-            .follow(leader: "a", term: 3, reason: "reunion: a leads at term 3")
-        ])
+        #expect(
+            b.round(.init(copy: .none), Self.status("a", .leaderAlone, term: 3)) == [
+                .follow(leader: "a", term: 3, reason: "reunion: a leads at term 3")
+            ])
         #expect(b.machine.servesClients)
         #expect(b.round(.init(copy: .none), Self.status("a", .leaderAlone, term: 3)) == [.resync(reason: "no local copy")])
     }
 
-    @Test("With a witness: no promotion without it; a leader without peer and witness stops taking writes, and serves again when either returns")
+    @Test(
+        "With a witness: no promotion without it; a leader without peer and witness stops taking writes, and serves again when either returns"
+    )
     func witness() {
         var follower = HARoleMachineTests.follower()
         let unreachable = HAObservation.Local(copy: .ready, subscribedTerm: 1, witness: false)
@@ -147,7 +157,9 @@ struct HAReunionMachineTests {
         #expect(follower.round(HARoleMachineTests.ready, HARoleMachineTests.dead).contains(where: HARoleMachineTests.isPromote))
     }
 
-    @Test("Handover: only a leader with a ready follower; the follower promotes once its copy holds the leader's newest id; the old leader follows")
+    @Test(
+        "Handover: only a leader with a ready follower; the follower promotes once its copy holds the leader's newest id; the old leader follows"
+    )
     func handover() throws {
         var lone = Self.leaderAlone("a", term: 1)
         #expect(throws: HandoverRefused.self) { try lone.machine.requestHandover(now: lone.now, timeout: .seconds(5)) }

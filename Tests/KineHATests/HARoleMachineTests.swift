@@ -14,8 +14,11 @@ struct HARoleMachineTests {
         var machine: HARoleMachine
         var now: Duration = .zero
 
-        init(node: String = "b", priority: HAPriority = .secondary, mode: ReplicationMode = .sync, lastRole: HARole? = nil, term: UInt64 = 0) {
-            machine = HARoleMachine(node: node, priority: priority, mode: mode, timing: HARoleMachineTests.timing, lastRole: lastRole, term: term)
+        init(
+            node: String = "b", priority: HAPriority = .secondary, mode: ReplicationMode = .sync, lastRole: HARole? = nil, term: UInt64 = 0
+        ) {
+            machine = HARoleMachine(
+                node: node, priority: priority, mode: mode, timing: HARoleMachineTests.timing, lastRole: lastRole, term: term)
         }
 
         mutating func round(_ local: HAObservation.Local = .init(), _ peer: HAObservation.Peer) -> [HAAction] {
@@ -33,7 +36,8 @@ struct HARoleMachineTests {
     }
 
     static func leader(_ node: String = "a", term: UInt64 = 1, postgresUp: Bool = true) -> HAObservation.Peer {
-        HAObservation.Peer(status: PeerStatus(node: node, role: .leaderAlone, term: term, leader: node, postgresUp: postgresUp), sqlOK: true)
+        HAObservation.Peer(
+            status: PeerStatus(node: node, role: .leaderAlone, term: term, leader: node, postgresUp: postgresUp), sqlOK: true)
     }
 
     static let dead = HAObservation.Peer(status: nil, sqlOK: false)
@@ -61,15 +65,18 @@ struct HARoleMachineTests {
         #expect(primary.machine.role == .leaderAlone)
 
         var secondary = Harness(node: "b", priority: .secondary)
-        #expect(secondary.round(.init(), .init(status: PeerStatus(node: "a", role: .bootstrap, term: 0, priority: .primary), sqlOK: true)).isEmpty)
+        #expect(
+            secondary.round(.init(), .init(status: PeerStatus(node: "a", role: .bootstrap, term: 0, priority: .primary), sqlOK: true))
+                .isEmpty)
         #expect(secondary.machine.role == .bootstrap)
         let follow = secondary.round(.init(), Self.leader())
         #expect(follow == [.follow(leader: "a", term: 1, reason: "peer a leads at term 1")])
         // No copy yet: make one.
         #expect(secondary.round(.init(), Self.leader()) == [.resync(reason: "no local copy")])
         #expect(secondary.machine.role == .resyncing)
-        #expect(secondary.round(.init(copy: .syncing, copyComplete: false, subscribedTerm: 1), Self.leader())
-            == [.persist(reason: "local copy catching up")])
+        #expect(
+            secondary.round(.init(copy: .syncing, copyComplete: false, subscribedTerm: 1), Self.leader())
+                == [.persist(reason: "local copy catching up")])
         #expect(secondary.machine.role == .followerSyncing)
         #expect(secondary.round(Self.ready, Self.leader()) == [.persist(reason: "local copy ready")])
         #expect(secondary.machine.role == .follower)
@@ -79,7 +86,8 @@ struct HARoleMachineTests {
     func dataBeatsPriority() {
         // An existing single-node kine database (no HA term yet) becomes the pair's first leader.
         var secondary = Harness(node: "b", priority: .secondary)
-        let peer = HAObservation.Peer(status: PeerStatus(node: "a", role: .bootstrap, term: 0, hasData: false, priority: .primary), sqlOK: true)
+        let peer = HAObservation.Peer(
+            status: PeerStatus(node: "a", role: .bootstrap, term: 0, hasData: false, priority: .primary), sqlOK: true)
         let actions = secondary.round(.init(hasData: true), peer)
         #expect(actions == [.lead(term: 1, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")])
         #expect(secondary.machine.role == .leaderAlone)
@@ -94,24 +102,33 @@ struct HARoleMachineTests {
     func powerLoss() {
         // b was promoted (term 2) and led; a followed it. Both come back; a is the primary.
         var a = Harness(node: "a", priority: .primary, lastRole: .follower, term: 2)
-        a.machine = HARoleMachine(node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
+        a.machine = HARoleMachine(
+            node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
         let bStarting = HAObservation.Peer(
             status: PeerStatus(node: "b", role: .bootstrap, term: 2, leader: "b", hasData: true), sqlOK: true)
         #expect(a.round(.init(hasData: true), bStarting).isEmpty)
         var b = Harness(node: "b", priority: .secondary)
-        b.machine = HARoleMachine(node: "b", priority: .secondary, mode: .sync, timing: Self.timing, lastRole: .leaderAlone, term: 2, lastLeader: "b")
+        b.machine = HARoleMachine(
+            node: "b", priority: .secondary, mode: .sync, timing: Self.timing, lastRole: .leaderAlone, term: 2, lastLeader: "b")
         let aStarting = HAObservation.Peer(
             status: PeerStatus(node: "a", role: .bootstrap, term: 2, leader: "b", hasData: true, priority: .primary), sqlOK: true)
-        #expect(b.round(.init(hasData: true), aStarting).first == .lead(term: 2, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)"))
+        #expect(
+            b.round(.init(hasData: true), aStarting).first
+                == .lead(term: 2, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)"))
 
         // b's machine was replaced (empty database): a, which followed b, wins on data and, as a
         // former follower, takes over with a revision bump instead of leading at b's revisions.
         var c = Harness(node: "a", priority: .primary)
-        c.machine = HARoleMachine(node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
+        c.machine = HARoleMachine(
+            node: "a", priority: .primary, mode: .sync, timing: Self.timing, lastRole: .follower, term: 2, lastLeader: "b")
         let other = HAObservation.Peer(
             status: PeerStatus(node: "b", role: .bootstrap, term: 0, hasData: false, maxRevision: 77), sqlOK: true)
         let actions = c.round(.init(copy: .disabled, copyComplete: true, subscribedTerm: 2, hasData: true), other)
-        #expect(actions == [.promote(term: 3, peerMaxRevision: 77, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")])
+        #expect(
+            actions == [
+                .promote(
+                    term: 3, peerMaxRevision: 77, reason: "both nodes starting; this node wins (data, term, last leader, priority, name)")
+            ])
     }
 
     @Test("A lone primary leads after the startup grace; a fresh lone secondary never serves alone")
@@ -203,10 +220,14 @@ struct HARoleMachineTests {
     func copyLackingTables() {
         var harness = Self.follower()
         let lacking = HAObservation.Local(copy: .ready, subscribedTerm: 1, copyLacksTables: true)
-        #expect(harness.round(lacking, Self.leader()) == [.refreshCopy(reason: "the leader publishes tables the local copy does not subscribe to")])
+        #expect(
+            harness.round(lacking, Self.leader()) == [
+                .refreshCopy(reason: "the leader publishes tables the local copy does not subscribe to")
+            ])
         // The new table's initial copy: the machine waits, and settles once every table is ready.
-        #expect(harness.round(.init(copy: .syncing, copyComplete: false, subscribedTerm: 1), Self.leader())
-            == [.persist(reason: "local copy catching up")])
+        #expect(
+            harness.round(.init(copy: .syncing, copyComplete: false, subscribedTerm: 1), Self.leader())
+                == [.persist(reason: "local copy catching up")])
         #expect(harness.round(Self.ready, Self.leader()) == [.persist(reason: "local copy ready")])
         #expect(harness.machine.role == .follower)
 
@@ -225,14 +246,19 @@ struct HARoleMachineTests {
         _ = leader.round(.init(), .init(status: PeerStatus(node: "b", role: .bootstrap, term: 0), sqlOK: true))
         let caughtUp = HAObservation.Peer(status: PeerStatus(node: "b", role: .follower, term: 1, leader: "a", copy: .ready), sqlOK: true)
         let streaming = HAObservation.Local(followerStreaming: true)
-        #expect(leader.round(streaming, caughtUp) == [
-            .setSynchronous(true, reason: "follower caught up"), .persist(reason: "follower caught up"),
-        ])
+        #expect(
+            leader.round(streaming, caughtUp) == [
+                .setSynchronous(true, reason: "follower caught up"), .persist(reason: "follower caught up"),
+            ])
         #expect(leader.machine.role == .leader && leader.machine.synchronous)
         // The follower dies: its replication connection lingers (wal_sender_timeout), but both
         // channels fail, so after liveness the leader stops waiting for it.
         let dying = leader.rounds(for: .seconds(3.5), streaming, Self.dead)
-        #expect(dying == [.setSynchronous(false, reason: "follower unreachable for 3.0 seconds"), .persist(reason: "follower unreachable for 3.0 seconds")])
+        #expect(
+            dying == [
+                .setSynchronous(false, reason: "follower unreachable for 3.0 seconds"),
+                .persist(reason: "follower unreachable for 3.0 seconds"),
+            ])
         #expect(leader.machine.role == .leaderAlone && !leader.machine.synchronous)
         #expect(leader.round(streaming, caughtUp).first == .setSynchronous(true, reason: "follower caught up"))
 
@@ -251,9 +277,10 @@ struct HARoleMachineTests {
         var follower = Harness(node: "a", priority: .primary, lastRole: .follower, term: 2)
         _ = follower.round(.init(), Self.leader("b", term: 2))
         #expect(follower.machine.leader == "b")
-        #expect(follower.round(.init(copy: .ready, subscribedTerm: 2), Self.leader("c", term: 1)).allSatisfy {
-            if case .follow = $0 { return false } else { return true }
-        })
+        #expect(
+            follower.round(.init(copy: .ready, subscribedTerm: 2), Self.leader("c", term: 1)).allSatisfy {
+                if case .follow = $0 { return false } else { return true }
+            })
         #expect(follower.machine.leader == "b")
 
         var leading = Harness(node: "b", lastRole: .leaderAlone, term: 2)
@@ -262,7 +289,11 @@ struct HARoleMachineTests {
         // Two leaders: the one with the higher term decides the reunion (HAReunionMachineTests).
         let meeting = leading.round(.init(), Self.leader("a", term: 1))
         #expect(meeting.count == 1)
-        if case .decideReunion(let peer)? = meeting.first { #expect(peer.node == "a") } else { Issue.record("expected decideReunion, got \(meeting)") }
+        if case .decideReunion(let peer)? = meeting.first {
+            #expect(peer.node == "a")
+        } else {
+            Issue.record("expected decideReunion, got \(meeting)")
+        }
         #expect(leading.machine.role == .leaderAlone)
     }
 

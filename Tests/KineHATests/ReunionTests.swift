@@ -11,8 +11,12 @@ struct ReunionTests {
         bWitness: Bool? = nil, aPriority: HAPriority = .primary, bPriority: HAPriority = .secondary
     ) -> (ReunionCandidate, ReunionCandidate) {
         (
-            ReunionCandidate(node: "a", term: 1, priority: aPriority, writesSinceFork: aWrites, lastWriteUnixMilliseconds: aLast, reachedWitness: aWitness),
-            ReunionCandidate(node: "b", term: 2, priority: bPriority, writesSinceFork: bWrites, lastWriteUnixMilliseconds: bLast, reachedWitness: bWitness)
+            ReunionCandidate(
+                node: "a", term: 1, priority: aPriority, writesSinceFork: aWrites, lastWriteUnixMilliseconds: aLast,
+                reachedWitness: aWitness),
+            ReunionCandidate(
+                node: "b", term: 2, priority: bPriority, writesSinceFork: bWrites, lastWriteUnixMilliseconds: bLast,
+                reachedWitness: bWitness)
         )
     }
 
@@ -28,7 +32,10 @@ struct ReunionTests {
 
     static let cases: [Case] = {
         var cases: [Case] = []
-        func add(_ name: String, _ pair: (ReunionCandidate, ReunionCandidate), _ policy: ReunionPolicy, _ winner: String, _ rule: ReunionDecision.Rule) {
+        func add(
+            _ name: String, _ pair: (ReunionCandidate, ReunionCandidate), _ policy: ReunionPolicy, _ winner: String,
+            _ rule: ReunionDecision.Rule
+        ) {
             cases.append(Case(name: name, a: pair.0, b: pair.1, policy: policy, winner: winner, rule: rule))
         }
         for policy in ReunionPolicy.allCases {
@@ -40,7 +47,9 @@ struct ReunionTests {
         add("newest: a's write is 5 s newer", pair(aLast: 105_000), .newest, "a", .newest)
         add("newest: b's write is 5 s newer", pair(bLast: 105_000), .newest, "b", .newest)
         add("newest: 1.5 s apart is inside the skew bound: priority decides", pair(bLast: 101_500), .newest, "a", .priority)
-        add("newest: inside the bound, b primary", pair(bLast: 101_500, aPriority: .secondary, bPriority: .primary), .newest, "b", .priority)
+        add(
+            "newest: inside the bound, b primary", pair(bLast: 101_500, aPriority: .secondary, bPriority: .primary), .newest, "b", .priority
+        )
         add("incumbent: a led before the split", pair(bLast: 900_000), .incumbent, "a", .incumbent)
         add("promoted: b was promoted", pair(aLast: 900_000), .promoted, "b", .promoted)
         add("both witnessed: the policy decides", pair(aWitness: true, bWitness: true), .promoted, "b", .promoted)

@@ -1,4 +1,5 @@
 import CNGHTTP2
+import KineCore
 import KineHTTP2
 import Logging
 import NIOCore
@@ -33,14 +34,17 @@ struct WireFrame: Equatable, CustomStringConvertible {
     /// The frame's bytes (a client frame to send).
     var bytes: [UInt8] {
         let n = UInt32(payload.count)
-        return [UInt8(n >> 16), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), type, flags,
-                UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF)] + payload
+        return [
+            UInt8(n >> 16), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF), type, flags,
+            UInt8(stream >> 24), UInt8((stream >> 16) & 0xFF), UInt8((stream >> 8) & 0xFF), UInt8(stream & 0xFF),
+        ] + payload
     }
 }
 
 /// A client's frames, built by hand (HPACK literals without indexing or Huffman).
 enum ClientFrames {
-    static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + WireFrame(type: WireFrame.settings, flags: 0, stream: 0, payload: []).bytes
+    static let preface: [UInt8] =
+        Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + WireFrame(type: WireFrame.settings, flags: 0, stream: 0, payload: []).bytes
     static let settingsAck = WireFrame(type: WireFrame.settings, flags: WireFrame.ack, stream: 0, payload: []).bytes
 
     static func literal(_ name: String, _ value: String) -> [UInt8] {
@@ -51,7 +55,9 @@ enum ClientFrames {
         var block = literal(":method", "POST") + literal(":scheme", "http") + literal(":path", path) + literal(":authority", "test")
         block += literal("content-type", "application/grpc") + literal("te", "trailers")
         if let timeout { block += literal("grpc-timeout", timeout) }
-        return WireFrame(type: WireFrame.headersType, flags: WireFrame.endHeaders | (endStream ? WireFrame.endStream : 0), stream: stream, payload: block).bytes
+        return WireFrame(
+            type: WireFrame.headersType, flags: WireFrame.endHeaders | (endStream ? WireFrame.endStream : 0), stream: stream, payload: block
+        ).bytes
     }
 
     static func message(stream: UInt32, _ body: [UInt8], endStream: Bool = true) -> [UInt8] {
@@ -68,9 +74,13 @@ enum ClientFrames {
     }
 
     static func goAway(lastStream: UInt32) -> [UInt8] {
-        WireFrame(type: WireFrame.goAway, flags: 0, stream: 0, payload: [
-            UInt8(lastStream >> 24), UInt8((lastStream >> 16) & 0xFF), UInt8((lastStream >> 8) & 0xFF), UInt8(lastStream & 0xFF), 0, 0, 0, 0,
-        ]).bytes
+        WireFrame(
+            type: WireFrame.goAway, flags: 0, stream: 0,
+            payload: [
+                UInt8(lastStream >> 24), UInt8((lastStream >> 16) & 0xFF), UInt8((lastStream >> 8) & 0xFF), UInt8(lastStream & 0xFF), 0, 0,
+                0, 0,
+            ]
+        ).bytes
     }
 }
 
@@ -87,7 +97,8 @@ final class ConnectionHarness {
             target: .tcp(host: "127.0.0.1", port: 0), maxReceiveMessageSize: maxReceiveMessageSize, initialStreamWindowSize: 65_535,
             initialConnectionWindowSize: 65_535, maxPendingResponseBytesPerStream: 1 << 20)
         handler = ServerConnectionHandler(
-            configuration: configuration, router: router, logger: Logger(label: "kine.test", factory: { _ in SwiftLogNoOpLogHandler() }), registry: nil)
+            configuration: configuration, router: router, logger: Logger(label: "kine.test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            registry: nil)
         channel = EmbeddedChannel(handler: handler)
         var made: OpaquePointer?
         nghttp2_hd_inflate_new(&made)

@@ -1,6 +1,7 @@
 import KineTestSupport
-import Testing
 import NIOCore
+import Testing
+
 @testable import KineHTTP2
 
 @Suite("gRPC message framing")
@@ -96,11 +97,13 @@ struct FramingTests {
 
 @Suite("grpc-timeout")
 struct TimeoutTests {
-    @Test("parse units", arguments: [
-        ("1H", Int64(3_600_000_000_000)), ("2M", 120_000_000_000), ("3S", 3_000_000_000), ("4m", 4_000_000),
-        ("5u", 5_000), ("6n", 6), ("60000000u", 60_000_000_000), ("1800000m", 1_800_000_000_000),
-        ("99999999n", 99_999_999), ("0m", 0),
-    ])
+    @Test(
+        "parse units",
+        arguments: [
+            ("1H", Int64(3_600_000_000_000)), ("2M", 120_000_000_000), ("3S", 3_000_000_000), ("4m", 4_000_000),
+            ("5u", 5_000), ("6n", 6), ("60000000u", 60_000_000_000), ("1800000m", 1_800_000_000_000),
+            ("99999999n", 99_999_999), ("0m", 0),
+        ])
     func parse(value: String, nanos: Int64) {
         #expect(GRPCTimeout.parse(value) == nanos)
     }

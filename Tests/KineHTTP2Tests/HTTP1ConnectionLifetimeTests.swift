@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import KineHTTP2
@@ -8,13 +9,15 @@ struct HTTP1ConnectionLifetimeTests {
     /// The fuzzer's leak sanitizer found each HTTP/1.1 connection holding itself (through a stored
     /// loop-bound reference) and so never freed: it and its channel handler must be gone once the
     /// channel closes, whether the client or the server closed it.
-    @Test("An HTTP/1.1 connection and its handler are freed when the channel closes", arguments: [
-        "", // the client goes away mid-request
-        "/health HTTP/1.1\r\nHost: x\r\n\r\n",
-        "/v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
-        "/ HTTP/1.1\r\nno colon here\r\n\r\n",
-        "/ HTTP/1.1\r\nConnection: close\r\n\r\n",
-    ])
+    @Test(
+        "An HTTP/1.1 connection and its handler are freed when the channel closes",
+        arguments: [
+            "",  // the client goes away mid-request
+            "/health HTTP/1.1\r\nHost: x\r\n\r\n",
+            "/v3/kv/range HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+            "/ HTTP/1.1\r\nno colon here\r\n\r\n",
+            "/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ])
     func freedAfterClose(rest: String) throws {
         weak var connection: HTTP1ServerConnection?
         weak var handler: ServerConnectionHandler?

@@ -16,7 +16,10 @@ struct HTTP1RequestParserTests {
     @Test func headWithoutBody() {
         var parser = HTTP1RequestParser()
         let events = parser.feed(bytes("GET /version?x=1 HTTP/1.1\r\nHost: x\r\nX-Thing:  spaced  \r\n\r\n"))
-        guard case .head(let head) = events.first else { Issue.record("no head: \(events)"); return }
+        guard case .head(let head) = events.first else {
+            Issue.record("no head: \(events)")
+            return
+        }
         #expect(head.method == "GET")
         #expect(head.path == "/version")
         #expect(head.target == "/version?x=1")
@@ -40,7 +43,8 @@ struct HTTP1RequestParserTests {
 
     @Test func chunkedBodyWithExtensionsAndTrailer() {
         var parser = HTTP1RequestParser()
-        let request = "POST /v3/watch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let request =
+            "POST /v3/watch HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "4;name=v\r\n{\"a\"\r\n" + "A\r\n:1}{\"b\":2}\r\n" + "0\r\nX-Trailer: y\r\n\r\n"
         var events: [HTTP1RequestParser.Event] = []
         // Byte by byte: every split point must work.
@@ -54,7 +58,10 @@ struct HTTP1RequestParserTests {
         let first = parser.feed(bytes("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n"))
         #expect(first.count == 2)
         let second = parser.nextRequest()
-        guard case .head(let head) = second.first else { Issue.record("no second head"); return }
+        guard case .head(let head) = second.first else {
+            Issue.record("no second head")
+            return
+        }
         #expect(head.path == "/b")
         #expect(!head.keepAlive)
     }
@@ -62,7 +69,10 @@ struct HTTP1RequestParserTests {
     @Test func expectContinueAndHTTP10() {
         var parser = HTTP1RequestParser()
         let events = parser.feed(bytes("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
-        guard case .head(let head) = events.first else { Issue.record("no head"); return }
+        guard case .head(let head) = events.first else {
+            Issue.record("no head")
+            return
+        }
         #expect(head.expectsContinue)
         #expect(!head.keepAlive)
     }
@@ -79,7 +89,10 @@ struct HTTP1RequestParserTests {
     func malformed(request: String, status: Int) {
         var parser = HTTP1RequestParser()
         let events = parser.feed(bytes(request))
-        guard case .failure(let got, _) = events.last else { Issue.record("accepted: \(events)"); return }
+        guard case .failure(let got, _) = events.last else {
+            Issue.record("accepted: \(events)")
+            return
+        }
         #expect(got == status)
         // Nothing more is read from a failed connection.
         #expect(parser.feed(bytes("GET / HTTP/1.1\r\n\r\n")).isEmpty)

@@ -1,6 +1,9 @@
+import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
+
 @testable import KineHTTP2
 
 @Suite("gRPC server and client over HTTP/2")

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+
 @testable import KineHTTP2
 
 /// Manual performance smoke tests, off by default.

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import Testing
 
 @testable import KineHTTP2
@@ -8,12 +9,16 @@ import Testing
 /// RST_STREAM(PROTOCOL_ERROR), and what nghttp2 dropped is still dropped.
 @Suite("Request header rules")
 struct RequestHeaderRulesTests {
-    private static let grpcCall = [(":method", "POST"), (":scheme", "http"), (":path", "/test.Echo/Unary"), (":authority", "test"),
-                                   ("content-type", "application/grpc"), ("te", "trailers")]
+    private static let grpcCall = [
+        (":method", "POST"), (":scheme", "http"), (":path", "/test.Echo/Unary"), (":authority", "test"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ]
 
     private func request(_ stream: UInt32, _ list: [(String, String)], endStream: Bool = false) -> [UInt8] {
         let block = list.flatMap { ClientFrames.literal($0.0, $0.1) }
-        return WireFrame(type: WireFrame.headersType, flags: WireFrame.endHeaders | (endStream ? WireFrame.endStream : 0), stream: stream, payload: block).bytes
+        return WireFrame(
+            type: WireFrame.headersType, flags: WireFrame.endHeaders | (endStream ? WireFrame.endStream : 0), stream: stream, payload: block
+        ).bytes
     }
 
     private func ok(_ stream: UInt32, _ body: [UInt8]) -> [WireFrame] {
@@ -21,7 +26,9 @@ struct RequestHeaderRulesTests {
         return [
             WireFrame(type: WireFrame.headersType, flags: WireFrame.endHeaders, stream: stream, payload: [], headers: responseHeaders),
             WireFrame(type: WireFrame.data, flags: 0, stream: stream, payload: ClientFrames.grpcMessage(body)),
-            WireFrame(type: WireFrame.headersType, flags: WireFrame.endHeaders | WireFrame.endStream, stream: stream, payload: [], headers: [("grpc-status", "0")]),
+            WireFrame(
+                type: WireFrame.headersType, flags: WireFrame.endHeaders | WireFrame.endStream, stream: stream, payload: [],
+                headers: [("grpc-status", "0")]),
         ]
     }
 
@@ -43,8 +50,10 @@ struct RequestHeaderRulesTests {
     func authorityTakesAnyValue() throws {
         let harness = try connected()
         for (stream, authority) in [(UInt32(1), "/run/kine/kine.sock"), (3, "kine.sock"), (5, "127.0.0.1:2379"), (7, "")] {
-            #expect(try harness.send(request(stream, replacing(":authority", with: authority)) + ClientFrames.message(stream: stream, [UInt8(stream)]))
-                == ok(stream, [UInt8(stream)]))
+            #expect(
+                try harness.send(
+                    request(stream, replacing(":authority", with: authority)) + ClientFrames.message(stream: stream, [UInt8(stream)]))
+                    == ok(stream, [UInt8(stream)]))
         }
         let hostOnly = Self.grpcCall.filter { $0.0 != ":authority" } + [("host", "/run/kine.sock")]
         #expect(try harness.send(request(9, hostOnly) + ClientFrames.message(stream: 9, [9])) == ok(9, [9]))
@@ -97,7 +106,8 @@ struct RequestHeaderRulesTests {
     func invalidRegularFieldsAreDropped() throws {
         let harness = try connected()
         for (stream, field) in [(UInt32(1), ("x-ctl", "a\u{1}b")), (3, ("x-space", " padded ")), (5, ("x@name", "v"))] {
-            #expect(try harness.send(request(stream, Self.grpcCall + [field]) + ClientFrames.message(stream: stream, [7])) == ok(stream, [7]))
+            #expect(
+                try harness.send(request(stream, Self.grpcCall + [field]) + ClientFrames.message(stream: stream, [7])) == ok(stream, [7]))
         }
     }
 
@@ -106,12 +116,21 @@ struct RequestHeaderRulesTests {
         let harness = try connected()
         let trailers: (UInt32, [(String, String)], Bool) -> [UInt8] = { stream, list, end in
             let block = list.flatMap { ClientFrames.literal($0.0, $0.1) }
-            return WireFrame(type: WireFrame.headersType, flags: WireFrame.endHeaders | (end ? WireFrame.endStream : 0), stream: stream, payload: block).bytes
+            return WireFrame(
+                type: WireFrame.headersType, flags: WireFrame.endHeaders | (end ? WireFrame.endStream : 0), stream: stream, payload: block
+            ).bytes
         }
-        #expect(try harness.send(request(1, Self.grpcCall) + ClientFrames.message(stream: 1, [1], endStream: false) + trailers(1, [("x-t", "1")], true)) == ok(1, [1]))
-        #expect(try harness.send(request(3, Self.grpcCall) + ClientFrames.message(stream: 3, [3], endStream: false) + trailers(3, [(":path", "/x")], true))
-            == protocolError(3))
-        #expect(try harness.send(request(5, Self.grpcCall) + ClientFrames.message(stream: 5, [5], endStream: false) + trailers(5, [("x-t", "1")], false))
-            == protocolError(5))
+        #expect(
+            try harness.send(
+                request(1, Self.grpcCall) + ClientFrames.message(stream: 1, [1], endStream: false) + trailers(1, [("x-t", "1")], true))
+                == ok(1, [1]))
+        #expect(
+            try harness.send(
+                request(3, Self.grpcCall) + ClientFrames.message(stream: 3, [3], endStream: false) + trailers(3, [(":path", "/x")], true))
+                == protocolError(3))
+        #expect(
+            try harness.send(
+                request(5, Self.grpcCall) + ClientFrames.message(stream: 5, [5], endStream: false) + trailers(5, [("x-t", "1")], false))
+                == protocolError(5))
     }
 }

@@ -1,6 +1,7 @@
-import NIOCore
 import KineTestSupport
+import NIOCore
 import Testing
+
 @testable import KineHTTP2
 
 @Suite("robustness against malformed input")
@@ -37,7 +38,8 @@ struct RobustnessTests {
             return randomBytes(Int.random(in: 1...512, using: &rng), &rng)
         case 1:
             // Truncated preface / valid prefix of a good exchange.
-            let good = preface + Self.emptySettings + Self.requestHeaders(stream: 1, endStream: false)
+            let good =
+                preface + Self.emptySettings + Self.requestHeaders(stream: 1, endStream: false)
                 + Self.frame(type: 0, flags: 1, stream: 1, payload: GRPCMessageFramer.frame([1, 2, 3]))
             return Array(good.prefix(Int.random(in: 1..<good.count, using: &rng)))
         case 2:
@@ -50,7 +52,8 @@ struct RobustnessTests {
                 let type = UInt8.random(in: 0...12, using: &rng)
                 let flags = UInt8.random(in: 0...255, using: &rng)
                 let stream = UInt32.random(in: 0...7, using: &rng)
-                bytes += Self.frame(type: type, flags: flags, stream: stream, payload: randomBytes(Int.random(in: 0...40, using: &rng), &rng))
+                bytes += Self.frame(
+                    type: type, flags: flags, stream: stream, payload: randomBytes(Int.random(in: 0...40, using: &rng), &rng))
             }
             return bytes
         case 4:
@@ -61,7 +64,8 @@ struct RobustnessTests {
                 + Self.frame(type: 0, flags: UInt8.random(in: 0...1, using: &rng), stream: 1, payload: message)
         case 5:
             // Mutate one byte of a valid exchange.
-            var good = preface + Self.emptySettings + Self.requestHeaders(stream: 1, endStream: false)
+            var good =
+                preface + Self.emptySettings + Self.requestHeaders(stream: 1, endStream: false)
                 + Self.frame(type: 0, flags: 1, stream: 1, payload: GRPCMessageFramer.frame([9, 9, 9]))
             let position = Int.random(in: preface.count..<good.count, using: &rng)
             good[position] = UInt8.random(in: 0...255, using: &rng)
@@ -123,7 +127,8 @@ struct RobustnessTests {
     @Test("a valid raw request gets a response; garbage DATA on one stream only fails that stream")
     func rawRequest() async throws {
         try await withServer { _, port, _ in
-            let bytes = HTTP1.http2Preface + Self.emptySettings
+            let bytes =
+                HTTP1.http2Preface + Self.emptySettings
                 + Self.requestHeaders(stream: 1, endStream: false)
                 + Self.frame(type: 0, flags: 0, stream: 1, payload: [1, 0, 0, 0, 1, 0])  // compressed flag
                 + Self.requestHeaders(stream: 3, endStream: false)

@@ -1,3 +1,4 @@
+import KineCore
 import Testing
 
 @testable import KineHTTP2
@@ -75,16 +76,22 @@ struct ServerCallMachineTests {
         let type = GRPCStatus(.internal, "invalid gRPC request content-type \"text/plain\"")
         #expect(first(Machine.RequestHead(method: "POST", contentType: "text/plain")) == [.rejectEarly(httpStatus: 415, type), .flush])
         let gzip = GRPCStatus(.unimplemented, "grpc: Decompressor is not installed for grpc-encoding \"gzip\"")
-        #expect(first(Machine.RequestHead(method: "POST", contentType: "application/grpc", encoding: "gzip"))
-            == [.cancelDeadline, .submitTrailersOnly(gzip), .flush])
-        #expect(first(Machine.RequestHead(method: "POST", contentType: "application/grpc+proto", encoding: "identity")) == [.observeStart(streaming: false)])
+        #expect(
+            first(Machine.RequestHead(method: "POST", contentType: "application/grpc", encoding: "gzip"))
+                == [.cancelDeadline, .submitTrailersOnly(gzip), .flush])
+        #expect(
+            first(Machine.RequestHead(method: "POST", contentType: "application/grpc+proto", encoding: "identity")) == [
+                .observeStart(streaming: false)
+            ])
         let timeout = GRPCStatus(.internal, "malformed grpc-timeout: 5x")
-        #expect(first(Machine.RequestHead(method: "POST", contentType: "application/grpc", timeout: "5x"))
-            == [.cancelDeadline, .submitTrailersOnly(timeout), .flush])
+        #expect(
+            first(Machine.RequestHead(method: "POST", contentType: "application/grpc", timeout: "5x"))
+                == [.cancelDeadline, .submitTrailersOnly(timeout), .flush])
         let unknown = GRPCStatus(.unimplemented, "unknown service x")
         #expect(first(Self.post, .unknown(message: "unknown service x")) == [.cancelDeadline, .submitTrailersOnly(unknown), .flush])
-        #expect(first(Machine.RequestHead(method: "POST", contentType: "application/grpc", timeout: "2S"), .bidirectional)
-            == [.scheduleDeadline(nanoseconds: 2_000_000_000), .observeStart(streaming: true), .startBidirectional])
+        #expect(
+            first(Machine.RequestHead(method: "POST", contentType: "application/grpc", timeout: "2S"), .bidirectional)
+                == [.scheduleDeadline(nanoseconds: 2_000_000_000), .observeStart(streaming: true), .startBidirectional])
     }
 
     @Test("HEADERS complete once: a repeated headers event changes nothing")
@@ -136,7 +143,8 @@ struct ServerCallMachineTests {
 
         var half = Stage.collectedUnary.machine
         let incomplete = GRPCStatus(.internal, "grpc: received incomplete message at end of stream")
-        #expect(half.requestEnded(deframerIdle: false) == [.observeEnd(incomplete), .cancelDeadline, .submitTrailersOnly(incomplete), .flush])
+        #expect(
+            half.requestEnded(deframerIdle: false) == [.observeEnd(incomplete), .cancelDeadline, .submitTrailersOnly(incomplete), .flush])
     }
 
     @Test("A frame error while reading is answered once; later data is ignored")
@@ -222,7 +230,10 @@ struct ServerCallMachineTests {
         let actions = m.shutdownBegan()
         switch stage {
         case .streamingFresh, .streamingHalfClosed:
-            #expect(actions == [.cancelHandler, .observeEnd(Self.shuttingDown), .cancelDeadline, .submitTrailersOnly(Self.shuttingDown), .flush])
+            #expect(
+                actions == [
+                    .cancelHandler, .observeEnd(Self.shuttingDown), .cancelDeadline, .submitTrailersOnly(Self.shuttingDown), .flush,
+                ])
         case .streamingResponding:
             #expect(actions == [.cancelHandler, .observeEnd(Self.shuttingDown), .cancelDeadline, .finishResponse, .flush])
             #expect(m.state == .finished(status: Self.shuttingDown, requestOpen: true))

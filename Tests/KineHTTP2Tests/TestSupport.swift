@@ -1,8 +1,10 @@
+import KineCore
 import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+
 @testable import KineHTTP2
 
 /// Records handler cancellations so tests can observe them.
@@ -125,7 +127,9 @@ func withServer(
 
 /// Sends raw bytes on a fresh TCP connection and collects what comes back until the server closes
 /// or `readTimeout` passes.
-func rawExchange(port: Int, bytes: [UInt8], readTimeout: Duration = .milliseconds(300)) async throws -> (received: [UInt8], closedByServer: Bool) {
+func rawExchange(
+    port: Int, bytes: [UInt8], readTimeout: Duration = .milliseconds(300)
+) async throws -> (received: [UInt8], closedByServer: Bool) {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {

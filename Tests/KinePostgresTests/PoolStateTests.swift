@@ -91,7 +91,8 @@ struct PoolStateTests {
     @Test("A close request ends the session's turn before any job queued after it")
     func closeFirst() {
         var state = PoolState(configuration: configuration)
-        _ = state.enqueue(.openSession(SessionOpenJob(id: 1, deadline: farFuture, completion: Completion<Result<UInt64, SQLError>>.detached())))
+        _ = state.enqueue(
+            .openSession(SessionOpenJob(id: 1, deadline: farFuture, completion: Completion<Result<UInt64, SQLError>>.detached())))
         _ = state.nextAction(worker: 0, connectionGeneration: 0, maxBatch: 10)
         _ = state.enqueue(.close(Completion<Void>.detached()), session: 1)
         guard case .closeSession(_, 1) = state.nextAction(worker: 0, connectionGeneration: 0, maxBatch: 10) else {

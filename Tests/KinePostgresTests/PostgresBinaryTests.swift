@@ -1,5 +1,6 @@
 import KineSQL
 import Testing
+
 @testable import KinePostgres
 
 @Suite("Binary encoding")

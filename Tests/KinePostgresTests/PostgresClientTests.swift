@@ -25,7 +25,9 @@ struct PostgresClientTests {
                 case .int64(let v): #expect(row.int64(0) == v)
                 case .bool(let v): #expect(row.bool(0) == v)
                 case .text(let v): #expect(row.text(0) == v)
-                case .bytes(let v): #expect(row.bytes(0) == v); #expect(!row.isNull(0))
+                case .bytes(let v):
+                    #expect(row.bytes(0) == v)
+                    #expect(!row.isNull(0))
                 case .int64Array(let v): #expect(row.int64Array(0) == v)
                 case .textArray(let v): #expect(row.textArray(0) == v)
                 case .bytesArray(let v): #expect(row.bytesArray(0) == v)
@@ -41,7 +43,8 @@ struct PostgresClientTests {
     @Test("SQLRow.int64 decodes int2, int4, int8 and bool columns")
     func integerWidths() async throws {
         try await TestDB.withClient { client in
-            let r = try await client.query("SELECT (-7)::int2, (-70000)::int4, (-7000000000)::int8, true, 32767::int2, count(*) FROM generate_series(1, 3)")
+            let r = try await client.query(
+                "SELECT (-7)::int2, (-70000)::int4, (-7000000000)::int8, true, 32767::int2, count(*) FROM generate_series(1, 3)")
             let row = r.rows[0]
             #expect(row.int64(0) == -7)
             #expect(row.int64(1) == -70000)
@@ -56,7 +59,9 @@ struct PostgresClientTests {
     func manyStatements() async throws {
         try await TestDB.withClient { client in
             try await TestDB.withTable(client) { table in
-                var statements = (0..<300).map { SQLStatement("INSERT INTO \(table) (id, v) VALUES ($1, $2)", [.int64(Int64($0)), .text("v\($0)")]) }
+                var statements = (0..<300).map {
+                    SQLStatement("INSERT INTO \(table) (id, v) VALUES ($1, $2)", [.int64(Int64($0)), .text("v\($0)")])
+                }
                 statements.append(SQLStatement("SELECT count(*), sum(id)::int8 FROM \(table)"))
                 statements.append(SQLStatement("UPDATE \(table) SET v = v || 'x' WHERE id < 10"))
                 let results = try await client.pipeline(statements)
@@ -86,7 +91,8 @@ struct PostgresClientTests {
                 }
                 try await group.waitForAll()
             }
-            let r = try await client.query("SELECT count(*) FROM pg_prepared_statements WHERE name IN ('kine_test_double', 'kine_test_bang')")
+            let r = try await client.query(
+                "SELECT count(*) FROM pg_prepared_statements WHERE name IN ('kine_test_double', 'kine_test_bang')")
             #expect(r.rows[0].int64(0) == 2)
             // A broken prepared statement reports the server's error, and does not poison the name
             // for other jobs.
@@ -234,7 +240,8 @@ struct PostgresClientTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for i in 0..<500 {
                     group.addTask {
-                        let r = try await client.query("SELECT $1::int8 + 1, pg_backend_pid()", [.int64(Int64(i))], name: i % 2 == 0 ? "kine_test_inc" : nil)
+                        let r = try await client.query(
+                            "SELECT $1::int8 + 1, pg_backend_pid()", [.int64(Int64(i))], name: i % 2 == 0 ? "kine_test_inc" : nil)
                         #expect(r.rows[0].int64(0) == Int64(i + 1))
                     }
                 }
@@ -256,7 +263,9 @@ struct PostgresClientTests {
                 // In flight: the query is running when its backend is terminated.
                 let newPID = r.rows[0].int64(0)
                 async let sleeper: Result<[SQLResult], SQLError> = {
-                    do throws(SQLError) { return .success(try await client.pipeline([SQLStatement("SELECT pg_sleep(10)")])) } catch { return .failure(error) }
+                    do throws(SQLError) { return .success(try await client.pipeline([SQLStatement("SELECT pg_sleep(10)")])) } catch {
+                        return .failure(error)
+                    }
                 }()
                 try await Task.sleep(for: .milliseconds(300))
                 _ = try await admin.query("SELECT pg_terminate_backend($1::int4, 5000)", [.int64(newPID)])
@@ -277,7 +286,8 @@ struct PostgresClientTests {
         var config = try TestDB.configuration()
         config.host = "127.0.0.1"
         config.port = 1  // nothing listens there
-        let client = PostgresClient(configuration: config, options: .init(poolSize: 1, queueTimeout: .milliseconds(300)), logger: TestDB.logger)
+        let client = PostgresClient(
+            configuration: config, options: .init(poolSize: 1, queueTimeout: .milliseconds(300)), logger: TestDB.logger)
         let start = ContinuousClock.now
         do {
             _ = try await client.query("SELECT 1")
@@ -367,7 +377,8 @@ struct PostgresSessionTests {
         try await TestDB.withClient { admin in
             try await TestDB.withClient(options: .init(poolSize: 1)) { client in
                 let kinds = try await client.withSession { session -> [SQLError.Kind] in
-                    let pid = try await session.pipeline([SQLStatement("BEGIN"), SQLStatement("SELECT pg_backend_pid()")])[1].rows[0].int64(0)
+                    let pid = try await session.pipeline([SQLStatement("BEGIN"), SQLStatement("SELECT pg_backend_pid()")])[1].rows[0].int64(
+                        0)
                     _ = try await admin.query("SELECT pg_terminate_backend($1::int4, 5000)", [.int64(pid)])
                     var kinds: [SQLError.Kind] = []
                     for _ in 0..<2 {
@@ -413,7 +424,8 @@ struct PostgresSessionTests {
 
     @Test("shutdown while a session is open does not hang; later calls fail with .cancelled")
     func shutdownWithSession() async throws {
-        let client = try await PostgresClient.connect(configuration: TestDB.configuration(), options: .init(poolSize: 1), logger: TestDB.logger)
+        let client = try await PostgresClient.connect(
+            configuration: TestDB.configuration(), options: .init(poolSize: 1), logger: TestDB.logger)
         let kind = try await client.withSession { session -> SQLError.Kind? in
             _ = try await session.pipeline([SQLStatement("BEGIN")])
             await client.shutdown()

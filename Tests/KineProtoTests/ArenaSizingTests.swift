@@ -1,6 +1,7 @@
 import KineCore
-@testable import KineProto
 import Testing
+
+@testable import KineProto
 
 /// The arena estimates must cover hot-path responses so they pack from a single block
 /// (one arena allocation plus the output array), not a chain of growing blocks.

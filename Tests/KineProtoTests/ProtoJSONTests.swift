@@ -67,8 +67,11 @@ struct ProtoJSONTests {
 
     @Test func responseAsEtcdWritesIt() throws {
         var response = RangeResponse()
-        response.header = ResponseHeader(clusterID: 14_930_912_536_174_976_129, memberID: 3_211_106_759_432_434_375, revision: 12, raftTerm: 2)
-        response.kvs = [KeyValue(key: Array("/x".utf8), createRevision: 11, modRevision: 12, version: 2, value: Array("world".utf8), lease: 0)]
+        response.header = ResponseHeader(
+            clusterID: 14_930_912_536_174_976_129, memberID: 3_211_106_759_432_434_375, revision: 12, raftTerm: 2)
+        response.kvs = [
+            KeyValue(key: Array("/x".utf8), createRevision: 11, modRevision: 12, version: 2, value: Array("world".utf8), lease: 0)
+        ]
         response.count = 1
         #expect(
             try json(ProtoEncode.rangeResponse(response), "RangeResponse")
@@ -120,7 +123,8 @@ struct ProtoJSONTests {
     @Test func lenientInput() throws {
         // Unknown fields ignored, null leaves a field unset, lowerCamel beats the .proto name,
         // 64-bit numbers as numbers or strings, trailing values after the first ignored.
-        let bytes = try wire(#"{"key":"L3g=","bogus":{"x":[1]},"limit":null,"count_only":false,"countOnly":true,"revision":7} {"#, "RangeRequest")
+        let bytes = try wire(
+            #"{"key":"L3g=","bogus":{"x":[1]},"limit":null,"count_only":false,"countOnly":true,"revision":7} {"#, "RangeRequest")
         let request = try ProtoDecode.rangeRequest(bytes)
         #expect(request.key == Array("/x".utf8))
         #expect(request.countOnly)
@@ -147,19 +151,37 @@ struct ProtoJSONTests {
     @Test func streamOfValues() {
         var values = JSONValueStream(limit: 64)
         values.append(Array(#" {"a":1}{"b""#.utf8))
-        guard case .value = values.next(endOfBody: false) else { Issue.record("first value"); return }
-        guard case .needMoreBytes = values.next(endOfBody: false) else { Issue.record("partial"); return }
+        guard case .value = values.next(endOfBody: false) else {
+            Issue.record("first value")
+            return
+        }
+        guard case .needMoreBytes = values.next(endOfBody: false) else {
+            Issue.record("partial")
+            return
+        }
         values.append(Array(#":2} 12"#.utf8))
-        guard case .value = values.next(endOfBody: false) else { Issue.record("second value"); return }
+        guard case .value = values.next(endOfBody: false) else {
+            Issue.record("second value")
+            return
+        }
         // A number at the end of what arrived may continue.
-        guard case .needMoreBytes = values.next(endOfBody: false) else { Issue.record("number"); return }
+        guard case .needMoreBytes = values.next(endOfBody: false) else {
+            Issue.record("number")
+            return
+        }
         guard case .value(let number) = values.next(endOfBody: true), number.node == .number("12") else {
             Issue.record("number at end")
             return
         }
-        guard case .endOfInput = values.next(endOfBody: true) else { Issue.record("end"); return }
+        guard case .endOfInput = values.next(endOfBody: true) else {
+            Issue.record("end")
+            return
+        }
         values.append(Array("{".utf8) + Array(repeating: UInt8(ascii: " "), count: 100))
-        guard case .failure = values.next(endOfBody: false) else { Issue.record("over the limit"); return }
+        guard case .failure = values.next(endOfBody: false) else {
+            Issue.record("over the limit")
+            return
+        }
     }
 
     @Test func everyGatewayMessageResolves() {

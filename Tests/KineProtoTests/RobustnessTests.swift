@@ -1,6 +1,6 @@
 import KineCore
-import KineProto
 import KineFuzzTargets
+import KineProto
 import KineTestSupport
 import Testing
 

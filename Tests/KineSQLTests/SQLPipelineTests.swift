@@ -8,7 +8,9 @@ struct SQLPipelineTests {
     struct EchoClient: SQLClient {
         func pipeline(_ statements: [SQLStatement]) async throws(SQLError) -> [SQLResult] {
             statements.indices.map { index in
-                SQLResult(rows: [SQLRow(columns: [(0..<8).map { UInt8(truncatingIfNeeded: Int64(index) >> (56 - 8 * $0)) }])], affectedRows: index * 10)
+                SQLResult(
+                    rows: [SQLRow(columns: [(0..<8).map { UInt8(truncatingIfNeeded: Int64(index) >> (56 - 8 * $0)) }])],
+                    affectedRows: index * 10)
             }
         }
 

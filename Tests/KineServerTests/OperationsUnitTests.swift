@@ -1,8 +1,8 @@
 import Foundation
+import KineStore
 import Testing
 
 @testable import KineServer
-import KineStore
 
 /// The I/O-free parts of TLS, metrics and logging.
 @Suite("Operations: datastore TLS, metric labels, JSON log lines")
@@ -32,8 +32,12 @@ struct OperationsUnitTests {
         metrics.statementCompleted(name: "w_insert", errorCode: "", duration: .microseconds(700))
         metrics.statementCompleted(name: "w_insert", errorCode: "40001", duration: .milliseconds(2))
         let text = metrics.render()
-        #expect(text.contains(#"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"} 1"#))
-        #expect(text.contains(#"grpc_server_handling_seconds_bucket{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",le="0.005"} 1"#))
+        #expect(
+            text.contains(
+                #"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"} 1"#))
+        #expect(
+            text.contains(
+                #"grpc_server_handling_seconds_bucket{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",le="0.005"} 1"#))
         #expect(text.contains(#"kine_sql_total{name="w_insert",error_code="40001"} 1"#))
         #expect(text.contains("# TYPE kine_sql_time_seconds histogram"))
     }

@@ -62,9 +62,11 @@ struct ServerRobustnessTests {
     static let samples: [[UInt8]] = [
         ProtoEncode.rangeRequest(RangeRequest(key: Array("/fuzz/".utf8), rangeEnd: Array("/fuzz0".utf8), limit: 3)),
         ProtoEncode.putRequest(PutRequest(key: Array("/fuzz/k".utf8), value: Array("v".utf8), prevKV: true)),
-        ProtoEncode.txnRequest(TxnRequest(
-            compare: [Compare(result: .equal, target: .mod, key: Array("/fuzz/k".utf8), operand: .modRevision(0))],
-            success: [.put(PutRequest(key: Array("/fuzz/t".utf8), value: [1]))], failure: [.range(RangeRequest(key: Array("/fuzz/k".utf8)))])),
+        ProtoEncode.txnRequest(
+            TxnRequest(
+                compare: [Compare(result: .equal, target: .mod, key: Array("/fuzz/k".utf8), operand: .modRevision(0))],
+                success: [.put(PutRequest(key: Array("/fuzz/t".utf8), value: [1]))],
+                failure: [.range(RangeRequest(key: Array("/fuzz/k".utf8)))])),
         ProtoEncode.watchRequest(.create(WatchCreateRequest(key: Array("/fuzz/".utf8), rangeEnd: Array("/fuzz0".utf8)))),
     ]
 
@@ -106,7 +108,8 @@ struct ServerRobustnessTests {
                 }
             }
             // Still serving.
-            let put = try await client.unary(path: "/etcdserverpb.KV/Put", request: ProtoEncode.putRequest(PutRequest(key: Array("/after".utf8), value: [1])))
+            let put = try await client.unary(
+                path: "/etcdserverpb.KV/Put", request: ProtoEncode.putRequest(PutRequest(key: Array("/after".utf8), value: [1])))
             #expect(try ProtoDecode.putResponse(put).header.revision > 0)
         }
     }
@@ -132,8 +135,9 @@ struct ServerRobustnessTests {
             }
             let fits = ProtoEncode.putRequest(PutRequest(key: Array("/big".utf8), value: [UInt8](repeating: 7, count: 1_500_000)))
             _ = try await client.unary(path: "/etcdserverpb.KV/Put", request: fits)
-            let range = try ProtoDecode.rangeResponse(try await client.unary(
-                path: "/etcdserverpb.KV/Range", request: ProtoEncode.rangeRequest(RangeRequest(key: Array("/big".utf8)))))
+            let range = try ProtoDecode.rangeResponse(
+                try await client.unary(
+                    path: "/etcdserverpb.KV/Range", request: ProtoEncode.rangeRequest(RangeRequest(key: Array("/big".utf8)))))
             #expect(range.kvs.first?.value.count == 1_500_000)
         }
     }

@@ -3,6 +3,7 @@ import KineCore
 import KineHTTP2
 import KinePostgres
 import KineProto
+import KineStore
 import Logging
 import Testing
 
@@ -26,7 +27,8 @@ struct StoreEpochTests {
         func database(keys: Int) async throws -> StoreInstance {
             let name = "kine_epoch_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
             let endpoint = try PostgresConfiguration(endpoint: ServerFixture.url ?? "").with(database: name)
-            let instance = try await StoreInstance.open(endpoint, configuration: configuration, logger: logger, connectTimeout: .seconds(30))
+            let instance = try await StoreInstance.open(
+                endpoint, configuration: configuration, logger: logger, connectTimeout: .seconds(30))
             for index in 0..<keys {
                 _ = try await instance.store.put(PutRequest(key: Array("/k/\(index)".utf8), value: Array("\(name)-\(index)".utf8)))
             }
@@ -36,7 +38,8 @@ struct StoreEpochTests {
 
     static func range(_ client: GRPCClientConnection, serializable: Bool = false) async throws -> RangeResponse {
         let request = RangeRequest(key: Array("/k/".utf8), rangeEnd: Array("/k0".utf8), serializable: serializable)
-        return try ProtoDecode.rangeResponse(try await client.unary(path: "/etcdserverpb.KV/Range", request: ProtoEncode.rangeRequest(request)))
+        return try ProtoDecode.rangeResponse(
+            try await client.unary(path: "/etcdserverpb.KV/Range", request: ProtoEncode.rangeRequest(request)))
     }
 
     static func put(_ client: GRPCClientConnection, _ key: String) async throws -> PutResponse {

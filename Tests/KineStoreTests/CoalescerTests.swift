@@ -20,6 +20,17 @@ struct CoalescerTests {
         }
     }
 
+    /// Runs `body` while the coalescer's rounds run in a child task, as its owner does.
+    static func running<T: Sendable>(
+        _ coalescer: Coalescer<Int, Int>, _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await coalescer.run() }
+            defer { coalescer.finish() }
+            return try await body()
+        }
+    }
+
     @Test("A lone request runs its own round")
     func lone() async throws {
         let rounds = Rounds()
@@ -33,15 +44,17 @@ struct CoalescerTests {
         let rounds = Rounds()
         let coalescer = Coalescer<Int, Int> { requests throws(SQLError) in try await rounds.run(requests) }
         rounds.hold(true)
-        let first = Task { try await coalescer.submit(1) }
-        while rounds.rounds.isEmpty { await Task.yield() }
-        let others = (2...6).map { value in Task { try await coalescer.submit(value) } }
-        // Every other request has queued behind the first round before it ends: a round that
-        // started before them must not answer them.
-        try await Task.sleep(for: .milliseconds(50))
-        rounds.hold(false)
-        #expect(try await first.value == 10)
-        for (index, task) in others.enumerated() { #expect(try await task.value == (index + 2) * 10) }
+        try await Self.running(coalescer) {
+            let first = Task { try await coalescer.submit(1) }
+            while rounds.rounds.isEmpty { await Task.yield() }
+            let others = (2...6).map { value in Task { try await coalescer.submit(value) } }
+            // Every other request has queued behind the first round before it ends: a round that
+            // started before them must not answer them.
+            try await Task.sleep(for: .milliseconds(50))
+            rounds.hold(false)
+            #expect(try await first.value == 10)
+            for (index, task) in others.enumerated() { #expect(try await task.value == (index + 2) * 10) }
+        }
         #expect(rounds.rounds.count == 2)
         #expect(rounds.rounds.first == [1])
         #expect(rounds.rounds.last?.sorted() == [2, 3, 4, 5, 6])
@@ -59,14 +72,33 @@ struct CoalescerTests {
     func manyCallers() async throws {
         let rounds = Rounds()
         let coalescer = Coalescer<Int, Int> { requests throws(SQLError) in try await rounds.run(requests) }
-        let answers = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
-            for value in 0..<500 { group.addTask { (value, try await coalescer.submit(value)) } }
-            var answers: [Int: Int] = [:]
-            for try await (value, answer) in group { answers[value] = answer }
-            return answers
+        let answers = try await Self.running(coalescer) {
+            try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for value in 0..<500 { group.addTask { (value, try await coalescer.submit(value)) } }
+                var answers: [Int: Int] = [:]
+                for try await (value, answer) in group { answers[value] = answer }
+                return answers
+            }
         }
         #expect(answers.count == 500)
         #expect(answers.allSatisfy { $0.value == $0.key * 10 })
         #expect(rounds.rounds.flatMap { $0 }.sorted() == Array(0..<500))
+    }
+
+    @Test("Once its owner stops running rounds, queued callers fail instead of waiting forever; a lone caller still runs its own")
+    func finished() async throws {
+        let rounds = Rounds()
+        let coalescer = Coalescer<Int, Int> { requests throws(SQLError) in try await rounds.run(requests) }
+        rounds.hold(true)
+        let (first, queued) = try await Self.running(coalescer) {
+            let first = Task { try await coalescer.submit(1) }
+            while rounds.rounds.isEmpty { await Task.yield() }
+            return (first, Task { try await coalescer.submit(2) })
+        }
+        // run() has ended: the caller queued behind the held round is failed when it is handed over.
+        rounds.hold(false)
+        #expect(try await first.value == 10)
+        await #expect(throws: SQLError.self) { try await queued.value }
+        #expect(try await coalescer.submit(3) == 30)
     }
 }

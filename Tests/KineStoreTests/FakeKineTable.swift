@@ -34,7 +34,8 @@ final class FakeKineTable: SQLClient {
     @discardableResult
     func delete(_ key: String) -> Int64 {
         write(key) { latest, id in
-            Row(fakeID: id, name: Array(key.utf8), created: false, deleted: true, createRevision: latest?.createRevision ?? 0,
+            Row(
+                fakeID: id, name: Array(key.utf8), created: false, deleted: true, createRevision: latest?.createRevision ?? 0,
                 prevRevision: latest?.id ?? 0, value: [], version: 0)
         }
     }
@@ -65,9 +66,11 @@ final class FakeKineTable: SQLClient {
     /// through it; the next write gets `target + 1`.
     func bump(to target: Int64) {
         state.withLock { state in
-            state.rows.append(Row(
-                fakeID: target, name: Array("gap-kine-ha-epoch".utf8), created: false, deleted: true, createRevision: 0, prevRevision: 0,
-                value: [], version: 0))
+            state.rows.append(
+                Row(
+                    fakeID: target, name: Array("gap-kine-ha-epoch".utf8), created: false, deleted: true, createRevision: 0,
+                    prevRevision: 0,
+                    value: [], version: 0))
             state.compacted = target
         }
     }
@@ -132,15 +135,18 @@ final class FakeKineTable: SQLClient {
 
     /// Rows in `StoreSQL.changeColumns` layout: the row, then the row it superseded (or NULLs).
     private static func changes(_ rows: [Row], limit: Int64, all: [Row]) -> SQLResult {
-        SQLResult(rows: rows.prefix(Int(limit)).map { row in
-            let previous = row.prevRevision > 0 ? all.first { $0.id == row.prevRevision } : nil
-            return SQLRow(columns: columns(row) + (previous.map(columns) ?? Array(repeating: nil, count: StoreSQL.rowColumnCount)))
-        })
+        SQLResult(
+            rows: rows.prefix(Int(limit)).map { row in
+                let previous = row.prevRevision > 0 ? all.first { $0.id == row.prevRevision } : nil
+                return SQLRow(columns: columns(row) + (previous.map(columns) ?? Array(repeating: nil, count: StoreSQL.rowColumnCount)))
+            })
     }
 
     private static func columns(_ row: Row) -> [[UInt8]?] {
-        [int(row.id), row.name, int(row.created ? 1 : 0), int(row.deleted ? 1 : 0), int(row.createRevision), int(row.prevRevision),
-         row.value, int(row.version), int(row.modRevision), int(row.lease)]
+        [
+            int(row.id), row.name, int(row.created ? 1 : 0), int(row.deleted ? 1 : 0), int(row.createRevision), int(row.prevRevision),
+            row.value, int(row.version), int(row.modRevision), int(row.lease),
+        ]
     }
 
     /// An int8 cell as PostgreSQL sends it in binary: 8 bytes, big-endian.
@@ -152,7 +158,8 @@ final class FakeKineTable: SQLClient {
 extension StoredRow {
     /// A row for a test: by default one write per revision, so the row id is the revision.
     init(
-        fakeID id: Int64, name: Bytes, created: Bool, deleted: Bool, createRevision: Int64, prevRevision: Int64, value: Bytes, version: Int64,
+        fakeID id: Int64, name: Bytes, created: Bool, deleted: Bool, createRevision: Int64, prevRevision: Int64, value: Bytes,
+        version: Int64,
         revision: Int64? = nil
     ) {
         self.init(

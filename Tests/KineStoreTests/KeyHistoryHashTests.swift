@@ -18,14 +18,18 @@ struct KeyHistoryHashTests {
         row(id: 6, "d", "", revision: 6, create: 6, version: 1),
     ]
 
-    static func row(id: Int64, _ key: String, _ value: String, revision: Int64, create: Int64, version: Int64, previous: Int64 = 0) -> StoredRow {
-        StoredRow(fakeID: id, name: Array(key.utf8), created: version == 1, deleted: false, createRevision: create, prevRevision: previous,
-                  value: Array(value.utf8), version: version, revision: revision)
+    static func row(
+        id: Int64, _ key: String, _ value: String, revision: Int64, create: Int64, version: Int64, previous: Int64 = 0
+    ) -> StoredRow {
+        StoredRow(
+            fakeID: id, name: Array(key.utf8), created: version == 1, deleted: false, createRevision: create, prevRevision: previous,
+            value: Array(value.utf8), version: version, revision: revision)
     }
 
     static func tombstone(id: Int64, _ key: String, revision: Int64, previous: Int64) -> StoredRow {
-        StoredRow(fakeID: id, name: Array(key.utf8), created: false, deleted: true, createRevision: 0, prevRevision: previous,
-                  value: [], version: 0, revision: revision)
+        StoredRow(
+            fakeID: id, name: Array(key.utf8), created: false, deleted: true, createRevision: 0, prevRevision: previous,
+            value: [], version: 0, revision: revision)
     }
 
     private func hash(through revision: Int64, compacted: Int64 = -1, kept: Set<Int64> = [], nothingLive: Bool = false) -> UInt32 {
@@ -39,9 +43,12 @@ struct KeyHistoryHashTests {
         #expect(KeyHistoryHash(compactRevision: -1, kept: [], nothingLive: true).value == 1_084_519_789)
     }
 
-    @Test("Never compacted: every change up to the revision", arguments: [
-        (Int64(1), UInt32(1_084_519_789)), (2, 2_587_454_935), (3, 1_827_592_406), (4, 2_069_675_932), (5, 1_125_682_900), (6, 3_439_950_231),
-    ])
+    @Test(
+        "Never compacted: every change up to the revision",
+        arguments: [
+            (Int64(1), UInt32(1_084_519_789)), (2, 2_587_454_935), (3, 1_827_592_406), (4, 2_069_675_932), (5, 1_125_682_900),
+            (6, 3_439_950_231),
+        ])
     func uncompacted(revision: Int64, expected: UInt32) {
         #expect(hash(through: revision) == expected)
     }

@@ -68,7 +68,10 @@ struct KeyValueCacheTests {
         #expect(cache.snapshot(keys: [], ranges: [KeyRange]()) == nil)
         cache.load(rows: [], lastID: 0, revision: 0)
         cache.apply([put("a", "1", revision: 1), put("p/1", "x", revision: 2), put("p/2", "y", revision: 3), delete("a", revision: 4)])
-        guard let snapshot = cache.snapshot(keys: [Array("a".utf8), Array("zz".utf8)], ranges: [KeyRange(key: Array("p/".utf8), rangeEnd: Array("p0".utf8))]) else {
+        guard
+            let snapshot = cache.snapshot(
+                keys: [Array("a".utf8), Array("zz".utf8)], ranges: [KeyRange(key: Array("p/".utf8), rangeEnd: Array("p0".utf8))])
+        else {
             Issue.record("a loaded cache gives a snapshot")
             return
         }

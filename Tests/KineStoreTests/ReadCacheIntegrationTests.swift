@@ -99,16 +99,24 @@ struct ReadCacheIntegrationTests {
                             _ = try await cached.deleteRange(DeleteRangeRequest(key: key))
                         case 1:
                             // Without prev_kv: PostgreSQL writes the tombstones; the hub reads them.
-                            _ = try await cached.deleteRange(DeleteRangeRequest(key: bytes("/registry/pods/ns\(step % 4)/"), rangeEnd: bytes("/registry/pods/ns\(step % 4)0")))
+                            _ = try await cached.deleteRange(
+                                DeleteRangeRequest(
+                                    key: bytes("/registry/pods/ns\(step % 4)/"), rangeEnd: bytes("/registry/pods/ns\(step % 4)0")))
                         case 2:
-                            _ = try await cached.deleteRange(DeleteRangeRequest(key: bytes("/registry/pods/ns\(step % 4)/p1"), rangeEnd: bytes("/registry/pods/ns\(step % 4)/p2"), prevKV: true))
+                            _ = try await cached.deleteRange(
+                                DeleteRangeRequest(
+                                    key: bytes("/registry/pods/ns\(step % 4)/p1"), rangeEnd: bytes("/registry/pods/ns\(step % 4)/p2"),
+                                    prevKV: true))
                         case 3:
                             var other = Self.keyPool.randomElement(using: &generator) ?? []
                             if other == key { other += [0] }
-                            _ = try await cached.txn(TxnRequest(
-                                compare: [Compare(result: .greater, target: .version, key: key, operand: .version(0))],
-                                success: [.put(PutRequest(key: key, value: bytes("t\(step)"))), .deleteRange(DeleteRangeRequest(key: other))],
-                                failure: [.put(PutRequest(key: key, value: bytes("f\(step)")))]))
+                            _ = try await cached.txn(
+                                TxnRequest(
+                                    compare: [Compare(result: .greater, target: .version, key: key, operand: .version(0))],
+                                    success: [
+                                        .put(PutRequest(key: key, value: bytes("t\(step)"))), .deleteRange(DeleteRangeRequest(key: other)),
+                                    ],
+                                    failure: [.put(PutRequest(key: key, value: bytes("f\(step)")))]))
                         case 4:
                             // Through the other store: the cached one learns it from the table.
                             _ = try await table.put(PutRequest(key: key, value: bytes("u\(step)")))
@@ -149,13 +157,16 @@ struct ReadCacheIntegrationTests {
                 #expect(put.prevKV?.version == last[key]?.version)
                 last[key] = (bytes("\(index)"), put.header.revision, (last[key]?.version ?? 0) + 1)
                 // A txn that only reads (compare fails) must see the other's write too.
-                let txn = try await store.txn(TxnRequest(
-                    compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
-                    failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
+                let txn = try await store.txn(
+                    TxnRequest(
+                        compare: [Compare(result: .equal, target: .value, key: bytes("k\(key)"), operand: .value(bytes("none")))],
+                        failure: [.range(RangeRequest(key: bytes("k\(key)")))]))
                 guard case .range(let read)? = txn.responses.first else { throw EtcdError.keyNotFound }
                 #expect(read.kvs.first?.value == bytes("\(index)") && txn.header.revision >= put.header.revision)
             }
-            let revisions = try await client.query("SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'").rows.first
+            let revisions = try await client.query(
+                "SELECT count(*), count(DISTINCT COALESCE(kv_revision, id)) FROM kine WHERE name LIKE 'k%'"
+            ).rows.first
             #expect(revisions?.int64(0) == 90 && revisions?.int64(1) == 90)
         }
     }
@@ -209,7 +220,9 @@ struct ReadCacheIntegrationTests {
                     try await Self.compareReads(cached: cached, table: table)
                     let tombstone = try await client.query("SELECT max(id) FROM kine WHERE name = '/x/3'").rows.first?.int64(0)
                     let recreated = try await cached.put(PutRequest(key: bytes("/x/3"), value: bytes("again")))
-                    let row = try await client.query("SELECT prev_revision, created, kv_version FROM kine WHERE id = (SELECT max(id) FROM kine)").rows.first
+                    let row = try await client.query(
+                        "SELECT prev_revision, created, kv_version FROM kine WHERE id = (SELECT max(id) FROM kine)"
+                    ).rows.first
                     #expect(row?.int64(0) == tombstone && row?.int64(1) == 1 && row?.int64(2) == 1)
                     let read = try await cached.range(RangeRequest(key: bytes("/x/3")))
                     #expect(read.kvs.first?.createRevision == recreated.header.revision && read.kvs.first?.version == 1)

@@ -7,7 +7,10 @@ import Testing
 struct RevisionRingTests {
     private func group(_ revision: Int64, events: Int = 1, valueBytes: Int = 1) -> RevisionEvents {
         let kvs = (0..<events).map { index in
-            Event(type: .put, kv: KeyValue(key: Array("k\(index)".utf8), modRevision: revision, version: 1, value: Array(repeating: 0x61, count: valueBytes)))
+            Event(
+                type: .put,
+                kv: KeyValue(
+                    key: Array("k\(index)".utf8), modRevision: revision, version: 1, value: Array(repeating: 0x61, count: valueBytes)))
         }
         return RevisionEvents(revision: revision, events: kvs, lastID: revision, rowIDs: kvs.map { _ in revision })
     }

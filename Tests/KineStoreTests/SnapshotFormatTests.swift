@@ -41,12 +41,15 @@ struct SnapshotFormatTests {
         func walk(_ id: UInt64) -> [(UInt32, [UInt8], [UInt8])] {
             let base = Int(id) * pageSize
             #expect(u64(base) == id, "page \(id) names itself")
-            let flags = u16(base + 8), count = u16(base + 10)
+            let flags = u16(base + 8)
+            let count = u16(base + 10)
             var out: [(UInt32, [UInt8], [UInt8])] = []
             for index in 0..<count {
                 let element = base + 16 + 16 * index
                 if flags == 0x02 {
-                    let pos = u32(element + 4), ksize = u32(element + 8), vsize = u32(element + 12)
+                    let pos = u32(element + 4)
+                    let ksize = u32(element + 8)
+                    let vsize = u32(element + 12)
                     let key = Array(bytes[(element + pos)..<(element + pos + ksize)])
                     out.append((UInt32(u32(element)), key, Array(bytes[(element + pos + ksize)..<(element + pos + ksize + vsize)])))
                 } else {
@@ -66,7 +69,9 @@ struct SnapshotFormatTests {
         try writer.endBucket()
         writer.beginBucket("key")
         let keys = (0..<3000).map { KeyHistoryHash.revisionKey(main: Int64($0 + 2), sub: 0, tombstone: $0 % 7 == 0) }
-        for (index, key) in keys.enumerated() { try writer.put(key, [UInt8](repeating: UInt8(index % 251), count: index == 10 ? 9000 : 40)) }
+        for (index, key) in keys.enumerated() {
+            try writer.put(key, [UInt8](repeating: UInt8(index % 251), count: index == 10 ? 9000 : 40))
+        }
         try writer.endBucket()
         writer.beginBucket("meta")
         try writer.put(Array("finishedCompactRev".utf8), KeyHistoryHash.revisionKey(main: 5, sub: 0, tombstone: false))

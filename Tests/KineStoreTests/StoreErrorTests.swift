@@ -11,8 +11,13 @@ struct StoreErrorTests {
     func mapping() {
         let timedOut = EtcdError.requestTimedOut
         #expect(StoreError.etcdError(for: SQLError(kind: .connection, message: "server closed the connection")) == timedOut)
-        #expect(StoreError.etcdError(for: SQLError(kind: .server, sqlState: "57P01", message: "terminating connection due to administrator command")) == timedOut)
-        #expect(StoreError.etcdError(for: SQLError(kind: .server, sqlState: "25006", message: "cannot execute INSERT in a read-only transaction")) == timedOut)
+        #expect(
+            StoreError.etcdError(
+                for: SQLError(kind: .server, sqlState: "57P01", message: "terminating connection due to administrator command")) == timedOut
+        )
+        #expect(
+            StoreError.etcdError(
+                for: SQLError(kind: .server, sqlState: "25006", message: "cannot execute INSERT in a read-only transaction")) == timedOut)
         let other = StoreError.etcdError(for: SQLError(kind: .server, sqlState: "42P01", message: "relation \"kine\" does not exist"))
         #expect(other.code == .unknown && other.message == "relation \"kine\" does not exist")
     }

@@ -20,7 +20,8 @@ struct StoreIntegrationTests {
                 #expect(page.kvs.map(\.key) == [binary, bytes("/p/a")])
                 #expect(page.more && page.count == 4)
                 // Counting from a continue key, as kube-apiserver pages.
-                let rest = try await store.range(RangeRequest(key: bytes("/p/a\0"), rangeEnd: bytes("/p0"), limit: 1, revision: page.header.revision))
+                let rest = try await store.range(
+                    RangeRequest(key: bytes("/p/a\0"), rangeEnd: bytes("/p0"), limit: 1, revision: page.header.revision))
                 #expect(rest.kvs.map(\.key) == [bytes("/p/b")] && rest.count == 2 && rest.more)
 
                 _ = try await store.put(PutRequest(key: bytes("/p/a"), value: bytes("2")))
@@ -28,7 +29,9 @@ struct StoreIntegrationTests {
                 #expect(old.kvs.first?.value == bytes("1") && old.header.revision > first.header.revision)
                 let current = try await store.range(RangeRequest(key: bytes("/p/a")))
                 #expect(current.kvs.first?.version == 2 && current.kvs.first?.createRevision == first.header.revision)
-                await #expect(throws: EtcdError.futureRevision) { try await store.range(RangeRequest(key: bytes("a"), revision: 1_000_000)) }
+                await #expect(throws: EtcdError.futureRevision) {
+                    try await store.range(RangeRequest(key: bytes("a"), revision: 1_000_000))
+                }
                 let stored = try await store.range(RangeRequest(key: binary))
                 #expect(stored.kvs.first?.value == [0, 1, 2])
             }
@@ -75,9 +78,14 @@ struct StoreIntegrationTests {
                                 let current = try await store.range(RangeRequest(key: bytes("counter")))
                                 let kv = current.kvs.first
                                 let next = Int(String(decoding: kv?.value ?? bytes("0"), as: UTF8.self)) ?? 0
-                                let txn = try await store.txn(TxnRequest(
-                                    compare: [Compare(result: .equal, target: .mod, key: bytes("counter"), operand: .modRevision(kv?.modRevision ?? 0))],
-                                    success: [.put(PutRequest(key: bytes("counter"), value: bytes("\(next + 1)")))]))
+                                let txn = try await store.txn(
+                                    TxnRequest(
+                                        compare: [
+                                            Compare(
+                                                result: .equal, target: .mod, key: bytes("counter"),
+                                                operand: .modRevision(kv?.modRevision ?? 0))
+                                        ],
+                                        success: [.put(PutRequest(key: bytes("counter"), value: bytes("\(next + 1)")))]))
                                 if txn.succeeded { return txn.header.revision }
                             }
                         }
@@ -102,7 +110,8 @@ struct StoreIntegrationTests {
             _ = try await KineStore.open(client: client, logger: StoreTestDB.logger)
             _ = try await client.pipeline([
                 SQLStatement("DELETE FROM kine"),
-                SQLStatement("""
+                SQLStatement(
+                    """
                     INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value) VALUES
                     (1, 'compact_rev_key', 1, 0, 0, 0, 0, '', NULL),
                     (2, '/registry/a', 1, 0, 0, 0, 0, 'a1', NULL),
@@ -135,7 +144,8 @@ struct StoreIntegrationTests {
     func legacyCollation() async throws {
         try await StoreTestDB.withDatabase { client in
             _ = try await client.pipeline([
-                SQLStatement("""
+                SQLStatement(
+                    """
                     CREATE TABLE kine (id SERIAL PRIMARY KEY, name VARCHAR(630) COLLATE "en-US-x-icu", created INTEGER, \
                     deleted INTEGER, create_revision INTEGER, prev_revision INTEGER, lease INTEGER, value bytea, old_value bytea)
                     """),
@@ -167,7 +177,8 @@ struct StoreIntegrationTests {
                 #expect(deleted.deleted == 2000 && deleted.header.revision == before + 1)
                 let left = try await store.range(RangeRequest(key: bytes("/bulk"), rangeEnd: bytes("/bulk1")))
                 #expect(left.kvs.map(\.key) == [bytes("/bulk0")])
-                let old = try await store.range(RangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0"), revision: before, countOnly: true))
+                let old = try await store.range(
+                    RangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0"), revision: before, countOnly: true))
                 #expect(old.count == 2000)
                 let nothing = try await store.deleteRange(DeleteRangeRequest(key: bytes("/bulk/"), rangeEnd: bytes("/bulk0")))
                 #expect(nothing.deleted == 0 && nothing.header.revision == before + 1)

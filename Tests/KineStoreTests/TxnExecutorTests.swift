@@ -19,8 +19,12 @@ struct TxnExecutorTests {
     @Test("Put creates with version 1, updates bump version and keep create_revision, prev_kv")
     func putVersions() throws {
         var space = KeySpace(currentRevision: 10, compactRevision: 0)
-        let results = try run([.put(PutRequest(key: b("k"), value: b("1"))), .put(PutRequest(key: b("k"), value: b("2"), prevKV: true))], space: &space)
-        guard case .put(let second) = results[1].0 else { Issue.record("wrong response"); return }
+        let results = try run(
+            [.put(PutRequest(key: b("k"), value: b("1"))), .put(PutRequest(key: b("k"), value: b("2"), prevKV: true))], space: &space)
+        guard case .put(let second) = results[1].0 else {
+            Issue.record("wrong response")
+            return
+        }
         #expect(second.header.revision == 12)
         #expect(second.prevKV?.value == b("1") && second.prevKV?.version == 1)
         let kv = try #require(space.live(b("k")))
@@ -32,11 +36,15 @@ struct TxnExecutorTests {
     @Test("Delete resets version; re-create points prev_revision at the tombstone")
     func deleteAndRecreate() throws {
         var space = KeySpace(currentRevision: 0, compactRevision: 0)
-        let results = try run([
-            .put(PutRequest(key: b("k"), value: b("1"))), .deleteRange(DeleteRangeRequest(key: b("k"), prevKV: true)),
-            .put(PutRequest(key: b("k"), value: b("2"))),
-        ], space: &space)
-        guard case .deleteRange(let deleted) = results[1].0 else { Issue.record("wrong response"); return }
+        let results = try run(
+            [
+                .put(PutRequest(key: b("k"), value: b("1"))), .deleteRange(DeleteRangeRequest(key: b("k"), prevKV: true)),
+                .put(PutRequest(key: b("k"), value: b("2"))),
+            ], space: &space)
+        guard case .deleteRange(let deleted) = results[1].0 else {
+            Issue.record("wrong response")
+            return
+        }
         #expect(deleted.deleted == 1 && deleted.prevKVs.first?.value == b("1") && deleted.header.revision == 2)
         let recreated = results[2].1[0]
         #expect(recreated.created && recreated.prevRevision == 2 && recreated.version == 1)
@@ -47,7 +55,10 @@ struct TxnExecutorTests {
     func deleteNothing() throws {
         var space = KeySpace(currentRevision: 7, compactRevision: 0)
         let results = try run([.deleteRange(DeleteRangeRequest(key: b("a"), rangeEnd: b("z")))], space: &space)
-        guard case .deleteRange(let response) = results[0].0 else { Issue.record("wrong response"); return }
+        guard case .deleteRange(let response) = results[0].0 else {
+            Issue.record("wrong response")
+            return
+        }
         #expect(response.deleted == 0 && response.header.revision == 7 && results[0].1.isEmpty)
     }
 
@@ -61,7 +72,10 @@ struct TxnExecutorTests {
         #expect(space.currentRevision == 3 && space.nextRowID == 5)
         let txn = TxnRequest(success: [.put(PutRequest(key: b("x"), value: b("1"))), .put(PutRequest(key: b("y"), value: b("1")))])
         let txnResult = try run([.txn(txn)], space: &space)
-        guard case .txn(let response) = txnResult[0].0 else { Issue.record("wrong response"); return }
+        guard case .txn(let response) = txnResult[0].0 else {
+            Issue.record("wrong response")
+            return
+        }
         #expect(response.header.revision == 4)
         #expect(txnResult[0].1.map(\.id) == [5, 6])
         #expect(space.live(b("x"))?.modRevision == 4 && space.live(b("y"))?.modRevision == 4)
@@ -75,13 +89,20 @@ struct TxnExecutorTests {
             compare: [Compare(result: .equal, target: .value, key: b("k"), operand: .value(b("old")))],
             success: [
                 .put(PutRequest(key: b("k"), value: b("new"))), .range(RangeRequest(key: b("k"))),
-                .txn(TxnRequest(compare: [Compare(result: .equal, target: .value, key: b("k"), operand: .value(b("old")))], success: [.range(RangeRequest(key: b("k")))])),
+                .txn(
+                    TxnRequest(
+                        compare: [Compare(result: .equal, target: .value, key: b("k"), operand: .value(b("old")))],
+                        success: [.range(RangeRequest(key: b("k")))])),
             ])
         let result = try run([.txn(txn)], space: &space)
-        guard case .txn(let response) = result[0].0 else { Issue.record("wrong response"); return }
+        guard case .txn(let response) = result[0].0 else {
+            Issue.record("wrong response")
+            return
+        }
         #expect(response.succeeded)
         guard case .range(let range) = response.responses[1], case .txn(let nested) = response.responses[2] else {
-            Issue.record("wrong responses"); return
+            Issue.record("wrong responses")
+            return
         }
         #expect(range.kvs.first?.value == b("new") && range.header.revision == 2)
         // The nested compare saw "old" (pre-txn state), so it took its success branch.
@@ -98,7 +119,8 @@ struct TxnExecutorTests {
             failure: [.range(RangeRequest(key: b("/registry/x")))])
         let result = try run([.txn(txn)], space: &space)
         guard case .txn(let response) = result[0].0, case .range(let range) = response.responses.first else {
-            Issue.record("wrong response"); return
+            Issue.record("wrong response")
+            return
         }
         #expect(!response.succeeded && response.header.revision == 1 && range.kvs.first?.value == b("v1"))
         #expect(result[0].1.isEmpty)
@@ -109,11 +131,21 @@ struct TxnExecutorTests {
         var space = KeySpace(currentRevision: 5, compactRevision: 3)
         let before = space.currentRevision
         #expect(throws: EtcdError.keyNotFound) {
-            try run([.txn(TxnRequest(success: [.put(PutRequest(key: b("a"), value: b("1"))), .put(PutRequest(key: b("m"), ignoreValue: true))]))], space: &space)
+            try run(
+                [
+                    .txn(
+                        TxnRequest(success: [
+                            .put(PutRequest(key: b("a"), value: b("1"))), .put(PutRequest(key: b("m"), ignoreValue: true)),
+                        ]))
+                ], space: &space)
         }
         #expect(throws: EtcdError.leaseNotFound) { try run([.put(PutRequest(key: b("a"), lease: 7))], space: &space) }
-        #expect(throws: EtcdError.futureRevision) { try run([.txn(TxnRequest(success: [.range(RangeRequest(key: b("a"), revision: 6))]))], space: &space) }
-        #expect(throws: EtcdError.compacted) { try run([.txn(TxnRequest(success: [.range(RangeRequest(key: b("a"), revision: 2))]))], space: &space) }
+        #expect(throws: EtcdError.futureRevision) {
+            try run([.txn(TxnRequest(success: [.range(RangeRequest(key: b("a"), revision: 6))]))], space: &space)
+        }
+        #expect(throws: EtcdError.compacted) {
+            try run([.txn(TxnRequest(success: [.range(RangeRequest(key: b("a"), revision: 2))]))], space: &space)
+        }
         #expect(space.currentRevision == before && space.live(b("a")) == nil)
     }
 

@@ -73,7 +73,8 @@ struct WatchIntegrationTests {
         try await withSession { store, session, log in
             let first = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("1")))
             for value in 2...5 { _ = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("\(value)"))) }
-            await session.handle(.create(WatchCreateRequest(key: bytes("/h/"), rangeEnd: bytes("/h0"), startRevision: first.header.revision)))
+            await session.handle(
+                .create(WatchCreateRequest(key: bytes("/h/"), rangeEnd: bytes("/h0"), startRevision: first.header.revision)))
             _ = await log.wait { events($0, watch: 0).count >= 5 }
             _ = try await store.put(PutRequest(key: bytes("/h/k"), value: bytes("6")))
             let responses = await log.wait { events($0, watch: 0).count >= 6 }
@@ -107,9 +108,10 @@ struct WatchIntegrationTests {
             let responses = await log.wait { $0.contains { $0.watchID == -1 && !$0.created } }
             let created = responses.filter(\.created)
             // A negative start revision is accepted (etcd 3.5 then cancels it as compacted).
-            #expect(created.map(\.cancelReason) == [
-                "mvcc: watcher range is empty", "", "", "mvcc: duplicate watch ID provided on the WatchStream",
-            ])
+            #expect(
+                created.map(\.cancelReason) == [
+                    "mvcc: watcher range is empty", "", "", "mvcc: duplicate watch ID provided on the WatchStream",
+                ])
             #expect(created.map(\.watchID) == [-1, 0, 7, -1])
             #expect(responses.last?.watchID == -1 && responses.last?.events.isEmpty == true)
         }
@@ -154,14 +156,18 @@ struct WatchIntegrationTests {
             let deleted = try await store.deleteRange(DeleteRangeRequest(key: bytes("/huge/"), rangeEnd: bytes("/huge0")))
             #expect(deleted.deleted == Int64(count))
             // A second watcher replays the same revision from the table.
-            await session.handle(.create(WatchCreateRequest(
-                key: bytes("/huge/"), rangeEnd: bytes("/huge0"), startRevision: deleted.header.revision, prevKV: true, watchID: 2)))
+            await session.handle(
+                .create(
+                    WatchCreateRequest(
+                        key: bytes("/huge/"), rangeEnd: bytes("/huge0"), startRevision: deleted.header.revision, prevKV: true, watchID: 2)))
             let responses = await log.wait { events($0, watch: 1).count >= count && events($0, watch: 2).count >= count }
             for id: Int64 in [1, 2] {
                 let got = events(responses, watch: id)
                 #expect(got.count == count, "watch \(id)")
                 #expect(got.allSatisfy { $0.type == .delete && $0.kv.modRevision == deleted.header.revision }, "watch \(id)")
-                #expect(got.allSatisfy { $0.prevKV.map { $0.value == bytes("v") + Array($0.key.dropFirst("/huge/".count)) } ?? false }, "watch \(id)")
+                #expect(
+                    got.allSatisfy { $0.prevKV.map { $0.value == bytes("v") + Array($0.key.dropFirst("/huge/".count)) } ?? false },
+                    "watch \(id)")
                 #expect(Set(got.map(\.kv.key)).count == count, "watch \(id)")
                 // One revision arrives in one response.
                 #expect(responses.filter { $0.watchID == id && !$0.events.isEmpty }.count == 1, "watch \(id)")

@@ -40,7 +40,9 @@ struct WatchSessionTests {
     private func withSession(
         _ table: FakeKineTable, ringCapacity: Int = 8192, _ body: (WatchHub, WatchSession, Recorder) async throws -> Void
     ) async throws {
-        let hub = WatchHub(client: table, sql: StoreSQL(legacyCollation: false), logger: Self.logger, ringCapacity: ringCapacity, pollInterval: .milliseconds(5))
+        let hub = WatchHub(
+            client: table, sql: StoreSQL(legacyCollation: false), logger: Self.logger, ringCapacity: ringCapacity,
+            pollInterval: .milliseconds(5))
         let hubTask = Task { await hub.run(notifications: nil) }
         let recorder = Recorder()
         let session = WatchSession(hub: hub, send: { try await recorder.send($0) })

@@ -106,7 +106,8 @@ enum Runner {
         do {
             let setupExtra = try await scenario.setup(etcd)
             result.extra.merge(setupExtra) { $1 }
-            let tally = try await measure(scenario, etcd: etcd, clients: options.clients, total: options.total, rate: options.rate, result: &result)
+            let tally = try await measure(
+                scenario, etcd: etcd, clients: options.clients, total: options.total, rate: options.rate, result: &result)
             result.succeeded = tally.succeeded
             result.errors = tally.errors
             result.errorSamples = tally.samples

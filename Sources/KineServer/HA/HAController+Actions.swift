@@ -1,7 +1,9 @@
+import KineCore
 import KineHA
 import KinePostgres
 import KineSQL
 import KineStore
+import Logging
 
 /// Performing the role machine's actions: each persists the role before the node serves in it,
 /// and changes the database the node serves from, its copy, or its standby setting.
@@ -112,7 +114,8 @@ extension HAController {
     /// Leader: serve from the local database. `startRevision` is the promotion's bump, else the
     /// table's compacted revision.
     func serveLocal(startRevision: Int64?, continuity: WatchContinuity? = nil, _ loop: inout LoopState) async throws {
-        let instance = try await StoreInstance.open(localDatabase, configuration: configuration, logger: logger, connectTimeout: .seconds(10))
+        let instance = try await StoreInstance.open(
+            localDatabase, configuration: configuration, logger: logger, connectTimeout: .seconds(10))
         let start: Int64
         if let startRevision {
             start = startRevision
@@ -130,7 +133,8 @@ extension HAController {
         await install(instance, startRevision: start, &loop)
     }
 
-    private func install(_ instance: StoreInstance, startRevision: Int64, continuity: WatchContinuity? = nil, _ loop: inout LoopState) async {
+    private func install(_ instance: StoreInstance, startRevision: Int64, continuity: WatchContinuity? = nil, _ loop: inout LoopState) async
+    {
         let previous = loop.instance
         loop.instance = instance
         stores.install(instance.store, startRevision: startRevision, continuity: continuity)

@@ -1,7 +1,10 @@
 import KineCore
 import KineHA
+import KinePostgres
 import KineProto
 import KineSQL
+import KineStore
+import Logging
 
 /// One probe round (the local database, the peer on both channels, the witness, all within the
 /// probe timeout), and what the Status RPC, etcd's Status and MemberList report from it.
@@ -35,6 +38,7 @@ extension HAController {
         let localQuery = HASQL.localProbe(subscription: subscription, followerApplication: HANames.application(loop.peerName ?? ""))
         let peerQuery = HASQL.peerProbe(slot: subscription)
         let (admin, peerSQL, peerRPC, witness) = (admin, peerSQL, peerRPC, ha.witness)
+        let started = ContinuousClock.now
         var round = HAProbeRound(
             now: now, local: nil, peer: .timedOut, peerDatabase: nil, witness: witness == nil ? nil : false,
             epochStart: stores.epoch?.startRevision ?? 0)
@@ -50,6 +54,10 @@ extension HAController {
             group.addTask {
                 // try?: cancelled once every probe answered, which is the early end wanted.
                 try? await Task.sleep(for: timeout)
+                // A sleep that overran by a whole timeout means this process did not run (frozen,
+                // SIGSTOP, swapped out): the probes did not get their time, and a database that
+                // answers must not be reported down for it. They get one more timeout.
+                if ContinuousClock.now - started >= timeout * 2 { try? await Task.sleep(for: timeout) }
                 return .deadline
             }
             var pending = witness == nil ? 3 : 4
@@ -132,7 +140,8 @@ extension HAController {
                 _ = try await admin.pipeline(statements)
                 loop.ledger.persisted(update)
             } catch {
-                logger.warning("HA: cannot record the highest revision served yet; trying again next round", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "HA: cannot record the highest revision served yet; trying again next round", metadata: ["error": "\(error)"])
             }
         }
         if let pause = commands.unpersistedPause {
@@ -142,7 +151,8 @@ extension HAController {
                 ])
                 commands.pausePersisted(pause)
                 logger.notice(
-                    pause.untilUnixMilliseconds > 0 ? "HA: maintenance pause until \(pause.untilUnixMilliseconds) (Unix ms)" : "HA: maintenance pause ended")
+                    pause.untilUnixMilliseconds > 0
+                        ? "HA: maintenance pause until \(pause.untilUnixMilliseconds) (Unix ms)" : "HA: maintenance pause ended")
             } catch {
                 logger.warning("HA: cannot record the maintenance pause yet; trying again next round", metadata: ["error": "\(error)"])
             }

@@ -2,6 +2,7 @@ import KineCore
 import KineHA
 import KinePostgres
 import KineSQL
+import Logging
 
 /// The reunion after a split: the deciding node reads both databases and hands the candidates to
 /// `Reunion` (KineHA), which holds the rules; and the loser's saving of its split writes on the
@@ -28,7 +29,8 @@ extension HAController {
             "HA: reunion candidates",
             metadata: [
                 "kine.ha.forkID": "\(fork)", "kine.ha.localWrites": "\(localWrites)", "kine.ha.peerWrites": "\(peerWrites)",
-                "kine.ha.localLastWriteMs": "\(me.lastWriteUnixMilliseconds)", "kine.ha.peerLastWriteMs": "\(them.lastWriteUnixMilliseconds)",
+                "kine.ha.localLastWriteMs": "\(me.lastWriteUnixMilliseconds)",
+                "kine.ha.peerLastWriteMs": "\(them.lastWriteUnixMilliseconds)",
                 "kine.ha.localWitness": "\(me.reachedWitness.map { "\($0)" } ?? "none")",
                 "kine.ha.peerWitness": "\(them.reachedWitness.map { "\($0)" } ?? "none")",
             ])

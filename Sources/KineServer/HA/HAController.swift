@@ -4,6 +4,7 @@ import KineHTTP2
 import KinePostgres
 import KineSQL
 import KineStore
+import KineSync
 import Logging
 import Synchronization
 
@@ -222,7 +223,8 @@ final class HAController: Sendable {
                             "kine.ha.rule": "\(decision.rule.rawValue)", "kine.ha.forkID": "\(fork)",
                             "kine.ha.policy": "\(ha.reunionPolicy.rawValue)",
                         ])
-                    queue.insert(contentsOf: loop.machine.reunionDecided(decision, forkID: fork, peer: peer, now: now), at: queue.startIndex)
+                    queue.insert(
+                        contentsOf: loop.machine.reunionDecided(decision, forkID: fork, peer: peer, now: now), at: queue.startIndex)
                     continue
                 }
                 try await perform(action, &loop)

@@ -45,18 +45,22 @@ final class HAMetrics: Sendable {
     func render() -> String {
         let v = values.withLock { $0 }
         var text = PrometheusText()
-        text.family("kine_ha_role", .gauge, "1 for the node's current HA role.",
-                    HARole.allCases.map { ("{role=\"\($0.rawValue)\"}", $0 == v.role ? "1" : "0") })
+        text.family(
+            "kine_ha_role", .gauge, "1 for the node's current HA role.",
+            HARole.allCases.map { ("{role=\"\($0.rawValue)\"}", $0 == v.role ? "1" : "0") })
         text.family("kine_ha_term", .gauge, "The leader term this node is at.", v.term)
-        text.family("kine_ha_replication_lag_revisions", .gauge, "Revisions the local copy is behind the leader (followers).", v.lagRevisions)
+        text.family(
+            "kine_ha_replication_lag_revisions", .gauge, "Revisions the local copy is behind the leader (followers).", v.lagRevisions)
         text.family("kine_ha_paused", .gauge, "1 while a maintenance pause (kine ha pause) is in force.", v.paused ? 1 : 0)
         text.family("kine_ha_promotions_total", .counter, "Promotions (with a revision bump) this process carried out.", v.promotions)
-        text.family("kine_ha_step_downs_total", .counter, "Times this process stopped taking writes (reunion lost, isolation, handover).",
-                    v.stepDowns)
+        text.family(
+            "kine_ha_step_downs_total", .counter, "Times this process stopped taking writes (reunion lost, isolation, handover).",
+            v.stepDowns)
         text.family("kine_ha_reunions_total", .counter, "Reunions after a split this process decided.", v.reunions)
-        text.family("kine_ha_split_writes_saved_total", .counter,
-                    "Rows this process wrote during a split and saved on the winner before resyncing (kine ha split-writes list).",
-                    v.splitWritesSaved)
+        text.family(
+            "kine_ha_split_writes_saved_total", .counter,
+            "Rows this process wrote during a split and saved on the winner before resyncing (kine ha split-writes list).",
+            v.splitWritesSaved)
         text.leaderFamilies(hasLeader: v.role != .bootstrap && v.role != .promoting, isLeader: v.role.isLeading)
         return text.text
     }

@@ -1,3 +1,4 @@
+import Foundation
 import KineHA
 import KineSQL
 
@@ -49,10 +50,13 @@ enum HASQL {
 
     /// Published tables a publication made by an older kine lacks (schema 1 had no split
     /// writes, schema 2 no alarms).
-    static let unpublishedTables = SQLQuery(SQLStatement("""
-        SELECT t FROM unnest(ARRAY['\(publishedTables.joined(separator: "','"))']) AS t WHERE t NOT IN \
-        (SELECT tablename FROM pg_publication_tables WHERE pubname = '\(publicationName)')
-        """)) { result in result.rows.map { $0.text(0) } }
+    static let unpublishedTables = SQLQuery(
+        SQLStatement(
+            """
+            SELECT t FROM unnest(ARRAY['\(publishedTables.joined(separator: "','"))']) AS t WHERE t NOT IN \
+            (SELECT tablename FROM pg_publication_tables WHERE pubname = '\(publicationName)')
+            """)
+    ) { result in result.rows.map { $0.text(0) } }
 
     static func publish(_ table: String) -> String { "ALTER PUBLICATION \(publicationName) ADD TABLE \(table)" }
 
@@ -60,14 +64,19 @@ enum HASQL {
 
     /// What a bad setup would break, checked at start: `wal_level`, and superuser (PostgreSQL 15
     /// needs it for CREATE SUBSCRIPTION). Columns as `HASetup` reads them.
-    static let setupCheck = SQLQuery.firstRow(SQLStatement("""
-        SELECT current_setting('wal_level'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_user
-        """)) { $0.map(HASetup.init(row:)) }
+    static let setupCheck = SQLQuery.firstRow(
+        SQLStatement(
+            """
+            SELECT current_setting('wal_level'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_user
+            """)
+    ) { $0.map(HASetup.init(row:)) }
 
     /// Columns as `HALocalRecord` reads them.
-    static let readLocalState = SQLQuery.firstRow(SQLStatement("""
-        SELECT role, term, leader, highest_served, paused_until_ms, pause_set_ms, last_write_ms FROM kine_ha_local
-        """), HALocalRecord.init(row:))
+    static let readLocalState = SQLQuery.firstRow(
+        SQLStatement(
+            """
+            SELECT role, term, leader, highest_served, paused_until_ms, pause_set_ms, last_write_ms FROM kine_ha_local
+            """), HALocalRecord.init(row:))
 
     static func writePause(untilUnixMilliseconds: Int64, setUnixMilliseconds: Int64) -> SQLStatement {
         SQLStatement(
@@ -80,7 +89,8 @@ enum HASQL {
     }
 
     static func writeLocalState(node: String, role: String, term: UInt64, leader: String, schemaVersion: UInt32) -> SQLStatement {
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine_ha_local (singleton, node, role, term, leader, schema_version) VALUES (true, $1, $2, $3, $4, $5) \
             ON CONFLICT (singleton) DO UPDATE SET node = $1, role = $2, term = $3, leader = $4, schema_version = $5, updated_at = now()
             """, [.text(node), .text(role), .int64(Int64(term)), .text(leader), .int64(Int64(schemaVersion))])
@@ -99,28 +109,34 @@ enum HASQL {
     /// pg_auto_failover requires before sync), the term the copy came from, and how many tables
     /// the subscription holds. Columns as `LocalProbe.init(row:)` reads them; nil when the database did not answer a row.
     static func localProbe(subscription: String, followerApplication: String) -> SQLQuery<LocalProbe?> {
-        SQLQuery.firstRow(SQLStatement("""
-            SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
-            (SELECT s.subenabled FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
-             WHERE s.subname = $1 AND d.datname = current_database()), \
-            (SELECT count(*) >= 3 AND COALESCE(bool_and(r.srsubstate = 'r'), false) FROM pg_subscription_rel r \
-             JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1), \
-            COALESCE((SELECT bool_or(state = 'streaming' AND pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn) < 16777216) \
-             FROM pg_stat_replication WHERE application_name = $2), false), \
-            (SELECT subscribed_term FROM kine_ha_local), \
-            EXISTS (SELECT 1 FROM kine WHERE name <> 'compact_rev_key' AND name <> '/registry/health'), \
-            (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1)
-            """, [.text(subscription), .text(followerApplication)])) { $0.map(LocalProbe.init(row:)) }
+        SQLQuery.firstRow(
+            SQLStatement(
+                """
+                SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
+                (SELECT s.subenabled FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid \
+                 WHERE s.subname = $1 AND d.datname = current_database()), \
+                (SELECT count(*) >= 3 AND COALESCE(bool_and(r.srsubstate = 'r'), false) FROM pg_subscription_rel r \
+                 JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1), \
+                COALESCE((SELECT bool_or(state = 'streaming' AND pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn) < 16777216) \
+                 FROM pg_stat_replication WHERE application_name = $2), false), \
+                (SELECT subscribed_term FROM kine_ha_local), \
+                EXISTS (SELECT 1 FROM kine WHERE name <> 'compact_rev_key' AND name <> '/registry/health'), \
+                (SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid WHERE s.subname = $1)
+                """, [.text(subscription), .text(followerApplication)])
+        ) { $0.map(LocalProbe.init(row:)) }
     }
 
     /// Channel B: a round trip to the peer's database, with its newest id, this node's slot there
     /// and how many tables its publication has.
     static func peerProbe(slot: String) -> SQLQuery<PeerDatabaseProbe?> {
-        SQLQuery.firstRow(SQLStatement("""
-            SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
-            (SELECT COALESCE(wal_status, 'missing') FROM pg_replication_slots WHERE slot_name = $1), \
-            (SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)')
-            """, [.text(slot)])) { $0.map(PeerDatabaseProbe.init(row:)) }
+        SQLQuery.firstRow(
+            SQLStatement(
+                """
+                SELECT (SELECT COALESCE(MAX(id), 0) FROM kine), \
+                (SELECT COALESCE(wal_status, 'missing') FROM pg_replication_slots WHERE slot_name = $1), \
+                (SELECT count(*) FROM pg_publication_tables WHERE pubname = '\(publicationName)')
+                """, [.text(slot)])
+        ) { $0.map(PeerDatabaseProbe.init(row:)) }
     }
 
     /// Either database's replicated epoch (the local one or the peer's), as `HAEpoch` reads it.
@@ -193,17 +209,21 @@ enum HASQL {
     /// One batch of the rows this node wrote above the leader's fork (the commit time when
     /// `track_commit_timestamp` is on, else -1).
     static func rowsAbove(_ forkID: Int64, after: Int64, limit: Int) -> SQLQuery<[ForkedRow]> {
-        SQLQuery(SQLStatement("""
-            SELECT id, name, created, deleted, create_revision, prev_revision, lease, value, \
-            CASE WHEN current_setting('track_commit_timestamp') = 'on' \
-             THEN COALESCE((extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::int8, -1) ELSE -1 END \
-            FROM kine WHERE id > $1 AND id > $2 AND \(ownWrite) ORDER BY id LIMIT $3
-            """, [.int64(forkID), .int64(after), .int64(Int64(limit))])) { $0.rows.map(ForkedRow.init(row:)) }
+        SQLQuery(
+            SQLStatement(
+                """
+                SELECT id, name, created, deleted, create_revision, prev_revision, lease, value, \
+                CASE WHEN current_setting('track_commit_timestamp') = 'on' \
+                 THEN COALESCE((extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000)::int8, -1) ELSE -1 END \
+                FROM kine WHERE id > $1 AND id > $2 AND \(ownWrite) ORDER BY id LIMIT $3
+                """, [.int64(forkID), .int64(after), .int64(Int64(limit))])
+        ) { $0.rows.map(ForkedRow.init(row:)) }
     }
 
     /// Saves a batch of rows (from `rowsAbove`) into the leader's replicated split-writes table.
     static func saveSplitWrites(node: String, forkID: Int64, leaderTerm: UInt64, reason: String, rows: [ForkedRow]) -> SQLStatement {
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine_ha_split_writes (node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, \
             prev_revision, lease, value, committed_at) \
             SELECT $1, $2, $3, $4, u.id, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, u.lease, u.value, \
@@ -211,7 +231,8 @@ enum HASQL {
             FROM unnest($5::int8[], $6::text[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::bytea[], $13::int8[]) \
             AS u(id, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
             ON CONFLICT (node, id) DO NOTHING
-            """, [
+            """,
+            [
                 .text(node), .int64(forkID), .int64(Int64(leaderTerm)), .text(reason),
             ] + forkedRowArrays(rows))
     }
@@ -229,15 +250,19 @@ enum HASQL {
     /// Split writes this node holds (it won an earlier reunion), to carry to its leader before
     /// its copy is emptied: the record must outlive every resync.
     static func splitWritesAfter(node: String, id: Int64, limit: Int) -> SQLQuery<[HeldSplitWrite]> {
-        SQLQuery(SQLStatement("""
-            SELECT node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, \
-            COALESCE((extract(epoch FROM committed_at) * 1000)::int8, -1) FROM kine_ha_split_writes \
-            WHERE (node, id) > ($1, $2) ORDER BY node, id LIMIT $3
-            """, [.text(node), .int64(id), .int64(Int64(limit))])) { $0.rows.map(HeldSplitWrite.init(row:)) }
+        SQLQuery(
+            SQLStatement(
+                """
+                SELECT node, id, fork_id, leader_term, reason, name, created, deleted, create_revision, prev_revision, lease, value, \
+                COALESCE((extract(epoch FROM committed_at) * 1000)::int8, -1) FROM kine_ha_split_writes \
+                WHERE (node, id) > ($1, $2) ORDER BY node, id LIMIT $3
+                """, [.text(node), .int64(id), .int64(Int64(limit))])
+        ) { $0.rows.map(HeldSplitWrite.init(row:)) }
     }
 
     static func copySplitWrites(_ writes: [HeldSplitWrite]) -> SQLStatement {
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine_ha_split_writes (node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, \
             prev_revision, lease, value, committed_at) \
             SELECT u.node, u.fork_id, u.leader_term, u.reason, u.id, u.name, u.created, u.deleted, u.create_revision, u.prev_revision, \
@@ -246,7 +271,8 @@ enum HASQL {
             $10::int8[], $11::int8[], $12::bytea[], $13::int8[]) \
             AS u(node, fork_id, leader_term, reason, id, name, created, deleted, create_revision, prev_revision, lease, value, committed_ms) \
             ON CONFLICT (node, id) DO NOTHING
-            """, [
+            """,
+            [
                 .textArray(writes.map(\.node)), .int64Array(writes.map(\.forkID)), .int64Array(writes.map(\.leaderTerm)),
                 .textArray(writes.map(\.reason)),
             ] + forkedRowArrays(writes.map(\.row)))
@@ -257,15 +283,19 @@ enum HASQL {
     }
 
     /// `kine ha split-writes list|export`, in the order the loser wrote them.
-    static let listSplitWrites = SQLQuery(SQLStatement("""
-        SELECT node, id, name, value, deleted, create_revision, prev_revision, lease, \
-        (extract(epoch FROM committed_at) * 1000)::int8, (extract(epoch FROM saved_at) * 1000)::int8, fork_id, leader_term, reason \
-        FROM kine_ha_split_writes ORDER BY node, id
-        """)) { result in
+    static let listSplitWrites = SQLQuery(
+        SQLStatement(
+            """
+            SELECT node, id, name, value, deleted, create_revision, prev_revision, lease, \
+            (extract(epoch FROM committed_at) * 1000)::int8, (extract(epoch FROM saved_at) * 1000)::int8, fork_id, leader_term, reason \
+            FROM kine_ha_split_writes ORDER BY node, id
+            """)
+    ) { result in
         result.rows.map { row in
             SplitWrite(
                 node: row.text(0), revision: row.int64(1), key: row.text(2), value: row.bytes(3), deleted: row.int64(4) != 0,
-                createRevision: row.int64(5), prevRevision: row.int64(6), lease: row.int64(7), committedUnixMilliseconds: row.optionalInt64(8),
+                createRevision: row.int64(5), prevRevision: row.int64(6), lease: row.int64(7),
+                committedUnixMilliseconds: row.optionalInt64(8),
                 savedUnixMilliseconds: row.int64(9), forkID: row.int64(10), leaderTerm: row.int64(11), reason: row.text(12))
         }
     }
@@ -283,11 +313,13 @@ enum HASQL {
         return [
             SQLStatement("BEGIN"),
             SQLStatement("SELECT pg_advisory_xact_lock($1)", [.int64(lockKey)]),
-            SQLStatement("""
+            SQLStatement(
+                """
                 INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value) \
                 VALUES ($1, $2, 0, 1, 0, 0, 0, NULL, NULL)
                 """, [.int64(target), .text(marker)]),
-            SQLStatement("""
+            SQLStatement(
+                """
                 INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version) \
                 SELECT $1::int8 - 1, 'compact_rev_key', 1, 0, 0, 0, 0, ''::bytea, NULL, 1 \
                 WHERE NOT EXISTS (SELECT 1 FROM kine WHERE name = 'compact_rev_key')
@@ -295,7 +327,8 @@ enum HASQL {
             SQLStatement("UPDATE kine SET prev_revision = $1 WHERE name = 'compact_rev_key'", [.int64(target)]),
             SQLStatement("SELECT setval('kine_id_seq', $1)", [.int64(target)]),
             SQLStatement("UPDATE kine_leases SET expires_at = now() + make_interval(secs => ttl::float8)"),
-            SQLStatement("""
+            SQLStatement(
+                """
                 INSERT INTO kine_ha (singleton, term, leader, epoch_start, fork_id) VALUES (true, $1, $2, $3, $4) \
                 ON CONFLICT (singleton) DO UPDATE SET term = $1, leader = $2, epoch_start = $3, fork_id = $4, promoted_at = now()
                 """, [.int64(Int64(term)), .text(node), .int64(target), .int64(forkID)]),
@@ -305,7 +338,8 @@ enum HASQL {
 
     /// A node that leads without a promotion (bootstrap) records its term, unless a row exists.
     static func claimLeadership(term: UInt64, node: String) -> SQLStatement {
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine_ha (singleton, term, leader, epoch_start, fork_id) VALUES (true, $1, $2, 0, 0) \
             ON CONFLICT (singleton) DO UPDATE SET term = $1, leader = $2
             """, [.int64(Int64(term)), .text(node)])

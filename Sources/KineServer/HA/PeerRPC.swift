@@ -45,7 +45,8 @@ final class PeerRPC: Sendable {
             if let previous { await cleanup.submit { await previous.close() } }
         }
         do {
-            let bytes = try await connection.unary(path: PeerService.statusPath, request: ProtoEncode.haStatusRequest(request), timeout: timeout)
+            let bytes = try await connection.unary(
+                path: PeerService.statusPath, request: ProtoEncode.haStatusRequest(request), timeout: timeout)
             let status = try ProtoDecode.haStatus(bytes)
             guard let peer = status.peerStatus else { return .unknownRole(node: status.node, role: status.role) }
             return .status(peer)

@@ -1,5 +1,6 @@
 import Foundation
 import KineCore
+import KineHA
 import KineHTTP2
 import KineProto
 import KineStore
@@ -47,7 +48,8 @@ struct PeerService: Sendable {
             },
             Self.pausePath: .unary { bytes, _ throws(GRPCStatus) in
                 let request = try StatusMapping.decode(bytes, ProtoDecode.haPauseRequest)
-                let pause = commands.setPause(untilUnixMilliseconds: max(request.untilUnixMilliseconds, 0), nowUnixMilliseconds: Self.wallClock())
+                let pause = commands.setPause(
+                    untilUnixMilliseconds: max(request.untilUnixMilliseconds, 0), nowUnixMilliseconds: Self.wallClock())
                 board.update { status in
                     status.pausedUntilUnixMilliseconds = pause.untilUnixMilliseconds
                     status.pauseSetUnixMilliseconds = pause.setUnixMilliseconds

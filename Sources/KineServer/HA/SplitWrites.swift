@@ -33,7 +33,8 @@ public struct SplitWrite: Sendable, Equatable {
             "forkID": forkID, "leaderTerm": leaderTerm, "reason": reason,
         ]
         if let committedUnixMilliseconds { object["committedUnixMs"] = committedUnixMilliseconds }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -34,8 +34,10 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
 
     /// go-grpc-prometheus's defaults (Prometheus DefBuckets).
     static let grpcBuckets: [Duration] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000].map { Duration.milliseconds($0) }
-    static let sqlBuckets: [Duration] = [500, 1000, 2500, 5000, 10000, 25000, 50000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
-                                         10_000_000].map { Duration.microseconds($0) }
+    static let sqlBuckets: [Duration] = [
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+        10_000_000,
+    ].map { Duration.microseconds($0) }
 
     /// The Writer: requests per group commit, and its time.
     private let batchSize: ValueHistogram
@@ -43,10 +45,12 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
 
     init() {
         batchSize = registry.makeValueHistogram(
-            descriptor: MetricNameDescriptor(metricName: "kine_writer_batch", unitName: "requests", helpText: "Write requests per group commit."),
+            descriptor: MetricNameDescriptor(
+                metricName: "kine_writer_batch", unitName: "requests", helpText: "Write requests per group commit."),
             buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000])
         commitSeconds = registry.makeDurationHistogram(
-            descriptor: Self.name("kine_writer_commit", "seconds", "Time of one group commit, from its first statement to its acknowledgement."),
+            descriptor: Self.name(
+                "kine_writer_commit", "seconds", "Time of one group commit, from its first statement to its acknowledgement."),
             buckets: Self.sqlBuckets)
     }
 
@@ -76,7 +80,8 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
                 ("grpc_type", Self.type(streaming)), ("grpc_service", service), ("grpc_method", method), ("grpc_code", Self.codeName(code)),
             ]
             let counter = registry.makeCounter(
-                descriptor: Self.name("grpc_server_handled", "total", "Total number of RPCs completed on the server, regardless of success or failure."),
+                descriptor: Self.name(
+                    "grpc_server_handled", "total", "Total number of RPCs completed on the server, regardless of success or failure."),
                 labels: labels)
             entry.handled[code] = counter
             table[path] = entry
@@ -93,7 +98,8 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
         let (service, method) = split(path)
         let labels = [("grpc_type", type(streaming)), ("grpc_service", service), ("grpc_method", method)]
         let entry = MethodMetrics(
-            started: registry.makeCounter(descriptor: name("grpc_server_started", "total", "Total number of RPCs started on the server."), labels: labels),
+            started: registry.makeCounter(
+                descriptor: name("grpc_server_started", "total", "Total number of RPCs started on the server."), labels: labels),
             seconds: registry.makeDurationHistogram(
                 descriptor: name(
                     "grpc_server_handling", "seconds",
@@ -136,7 +142,8 @@ final class KineMetrics: GRPCServerObserver, SQLObserver, Sendable {
             let entry = SQLMetrics(
                 total: registry.makeCounter(descriptor: Self.name("kine_sql", "total", "Total number of SQL operations"), labels: labels),
                 seconds: registry.makeDurationHistogram(
-                    descriptor: Self.name("kine_sql_time", "seconds", "Length of time per SQL operation"), labels: labels, buckets: Self.sqlBuckets))
+                    descriptor: Self.name("kine_sql_time", "seconds", "Length of time per SQL operation"), labels: labels,
+                    buckets: Self.sqlBuckets))
             table[key] = entry
             return entry
         }

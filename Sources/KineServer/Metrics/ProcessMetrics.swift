@@ -14,7 +14,8 @@ enum ProcessMetrics {
             // Fields after the command name: state is field 3; utime 14, stime 15, vsize 23, rss 24.
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             func field(_ number: Int) -> Double { fields.count > number - 3 ? Double(fields[number - 3]) ?? 0 : 0 }
-            text.family("process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.", (field(14) + field(15)) / ticks)
+            text.family(
+                "process_cpu_seconds_total", .counter, "Total user and system CPU time spent in seconds.", (field(14) + field(15)) / ticks)
             text.family("process_virtual_memory_bytes", .gauge, "Virtual memory size in bytes.", Int(field(23)))
             text.family("process_resident_memory_bytes", .gauge, "Resident memory size in bytes.", Int(field(24)) * page)
         }

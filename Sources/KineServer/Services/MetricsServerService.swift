@@ -15,9 +15,11 @@ struct MetricsServerService: Service {
             let bound = try await server.start()
             logger.info("metrics listening", metadata: ["kine.metrics.listen": "\(bound)"])
         } catch {
-            logger.warning("cannot listen for metrics; /metrics stays on the client port", metadata: [
-                "kine.metrics.listen": "\(server.configuration.target)", "error": "\(error)",
-            ])
+            logger.warning(
+                "cannot listen for metrics; /metrics stays on the client port",
+                metadata: [
+                    "kine.metrics.listen": "\(server.configuration.target)", "error": "\(error)",
+                ])
             // Returning would end the whole ServiceGroup (a service that stops early stops the
             // process): wait for the shutdown like the others.
             try? await gracefulShutdown()

@@ -5,10 +5,12 @@ import KineSQL
 /// database and replicated to an HA follower.
 extension StoreSQL {
     /// Member ids are etcd's uint64s, stored as their int8 bit pattern.
-    static let createAlarms = "CREATE TABLE IF NOT EXISTS kine_alarms (member_id BIGINT NOT NULL, alarm INTEGER NOT NULL, PRIMARY KEY (member_id, alarm))"
+    static let createAlarms =
+        "CREATE TABLE IF NOT EXISTS kine_alarms (member_id BIGINT NOT NULL, alarm INTEGER NOT NULL, PRIMARY KEY (member_id, alarm))"
 
     /// Every active alarm, in (type, member) order.
-    static let alarms = SQLQuery(SQLStatement("SELECT member_id, alarm FROM kine_alarms ORDER BY alarm, member_id", name: "alarms")) { result in
+    static let alarms = SQLQuery(SQLStatement("SELECT member_id, alarm FROM kine_alarms ORDER BY alarm, member_id", name: "alarms")) {
+        result in
         result.rows.map { AlarmMember(memberID: UInt64(bitPattern: $0.int64(0)), alarm: Int32(truncatingIfNeeded: $0.int64(1))) }
     }
 
@@ -25,9 +27,11 @@ extension StoreSQL {
 
     /// Answers whether the alarm was active.
     static func deactivateAlarm(_ member: AlarmMember) -> SQLQuery<Bool> {
-        SQLQuery(SQLStatement(
-            "DELETE FROM kine_alarms WHERE member_id = $1 AND alarm = $2",
-            [.int64(Int64(bitPattern: member.memberID)), .int64(Int64(member.alarm))], name: "alarm_deactivate")) { $0.affectedRows > 0 }
+        SQLQuery(
+            SQLStatement(
+                "DELETE FROM kine_alarms WHERE member_id = $1 AND alarm = $2",
+                [.int64(Int64(bitPattern: member.memberID)), .int64(Int64(member.alarm))], name: "alarm_deactivate")
+        ) { $0.affectedRows > 0 }
     }
 
     /// An SQL condition: no alarm is active (the one-round-trip write path's guard).

@@ -17,8 +17,10 @@ extension StoreSQL {
         let (pred, params, shape) = predicate(range, first: 3)
         let single = shape == "s"
         let rows = latestRows(pred, bound: "hdr.bound", keysOnly: keysOnly, includeDeleted: false, single: single)
-        let sql = "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, hdr.bound, r.* FROM hdr LEFT JOIN LATERAL (\(rows) LIMIT $2::int8) AS r ON true"
-        let statement = SQLStatement(sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
+        let sql =
+            "\(Self.headerCTE) SELECT hdr.cur, hdr.compact, hdr.bound, r.* FROM hdr LEFT JOIN LATERAL (\(rows) LIMIT $2::int8) AS r ON true"
+        let statement = SQLStatement(
+            sql, [.int64(revision), limit.map { .int64($0) } ?? .null] + params, name: "range_\(shape)_\(keysOnly ? "k" : "v")")
         return SQLQuery(statement) { result in
             RangeRows(header: ReadHeader(row: result.rows.first), rows: result.rows.compactMap { StoredRow($0, offset: 3) })
         }
@@ -31,7 +33,8 @@ extension StoreSQL {
     /// every name up to it, tombstones included (`KeyValueCache.load`).
     var latestOfAllNames: SQLQuery<CacheStart> {
         let rows = latestRows("true", bound: "hdr.maxid", keysOnly: false, includeDeleted: true, single: false)
-        let statement = SQLStatement("""
+        let statement = SQLStatement(
+            """
             WITH hdr AS (SELECT \(Self.currentRevision) AS cur, \(Self.newestID) AS maxid) \
             SELECT hdr.cur, hdr.maxid, r.* FROM hdr LEFT JOIN LATERAL (\(rows)) AS r ON true
             """, name: "cache_load")

@@ -3,15 +3,18 @@ import KineSQL
 /// What `kine restore` writes besides the rows (`StoreSQL.insert`).
 extension StoreSQL {
     /// Rows and leases already in the database (a restore needs both at 0).
-    static let tableCounts = SQLQuery.firstRow(SQLStatement(
-        "SELECT (SELECT count(*) FROM kine), (SELECT count(*) FROM kine_leases)", name: "restore_counts")) { row in
+    static let tableCounts = SQLQuery.firstRow(
+        SQLStatement(
+            "SELECT (SELECT count(*) FROM kine), (SELECT count(*) FROM kine_leases)", name: "restore_counts")
+    ) { row in
         (rows: row?.int64(0) ?? 0, leases: row?.int64(1) ?? 0)
     }
 
     /// Go kine's `compact_rev_key` row holding the compacted revision, at id 0 so it takes no
     /// revision of etcd's.
     static func compactMarkRow(compactRevision: Int64) -> SQLStatement {
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, old_value, kv_version) \
             VALUES (0, 'compact_rev_key', 1, 0, 0, $1, 0, ''::bytea, NULL, 1)
             """, [.int64(compactRevision)], name: "restore_compact_mark")

@@ -41,9 +41,11 @@ extension StoreSQL {
     ].map { $0.map { SQLStatement($0) } }
 
     /// The collation of `kine.name` ("" for the database default).
-    static let nameCollation = SQLQuery.firstRow(SQLStatement(
-        "SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_name = 'kine' AND column_name = 'name' AND table_schema = current_schema()"
-    )) { $0?.text(0) ?? "" }
+    static let nameCollation = SQLQuery.firstRow(
+        SQLStatement(
+            "SELECT COALESCE(collation_name, '') FROM information_schema.columns WHERE table_name = 'kine' AND column_name = 'name' AND table_schema = current_schema()"
+        )
+    ) { $0?.text(0) ?? "" }
 
     /// Go kine's bookkeeping row `compact_rev_key` (its `prev_revision` is the compacted
     /// revision), which takes revision 1 of a new database, so a fresh kine is at revision 1 with
@@ -54,7 +56,8 @@ extension StoreSQL {
     /// database that has one as it is.
     static let bookkeepingRows = [
         SQLStatement(insertIfMissing(name: "compact_rev_key", value: "''")),
-        SQLStatement("""
+        SQLStatement(
+            """
             INSERT INTO kine_leases (id, ttl, expires_at) SELECT DISTINCT lease, lease, now() + make_interval(secs => lease::float8) \
             FROM kine WHERE lease > 0 AND kv_lease IS NULL ON CONFLICT (id) DO NOTHING
             """),

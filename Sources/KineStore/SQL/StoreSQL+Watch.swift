@@ -8,20 +8,24 @@ extension StoreSQL {
 
     /// Every row after id `$1`, oldest first, with the row each supersedes: the WatchHub's tail.
     static func changes(afterID: Int64, limit: Int64) -> SQLQuery<ChangePage> {
-        changePage(SQLStatement("""
-            SELECT \(changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
-            WHERE kv.id > $1 ORDER BY kv.id LIMIT $2
-            """, [.int64(afterID), .int64(limit)], name: "watch_tail"))
+        changePage(
+            SQLStatement(
+                """
+                SELECT \(changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
+                WHERE kv.id > $1 ORDER BY kv.id LIMIT $2
+                """, [.int64(afterID), .int64(limit)], name: "watch_tail"))
     }
 
     /// Changes in a stored-name range with revision in `[fromRevision, …]` and id ≤ `$2`, oldest
     /// first: a watcher catching up from history.
     func changes(in range: KeyRange, fromRevision: Int64, toID: Int64, limit: Int64) -> SQLQuery<ChangePage> {
         let (qualified, params, shape) = predicate(range, first: 4, table: "kv")
-        return Self.changePage(SQLStatement("""
-            SELECT \(Self.changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
-            WHERE kv.id > \(Self.idBound("$1::int8 - 1")) AND kv.id <= $2 AND \(qualified) ORDER BY kv.id LIMIT $3
-            """, [.int64(fromRevision), .int64(toID), .int64(limit)] + params, name: "watch_history_\(shape)"))
+        return Self.changePage(
+            SQLStatement(
+                """
+                SELECT \(Self.changeColumns) FROM kine AS kv LEFT JOIN kine AS p ON p.id = kv.prev_revision \
+                WHERE kv.id > \(Self.idBound("$1::int8 - 1")) AND kv.id <= $2 AND \(qualified) ORDER BY kv.id LIMIT $3
+                """, [.int64(fromRevision), .int64(toID), .int64(limit)] + params, name: "watch_history_\(shape)"))
     }
 
     private static func changePage(_ statement: SQLStatement) -> SQLQuery<ChangePage> {

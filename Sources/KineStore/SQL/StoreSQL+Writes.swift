@@ -86,27 +86,31 @@ extension StoreSQL {
         let (pred, params, shape) = predicate(range, first: 3)
         // The latest row of each name straight from the index scan (already in name order), with
         // the few columns a tombstone needs: no second lookup of every victim by id.
-        return .affectedRows(SQLStatement("""
-            INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, kv_version, kv_revision) \
-            SELECT $1::int8 + v.n, v.name, 0, 1, v.created_at, v.id, 0, NULL, 0, NULLIF($2::int8, $1::int8 + v.n) \
-            FROM (SELECT row_number() OVER (ORDER BY d.name COLLATE "C") AS n, d.id, d.name, \
-            CASE WHEN d.created <> 0 AND d.create_revision = 0 THEN COALESCE(d.kv_revision, d.id) ELSE d.create_revision END AS created_at \
-            FROM (SELECT DISTINCT ON (\(nameExpr)) id, name, created, deleted, create_revision, kv_revision FROM kine \
-            WHERE \(pred) ORDER BY \(nameExpr), id DESC) AS d WHERE d.deleted = 0 AND d.name <> 'compact_rev_key') AS v
-            """, [.int64(maxID), .int64(revision)] + params, name: "w_bulk_delete_\(shape)"))
+        return .affectedRows(
+            SQLStatement(
+                """
+                INSERT INTO kine (id, name, created, deleted, create_revision, prev_revision, lease, value, kv_version, kv_revision) \
+                SELECT $1::int8 + v.n, v.name, 0, 1, v.created_at, v.id, 0, NULL, 0, NULLIF($2::int8, $1::int8 + v.n) \
+                FROM (SELECT row_number() OVER (ORDER BY d.name COLLATE "C") AS n, d.id, d.name, \
+                CASE WHEN d.created <> 0 AND d.create_revision = 0 THEN COALESCE(d.kv_revision, d.id) ELSE d.create_revision END AS created_at \
+                FROM (SELECT DISTINCT ON (\(nameExpr)) id, name, created, deleted, create_revision, kv_revision FROM kine \
+                WHERE \(pred) ORDER BY \(nameExpr), id DESC) AS d WHERE d.deleted = 0 AND d.name <> 'compact_rev_key') AS v
+                """, [.int64(maxID), .int64(revision)] + params, name: "w_bulk_delete_\(shape)"))
     }
 
     /// The newest row id, or -1 while an alarm is active (the cache path then steps aside for the
     /// path that reads the alarms under the lock).
-    static let newestIDWithoutAlarms = SQLQuery.scalar(SQLStatement(
-        "SELECT CASE WHEN \(noAlarms) THEN \(newestID) ELSE -1 END", name: "w_newest_no_alarms"))
+    static let newestIDWithoutAlarms = SQLQuery.scalar(
+        SQLStatement(
+            "SELECT CASE WHEN \(noAlarms) THEN \(newestID) ELSE -1 END", name: "w_newest_no_alarms"))
 
     static func setSequence(_ id: Int64) -> SQLStatement {
         SQLStatement("SELECT setval('kine_id_seq', $1)", [.int64(id)], name: "w_setval")
     }
 
     /// The sequence moved to the newest id (after rows PostgreSQL numbered itself, or on start).
-    static let sequenceToNewestID = SQLStatement("SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max")
+    static let sequenceToNewestID = SQLStatement(
+        "SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max")
 
     static func notify(_ revision: Int64) -> SQLStatement {
         SQLStatement("SELECT pg_notify('kine', $1)", [.text(String(revision))], name: "w_notify")

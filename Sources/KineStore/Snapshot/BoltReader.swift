@@ -65,7 +65,8 @@ struct BoltReader {
             guard element + 16 <= data.count else { throw SnapshotError("leaf page is truncated") }
             let flags = Self.u32(data, element)
             let start = element + Int(Self.u32(data, element + 4))
-            let keySize = Int(Self.u32(data, element + 8)), valueSize = Int(Self.u32(data, element + 12))
+            let keySize = Int(Self.u32(data, element + 8))
+            let valueSize = Int(Self.u32(data, element + 12))
             guard start >= 0, start + keySize + valueSize <= data.count else { throw SnapshotError("leaf element points outside the file") }
             try body(flags, Array(data[start..<start + keySize]), Array(data[(start + keySize)..<(start + keySize + valueSize)]))
         }

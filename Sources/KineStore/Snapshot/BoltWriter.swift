@@ -77,7 +77,9 @@ struct BoltWriter {
         return Int(nextPage) * Self.pageSize
     }
 
-    private mutating func flushLeaf(_ open: inout (name: [UInt8], leaf: [(key: [UInt8], value: [UInt8])], leafBytes: Int, pages: [(key: [UInt8], page: UInt64)])) throws(SnapshotError) {
+    private mutating func flushLeaf(
+        _ open: inout (name: [UInt8], leaf: [(key: [UInt8], value: [UInt8])], leafBytes: Int, pages: [(key: [UInt8], page: UInt64)])
+    ) throws(SnapshotError) {
         open.pages.append((open.leaf.first?.key ?? [], try writeLeaf(open.leaf, flags: 0)))
         open.leaf = []
         open.leafBytes = 0
@@ -88,7 +90,9 @@ struct BoltWriter {
         var data: [UInt8] = []
         for (index, element) in elements.enumerated() {
             let position = 16 * (elements.count - index) + data.count
-            body += Self.le32(flags) + Self.le32(UInt32(position)) + Self.le32(UInt32(element.key.count)) + Self.le32(UInt32(element.value.count))
+            body +=
+                Self.le32(flags) + Self.le32(UInt32(position)) + Self.le32(UInt32(element.key.count))
+                + Self.le32(UInt32(element.value.count))
             data += element.key
             data += element.value
         }
