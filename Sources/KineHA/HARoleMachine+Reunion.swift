@@ -18,6 +18,9 @@ extension HARoleMachine {
         if case .handingOver(let target, _) = leading.service, peer.node == target, peer.term > leading.term {
             return follow(peer, now: now, reason: "handover: \(peer.node) took over at term \(peer.term)")
         }
+        // The peer handed over to this node and follows once it sees it lead (a fenced leader
+        // until then): no split, nothing to decide.
+        if peer.handoverTo == node && peer.term < leading.term { return [] }
         if ReunionDecider.decides(node, term: leading.term, over: peer.node, term: peer.term) {
             // Decided already: the loser follows once it has read the verdict.
             if leading.verdict?.winner == node { return [] }

@@ -122,6 +122,7 @@ public final class GRPCClientConnection: Sendable {
     public func close() async {
         let handler = self.handler
         handler.eventLoop.execute { handler.value.close() }
+        // try?: a channel that failed to close cleanly is closed all the same.
         try? await channel.closeFuture.get()
     }
 }
@@ -163,6 +164,7 @@ public final class GRPCClientBidirectionalCall: Sendable {
     /// The final status, once the call ended.
     public var status: GRPCStatus {
         get async {
+            // try?: a call whose status never came (the connection died) reports UNKNOWN, as grpc-go does.
             (try? await statusFuture.get()) ?? GRPCStatus(.unknown, "status unavailable")
         }
     }

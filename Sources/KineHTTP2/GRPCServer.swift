@@ -135,6 +135,7 @@ public final class GRPCServer: Sendable {
             if case .running(let channel) = state { return channel }
             return nil
         }
+        // try?: a listener that fails to close is closed all the same; shutdown goes on to the connections.
         if let channel { try? await channel.close() }
         let (seconds, attoseconds) = configuration.shutdownGracePeriod.components
         let grace = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
@@ -147,6 +148,7 @@ public final class GRPCServer: Sendable {
                     connection.value.beginGracefulShutdown(gracePeriod: grace, eventLoop: eventLoop)
                 })
         }
+        // try?: a connection that failed while draining has ended, which is what shutdown waits for.
         for future in futures { try? await future.get() }
     }
 }

@@ -77,6 +77,7 @@ public struct HTTP1ResponseWriter: Sendable {
     let exchange: UInt64
 
     public func respond(_ response: HTTP1Response) async {
+        // try?: a connection that closed has no one to answer; the handler has nothing left to do.
         _ = try? await apply(.full(response))
     }
 
@@ -92,6 +93,7 @@ public struct HTTP1ResponseWriter: Sendable {
 
     /// Ends a chunked response.
     public func finish() async {
+        // try?: a connection that closed has no one to answer; the handler has nothing left to do.
         _ = try? await apply(.streamEnd)
     }
 

@@ -126,6 +126,7 @@ final class HTTP1ServerConnection {
         exchange?.task = Task {
             await handler(request, writer)
             // A handler that returned without a complete answer: end what it started.
+            // try?: an event loop that is shutting down takes the connection with it; nothing to finish then.
             let finished = try? await loopBound.eventLoop.submit { loopBound.value.isComplete(id) }.get()
             if finished == false { await writer.finish() }
         }

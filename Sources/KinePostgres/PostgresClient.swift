@@ -98,6 +98,7 @@ public final class PostgresClient: SQLClient, Sendable {
                 "waiting for database",
                 metadata: .init([.target: "\(configuration)", .error: "\(error.message)"])
             )
+            // try?: cancellation ends the wait for the database; the loop checks it.
             try? await Task.sleep(for: .seconds(1))
         }
     }

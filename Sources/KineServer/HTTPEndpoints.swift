@@ -25,6 +25,7 @@ struct HTTPEndpoints: Sendable {
             leader.leaderFamilies(hasLeader: stores.epoch != nil, isLeader: stores.epoch != nil)
             text += leader.text
         }
+        // try?: a database that does not answer leaves its figures out of the scrape, as etcd does on error.
         let storage = await withDeadline(.seconds(2)) { [stores] in try? await stores.current().storageFigures() }
         let cache = try? stores.current().readCacheFigures
         text += StoreMetrics.render(counters: statistics.counters, storage: storage ?? nil, cache: cache ?? nil)
@@ -34,6 +35,7 @@ struct HTTPEndpoints: Sendable {
     func respond(_ path: String) async -> GRPCHTTP1Response {
         switch path.split(separator: "?").first.map(String.init) ?? path {
         case "/health", "/livez", "/readyz":
+            // try?: any failure to read from the database is what /health reports as unhealthy.
             guard let store = try? store, (try? await store.revisions()) != nil, let alarms = try? await store.activeAlarms() else {
                 return json(503, #"{"health":"false","reason":"database unavailable"}"#)
             }

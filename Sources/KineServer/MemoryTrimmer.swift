@@ -11,6 +11,7 @@ enum MemoryTrimmer {
     static func run(every interval: Duration = .seconds(10)) async {
         guard let trim else { return }
         while !Task.isCancelled {
+            // try?: cancellation ends the trimmer; the loop checks it.
             try? await Task.sleep(for: interval)
             if Task.isCancelled { return }
             _ = trim(0)

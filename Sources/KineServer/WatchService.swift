@@ -41,6 +41,7 @@ struct WatchService: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
+                    // try?: cancellation ends the stream, and with it this ticker; the loop checks it.
                     try? await Task.sleep(for: interval)
                     sessions.current?.progressTick()
                 }

@@ -98,7 +98,9 @@ extension KineStore {
     /// size that also lags its commits a little).
     func sampleDatabaseSize(every interval: Duration) async {
         while !Task.isCancelled && !isStopped {
+            // try?: a failed sample keeps the previous size; the next sample retries.
             if let size = try? await databaseSize() { sampledDatabaseSize.withLock { $0 = size } }
+            // try?: cancellation ends the sampler; the loop checks it.
             try? await Task.sleep(for: interval)
         }
     }

@@ -128,6 +128,7 @@ public final class KineStore: Sendable {
     /// etcd checks for expired leases about every 500 ms.
     private func expireLeasesPeriodically() async {
         while !writer.isStopped && !Task.isCancelled {
+            // try?: cancellation ends the expiry loop; the loop checks it.
             try? await Task.sleep(for: .milliseconds(500))
             if writer.isStopped || Task.isCancelled { return }
             do {

@@ -228,6 +228,7 @@ public final class WatchHub: Sendable {
                 return
             } catch {
                 logger.warning("watch hub cannot read the current revision; retrying", metadata: ["error": "\(error)"])
+                // try?: cancellation means the hub is stopping; the loop checks it.
                 try? await Task.sleep(for: .milliseconds(500))
             }
         }
@@ -271,6 +272,7 @@ public final class WatchHub: Sendable {
                 }
             } catch {
                 logger.warning("watch hub cannot read changes; retrying", metadata: ["error": "\(error)"])
+                // try?: cancellation means the hub is stopping; the loop checks it.
                 try? await Task.sleep(for: .milliseconds(200))
                 poke()
             }

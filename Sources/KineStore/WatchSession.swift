@@ -81,6 +81,7 @@ public final class WatchSession: Sendable {
         case .create(let create): await createWatcher(create)
         case .cancel(let id): cancel(id)
         case .progress:
+            // try?: a progress request answers with the newest revision the hub has; a failed sync leaves it as it was.
             _ = try? await hub.sync()
             update { $0.progressRequested = true }
         case .empty: break
@@ -94,6 +95,7 @@ public final class WatchSession: Sendable {
         // "From now" must not replay writes committed before the create, so it waits for the hub
         // to catch up with the database (one query). With an explicit start revision the events are
         // fixed by that revision, and the header is only informative: no query.
+        // try?: without the database, the hub's newest revision is the best "now" there is (etcd's answer at that moment).
         let current = request.startRevision == 0 ? ((try? await hub.sync()) ?? hub.revision) : hub.revision
         func refuse(_ reason: String) {
             update {
@@ -358,6 +360,7 @@ public final class WatchSession: Sendable {
         let continuity = watcher.carried ? state.withLock { $0.continuity } : nil
         // History below the compacted revision is gone even if the ring still holds it (a watcher
         // carried over from the previous epoch reads below the epoch's mark, `WatchContinuity`).
+        // try?: the hub's last known compacted revision stands in while the database does not answer.
         let tableCompacted = (try? await hub.compactedRevision()) ?? hub.knownCompactedRevision
         let compacted = continuity?.compactedRevision(forCarried: tableCompacted) ?? tableCompacted
         if next < compacted {
@@ -375,11 +378,13 @@ public final class WatchSession: Sendable {
                     (groups, through) = try await hub.history(watcher.range, from: next, continuity: continuity)
                     statistics.count { $0.catchUpsFromDatabase += 1 }
                 } catch let error where error == .compacted {
+                    // try?: the cancel must go out even if the compacted revision cannot be read; 0 is etcd's "unknown".
                     try await compactedCancel(watcher, compacted: (try? await hub.compactedRevision()) ?? 0)
                     return
                 } catch {
                     // The database is unavailable: try again on the next round.
                     update { _ in }
+                    // try?: cancellation ends the catch-up; the loop checks it.
                     try? await Task.sleep(for: .milliseconds(100))
                     return
                 }

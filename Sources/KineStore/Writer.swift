@@ -107,6 +107,7 @@ final class Writer: Sendable {
                 return
             } catch {
                 logger.warning("writer session failed, reconnecting", metadata: ["error": "\(error)"])
+                // try?: cancellation means the Writer is stopping; the loop checks it.
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(2))
             }
@@ -348,6 +349,7 @@ final class Writer: Sendable {
         let etcdError = StoreError.etcdError(for: error)
         for item in batch { item.completion.complete(.failure(etcdError)) }
         if error.kind == .connection { throw error }
+        // try?: the batch already failed; a rollback that fails too leaves a session the next batch resets.
         _ = try? await session.pipeline([StoreSQL.rollback])
     }
 }

@@ -113,6 +113,7 @@ struct HAHandoverCommand: AsyncParsableCommand {
         let deadline = ContinuousClock.now + .milliseconds(milliseconds > 0 ? milliseconds : 60_000) + .seconds(5)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
+            // try?: a node that does not answer one poll is polled again until the deadline.
             guard let status = try? await node.call("/kine.ha.v1.Peer/Status", ProtoEncode.haStatusRequest(HAStatusRequest())) else {
                 continue
             }

@@ -49,6 +49,7 @@ enum HAStatusFormat {
                     "failedRounds": peer.failedRounds, "lastProbeUnixMs": peer.lastProbeUnixMilliseconds, "error": peer.error,
                 ] as [String: Any]
         }
+        // try?: the object holds only strings and numbers, which always serialize.
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

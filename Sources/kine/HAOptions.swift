@@ -77,6 +77,7 @@ struct HAOptions: ParsableArguments {
             if setting(haPeerEndpoint, "PEER_ENDPOINT") != nil { throw ValidationError("--ha-peer-endpoint needs --ha-peer") }
             return nil
         }
+        // try?: the parse error is replaced by the flag's own message below.
         guard case .tcp(let peerHost, let peerPort)? = try? KineConfiguration.parseListenAddress(peer), peerPort > 0 else {
             throw ValidationError("--ha-peer \(peer): expected HOST:PORT (the peer's --ha-listen-address)")
         }
@@ -122,6 +123,7 @@ struct HAOptions: ParsableArguments {
             ha.reunionPolicy = policy
         }
         if let text = setting(haWitness, "WITNESS") {
+            // try?: the parse error is replaced by the flag's own message below.
             guard case .tcp(let host, let port)? = try? KineConfiguration.parseListenAddress(text), port > 0, host != "0.0.0.0" else {
                 throw ValidationError("--ha-witness \(text): expected HOST:PORT")
             }

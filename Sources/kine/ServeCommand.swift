@@ -102,6 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
                 configuration.metricsBindAddress = nil
             } else {
                 let address = text.hasPrefix(":") ? "0.0.0.0\(text)" : text
+                // try?: the parse error is replaced by the flag's own message below.
                 guard case .tcp? = try? KineConfiguration.parseListenAddress(address) else {
                     throw ValidationError("invalid --metrics-bind-address \(text): host:port, :port or 0")
                 }

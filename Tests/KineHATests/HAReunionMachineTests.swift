@@ -179,6 +179,8 @@ struct HAReunionMachineTests {
         let promoted = b.round(.init(copy: .ready, subscribedTerm: 1, maxID: 500), asking)
         #expect(promoted.contains(where: HARoleMachineTests.isPromote) && b.machine.term == 2)
 
+        // While a still shows itself leading (handing over to b, fenced), b does not take it for a split.
+        #expect(b.round(.init(copy: .none), Self.status("a", .leader, term: 1, maxID: 500, handoverTo: "b")).isEmpty)
         let follow = a.round(.init(), Self.status("b", .leaderAlone, term: 2))
         #expect(follow == [.follow(leader: "b", term: 2, reason: "handover: b took over at term 2")])
         #expect(a.machine.handingOverTo == nil)

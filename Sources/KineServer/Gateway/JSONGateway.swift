@@ -253,6 +253,7 @@ actor GatewayStreamOutput {
     }
 
     func finish() async {
+        // try?: a client that went away cannot be answered; finishing only releases the writer.
         try? await start()
         await writer.finish()
     }
@@ -260,6 +261,7 @@ actor GatewayStreamOutput {
     func fail(_ status: GRPCStatus) async {
         let body = GatewayErrors.streamBody(status)
         if started {
+            // try?: a client that went away cannot be told the error; finishing only releases the writer.
             try? await writer.writeChunk(body)
             await writer.finish()
         } else {

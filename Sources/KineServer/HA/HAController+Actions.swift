@@ -35,7 +35,14 @@ extension HAController {
                 logger.warning(
                     "HA: cannot persist the follower role yet (local PostgreSQL down?); routing anyway", metadata: ["error": "\(error)"])
             }
-            try await serveRouted(&loop)
+            do {
+                try await serveRouted(&loop)
+            } catch {
+                // Following is decided; routing is retried every round (`ensureServing`). A new
+                // leader's database may refuse the routed store's schema check for a moment
+                // after its promotion (its unfencing reload is asynchronous).
+                logger.warning("HA: cannot route to \(leader) yet; trying again next round", metadata: ["error": "\(error)"])
+            }
         case .resync(let reason):
             try await resync(leaderTerm: loop.machine.term, peerName: loop.peerName, reason: reason)
         case .resumeCopy:

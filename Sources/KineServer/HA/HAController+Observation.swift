@@ -43,10 +43,12 @@ extension HAController {
             now: now, local: nil, peer: .timedOut, peerDatabase: nil, witness: witness == nil ? nil : false,
             epochStart: stores.epoch?.startRevision ?? 0)
         await withTaskGroup(of: ProbePart.self) { group in
-            // try?: a database that fails to answer is one that did not answer (nil), the
-            // observation's input; the reason is PostgreSQL's own log's business.
+            // A database that fails to answer is one that did not answer (nil), the observation's
+            // input; the reason is in PostgreSQL's own log.
+            // try?: a failed local probe is a local database down this round.
             group.addTask { .local((try? await admin.probe(localQuery)) ?? nil) }
             group.addTask { .peer(await peerRPC.status(request)) }
+            // try?: a failed channel-B probe is a silent peer database this round.
             group.addTask { .peerDatabase((try? await peerSQL.probe(peerQuery)) ?? nil) }
             if let witness {
                 group.addTask { .witness(await TCPProbe.connects(host: witness.host, port: witness.port, timeout: timeout)) }
@@ -57,6 +59,7 @@ extension HAController {
                 // A sleep that overran by a whole timeout means this process did not run (frozen,
                 // SIGSTOP, swapped out): the probes did not get their time, and a database that
                 // answers must not be reported down for it. They get one more timeout.
+                // try?: cancelled once every probe answered, as above.
                 if ContinuousClock.now - started >= timeout * 2 { try? await Task.sleep(for: timeout) }
                 return .deadline
             }

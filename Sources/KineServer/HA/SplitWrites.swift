@@ -34,6 +34,7 @@ public struct SplitWrite: Sendable, Equatable {
         ]
         if let committedUnixMilliseconds { object["committedUnixMs"] = committedUnixMilliseconds }
         let data =
+            // try?: the object holds only strings and numbers, which always serialize.
             (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }

@@ -10,11 +10,13 @@ enum TCPProbe {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(milliseconds))
         do {
             let channel: any Channel
+            // try?: not an IP address: connect by host name below instead.
             if let address = try? SocketAddress(ipAddress: host, port: port) {
                 channel = try await bootstrap.connect(to: address).get()
             } else {
                 channel = try await bootstrap.connect(host: host, port: port).get()
             }
+            // try?: the probe only needed the connection to open; a failed close changes nothing.
             try? await channel.close()
             return true
         } catch {

@@ -8,6 +8,7 @@ enum ProcessMetrics {
         var text = PrometheusText()
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        // try?: without /proc (not Linux) the process figures are left out of the scrape.
         if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")
         {
@@ -19,6 +20,7 @@ enum ProcessMetrics {
             text.family("process_virtual_memory_bytes", .gauge, "Virtual memory size in bytes.", Int(field(23)))
             text.family("process_resident_memory_bytes", .gauge, "Resident memory size in bytes.", Int(field(24)) * page)
         }
+        // try?: without /proc (not Linux) the process figures are left out of the scrape.
         if let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
             text.family("process_open_fds", .gauge, "Number of open file descriptors.", fds.count)
         }

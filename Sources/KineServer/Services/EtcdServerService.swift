@@ -26,6 +26,7 @@ struct EtcdServerService: Service {
         }
         onListening(bound)
         logger.info("kine ready", metadata: ["kine.listen": "\(bound)"])
+        // try?: the only error is cancellation, which also means: shut down now.
         try? await gracefulShutdown()
         await server.shutdown()
     }

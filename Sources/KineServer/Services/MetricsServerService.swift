@@ -22,9 +22,11 @@ struct MetricsServerService: Service {
                 ])
             // Returning would end the whole ServiceGroup (a service that stops early stops the
             // process): wait for the shutdown like the others.
+            // try?: the only error is cancellation, which also means: shut down now.
             try? await gracefulShutdown()
             return
         }
+        // try?: the only error is cancellation, which also means: shut down now.
         try? await gracefulShutdown()
         await server.shutdown()
     }

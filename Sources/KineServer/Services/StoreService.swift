@@ -15,6 +15,7 @@ struct StoreService: Service {
         let instance = try await StoreInstance.open(database, configuration: configuration, logger: logger)
         stores.install(instance.store, startRevision: 0)
         // Returns on graceful shutdown or cancellation; the etcd server has stopped by then.
+        // try?: the only error is cancellation, which also means: shut down now.
         try? await gracefulShutdown()
         stores.withdraw(reason: .serverStopped, endStreams: true)
         await instance.shutdown()
