@@ -1,6 +1,5 @@
 import KineSQL
 import KineSync
-import Synchronization
 import Testing
 
 @testable import KinePostgres
