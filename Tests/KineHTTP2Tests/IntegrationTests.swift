@@ -1,10 +1,10 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
 
 @testable import KineHTTP2
-import Logging
 
 @Suite("gRPC server and client over HTTP/2")
 struct IntegrationTests {

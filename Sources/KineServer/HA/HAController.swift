@@ -37,8 +37,7 @@ final class HAController: Sendable {
     let cleanup = CleanupQueue()
     private let initial: HALocalRecord
     private let start = ContinuousClock.now
-    private let stopped = Atomic(false)
-    private let wake: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    private let stopSignal = StopSignal()
 
     /// What only the loop reads and changes: the machine and what the controller keeps besides it.
     struct LoopState {
@@ -68,7 +67,6 @@ final class HAController: Sendable {
         self.admin = admin
         self.peerSQL = peerSQL
         self.initial = initial
-        wake = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         peerRPC = PeerRPC(host: ha.peerHost, port: ha.peerPort, timeout: ha.timing.probeTimeout, tls: ha.peerTLS, cleanup: cleanup)
         let board = HAStatusBoard(stores: stores)
         self.board = board
@@ -255,11 +253,10 @@ final class HAController: Sendable {
 
     /// Ends the loop after its current round.
     func stop() {
-        stopped.store(true, ordering: .relaxed)
-        wake.continuation.yield()
+        stopSignal.stop()
     }
 
-    var isStopped: Bool { stopped.load(ordering: .relaxed) }
+    var isStopped: Bool { stopSignal.isStopped }
     var now: Duration { ContinuousClock.now - start }
 
     /// Waits `interval`, or less if `stop()` is called meanwhile.
@@ -267,9 +264,7 @@ final class HAController: Sendable {
         await withTaskGroup(of: Void.self) { group in
             // try?: a cancelled sleep means the stop signal came first, which ends the wait as intended.
             group.addTask { try? await Task.sleep(for: interval) }
-            group.addTask { [wake] in
-                for await _ in wake.stream { return }
-            }
+            group.addTask { [stopSignal] in await stopSignal.wait() }
             await group.next()
             group.cancelAll()
         }
