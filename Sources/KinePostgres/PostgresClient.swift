@@ -1,4 +1,3 @@
-import Foundation
 public import KineSQL
 public import Logging
 import Synchronization

@@ -1,4 +1,3 @@
-import Foundation
 import KineCore
 import KineHTTP2
 import KineStore

@@ -6,7 +6,6 @@ import KineSQL
 import KineStore
 import KineSync
 import Logging
-import Synchronization
 
 /// Runs one node of a two-node pair: every interval it observes (probes the local database and
 /// the peer), steps the role machine (`HARoleMachine`), which holds every rule, and performs the
