@@ -13,12 +13,7 @@ extension KineStore {
         let size = pipeline.add(StoreSQL.databaseSize)
         let leases = pipeline.add(StoreSQL.leaseCount)
         // Abandonable: a scrape gives up on a database that does not answer (HTTPEndpoints).
-        let results: SQLPipelineResults
-        do {
-            results = SQLPipelineResults(try await client.abandonablePipeline(pipeline.statements))
-        } catch {
-            throw StoreError.etcdError(for: error)
-        }
+        let results = try await reader.runAbandonable(pipeline)
         return StorageFigures(
             currentRevision: results[header].currentRevision, compactRevision: results[header].compactRevision,
             databaseSize: results[size], leases: results[leases])

@@ -64,4 +64,14 @@ struct Reader: Sendable {
             throw StoreError.etcdError(for: error)
         }
     }
+
+    /// `run`, for a caller racing a deadline: cancelled, it stops waiting even for statements
+    /// already sent (`SQLClient.abandonablePipeline`).
+    func runAbandonable(_ pipeline: SQLPipeline) async throws(EtcdError) -> SQLPipelineResults {
+        do {
+            return SQLPipelineResults(try await client.abandonablePipeline(pipeline.statements))
+        } catch {
+            throw StoreError.etcdError(for: error)
+        }
+    }
 }

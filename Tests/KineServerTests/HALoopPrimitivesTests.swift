@@ -1,3 +1,6 @@
+import KineHA
+import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -50,6 +53,15 @@ struct HALoopPrimitivesTests {
         #expect(counter.value == 5)
         await queue.submit { counter.add() }
         #expect(counter.value == 6)
+    }
+
+    @Test("A failed connect is classified for the peer's messages and the witness check (refused: the host answered)")
+    func connectFailures() {
+        typealias Failure = PeerRPCError.ConnectFailure
+        #expect(Failure(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == .refused)
+        #expect(Failure(IOError(errnoCode: EHOSTUNREACH, reason: "connect")) == .unreachable)
+        #expect(Failure(IOError(errnoCode: ETIMEDOUT, reason: "connect")) == .timedOut)
+        #expect(Failure(ChannelError.connectTimeout(.milliseconds(400))) == .timedOut)
     }
 
     final class Counter: Sendable {

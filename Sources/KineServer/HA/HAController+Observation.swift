@@ -70,10 +70,12 @@ extension HAController {
                 case .peer(let answer): round.peer = answer
                 case .peerDatabase(let answer): round.peerDatabase = answer
                 case .witness(let reached): round.witness = reached
-                case .deadline: pending = 0
+                case .deadline:
+                    group.cancelAll()
+                    continue
                 }
-                if case .deadline = part {} else { pending -= 1 }
-                if pending <= 0 { group.cancelAll() }
+                pending -= 1
+                if pending == 0 { group.cancelAll() }
             }
         }
         return round

@@ -42,7 +42,14 @@ extension LocalProbe {
     init(row: SQLRow) {
         let subscribed = !row.isNull(1)
         let complete = subscribed && row.bool(2)
-        let copy: CopyState = subscribed ? (row.bool(1) ? (complete ? .ready : .syncing) : .disabled) : .none
+        let copy: CopyState
+        if !subscribed {
+            copy = .none
+        } else if !row.bool(1) {
+            copy = .disabled
+        } else {
+            copy = complete ? .ready : .syncing
+        }
         self.init(
             maxID: row.int64(0), copy: copy, copyComplete: complete, followerStreaming: row.bool(3),
             subscribedTerm: row.isNull(4) ? 0 : UInt64(max(row.int64(4), 0)), hasData: row.bool(5), subscribedTables: row.int64(6))

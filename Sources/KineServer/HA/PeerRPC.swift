@@ -83,8 +83,10 @@ extension PeerRPCError.ConnectFailure {
     /// What a failed connect means, from the transport's error.
     init(_ error: any Error) {
         if let error = error as? NIOConnectionError {
-            // Every address tried failed: the first one's reason is the one to show.
-            self = error.connectionErrors.first.map { Self($0.error) } ?? .other("no address to connect to for \(error.host)")
+            // Every address tried failed: one that refused shows the host is up (what the witness
+            // check asks), else the first one's reason is the one to show.
+            let reasons = error.connectionErrors.map { Self($0.error) }
+            self = reasons.contains(.refused) ? .refused : reasons.first ?? .other("no address to connect to for \(error.host)")
         } else if let error = error as? IOError {
             switch error.errnoCode {
             case ECONNREFUSED: self = .refused

@@ -1,4 +1,5 @@
 import KineCore
+import KineHA
 import NIOCore
 import NIOPosix
 
@@ -20,13 +21,7 @@ enum TCPProbe {
             try? await channel.close()
             return true
         } catch {
-            return refused(error)
+            return PeerRPCError.ConnectFailure(error) == .refused
         }
-    }
-
-    private static func refused(_ error: any Error) -> Bool {
-        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
-        if let error = error as? NIOConnectionError { return error.connectionErrors.contains { refused($0.error) } }
-        return false
     }
 }
