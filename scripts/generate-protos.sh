@@ -45,6 +45,8 @@ files=(
   etcd/mvccpb/kv.proto
   etcd/authpb/auth.proto
   etcd/etcdserverpb/rpc.proto
+  etcd/v3electionpb/v3election.proto
+  etcd/v3lockpb/v3lock.proto
   grpc/health/v1/health.proto
   kine/ha/v1/peer.proto
 )

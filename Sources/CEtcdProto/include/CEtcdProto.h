@@ -4,5 +4,7 @@
 #include "kv.pb-c.h"
 #include "auth.pb-c.h"
 #include "rpc.pb-c.h"
+#include "v3election.pb-c.h"
+#include "v3lock.pb-c.h"
 #include "health.pb-c.h"
 #include "peer.pb-c.h"
