@@ -26,7 +26,7 @@ case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 APT_PACKAGES=(
-  libpq-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler pkg-config
+  libpq-dev libnghttp2-dev libprotobuf-c-dev libcrypt-dev protobuf-c-compiler pkg-config
   postgresql postgresql-client
   etcd-server etcd-client
   nghttp2-client

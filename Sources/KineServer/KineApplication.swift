@@ -108,11 +108,16 @@ public final class KineApplication: Service, Sendable {
 
     /// Every etcd service, reaching the store through `stores`.
     static func etcdRouter(stores: StoreHandle, identity: ServerIdentity, configuration: KineConfiguration) -> EtcdRouter {
-        EtcdRouter([
-            KVService(stores: stores, identity: identity, maxRequestBytes: configuration.maxRequestBytes).methods(),
-            MaintenanceService(stores: stores, identity: identity).methods(),
-            WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval).methods(),
-            LeaseService(stores: stores, identity: identity).methods(),
+        let gate = AuthGate(tokens: AuthTokens(ttl: configuration.authTokenTTL), bcryptCost: configuration.bcryptCost)
+        return EtcdRouter([
+            KVService(stores: stores, identity: identity, gate: gate, maxRequestBytes: configuration.maxRequestBytes).methods(),
+            MaintenanceService(stores: stores, identity: identity, gate: gate).methods(),
+            WatchService(stores: stores, identity: identity, progressInterval: configuration.watchProgressNotifyInterval, gate: gate)
+                .methods(),
+            LeaseService(stores: stores, identity: identity, gate: gate).methods(),
+            AuthService(stores: stores, identity: identity, gate: gate).methods(),
+            LockService(stores: stores, identity: identity, gate: gate).methods(),
+            ElectionService(stores: stores, identity: identity, gate: gate).methods(),
         ])
     }
 

@@ -26,6 +26,10 @@ public struct KineConfiguration: Sendable {
     public var memberName: String = "kine"
     /// Go kine's `--watch-progress-notify-interval` (default 5 s; etcd's is 10 min).
     public var watchProgressNotifyInterval: Duration = .seconds(5)
+    /// etcd's `--auth-token-ttl`: how long a simple token lives after its last use.
+    public var authTokenTTL: Duration = .seconds(300)
+    /// etcd's `--bcrypt-cost` for the passwords UserAdd and UserChangePassword hash.
+    public var bcryptCost: Int = 10
 
     /// Two-node HA (`--ha-peer` and friends); nil runs a single node.
     public var ha: HAConfiguration?

@@ -9,11 +9,12 @@ struct LeaseService: Sendable {
     /// The current epoch's store (looked up per request, never kept).
     private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
+    let gate: AuthGate
 
     func methods() -> [String: GRPCMethod] {
         [
-            "/etcdserverpb.Lease/LeaseGrant": .unary { bytes, _ throws(GRPCStatus) in try await grant(bytes) },
-            "/etcdserverpb.Lease/LeaseRevoke": .unary { bytes, _ throws(GRPCStatus) in try await revoke(bytes) },
+            "/etcdserverpb.Lease/LeaseGrant": .unary { bytes, context throws(GRPCStatus) in try await grant(bytes, context) },
+            "/etcdserverpb.Lease/LeaseRevoke": .unary { bytes, context throws(GRPCStatus) in try await revoke(bytes, context) },
             "/etcdserverpb.Lease/LeaseTimeToLive": .unary { bytes, _ throws(GRPCStatus) in try await timeToLive(bytes) },
             "/etcdserverpb.Lease/LeaseLeases": .unary { bytes, _ throws(GRPCStatus) in try await leases(bytes) },
             "/etcdserverpb.Lease/LeaseKeepAlive": .bidirectional { requests, responses, _ throws(GRPCStatus) in
@@ -22,16 +23,26 @@ struct LeaseService: Sendable {
         ]
     }
 
-    func grant(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+    /// Only the token is checked (etcd puts grants through raft, which checks no permission).
+    func grant(_ bytes: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8] {
         let request = try StatusMapping.decode(bytes, ProtoDecode.leaseGrantRequest)
-        var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.leaseGrant(request) }
+        var response = try await StatusMapping.run { () async throws(EtcdError) in
+            let store = try self.store
+            try gate.check(context, [], auth: store.auth)(try await store.auth.current())
+            return try await store.leaseGrant(request)
+        }
         identity.fill(&response.header)
         return ProtoEncode.leaseGrantResponse(response)
     }
 
-    func revoke(_ bytes: [UInt8]) async throws(GRPCStatus) -> [UInt8] {
+    /// The caller must be allowed to write every key attached to the lease.
+    func revoke(_ bytes: [UInt8], _ context: GRPCCallContext) async throws(GRPCStatus) -> [UInt8] {
         let request = try StatusMapping.decode(bytes, ProtoDecode.leaseRevokeRequest)
-        var response = try await StatusMapping.run { () async throws(EtcdError) in try await store.leaseRevoke(request) }
+        var response = try await StatusMapping.run { () async throws(EtcdError) in
+            let store = try self.store
+            let needs = try await gate.leaseKeyRequirements(request.id, context: context, store: store)
+            return try await store.leaseRevoke(request, authorize: gate.check(context, needs, auth: store.auth))
+        }
         identity.fill(&response.header)
         return ProtoEncode.leaseRevokeResponse(response)
     }

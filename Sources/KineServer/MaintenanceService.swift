@@ -10,15 +10,29 @@ struct MaintenanceService: Sendable {
     /// The current epoch's store (looked up per request, never kept).
     private var store: KineStore { get throws(EtcdError) { try stores.current() } }
     let identity: ServerIdentity
+    let gate: AuthGate
 
     func methods() -> [String: GRPCMethod] {
         [
             "/etcdserverpb.Maintenance/Status": .unary { bytes, _ throws(GRPCStatus) in try await status(bytes) },
-            "/etcdserverpb.Maintenance/Alarm": .unary { bytes, _ throws(GRPCStatus) in try await alarm(bytes) },
-            "/etcdserverpb.Maintenance/Defragment": .unary { bytes, _ throws(GRPCStatus) in try await defragment(bytes) },
-            "/etcdserverpb.Maintenance/Hash": .unary { bytes, _ throws(GRPCStatus) in try await hash(bytes) },
-            "/etcdserverpb.Maintenance/HashKV": .unary { bytes, _ throws(GRPCStatus) in try await hashKV(bytes) },
-            "/etcdserverpb.Maintenance/Snapshot": .bidirectional { requests, responses, _ throws(GRPCStatus) in
+            "/etcdserverpb.Maintenance/Alarm": .unary { bytes, context throws(GRPCStatus) in
+                try await authorize(context, [])
+                return try await alarm(bytes)
+            },
+            "/etcdserverpb.Maintenance/Defragment": .unary { bytes, context throws(GRPCStatus) in
+                try await authorize(context, [.admin])
+                return try await defragment(bytes)
+            },
+            "/etcdserverpb.Maintenance/Hash": .unary { bytes, context throws(GRPCStatus) in
+                try await authorize(context, [.admin])
+                return try await hash(bytes)
+            },
+            "/etcdserverpb.Maintenance/HashKV": .unary { bytes, context throws(GRPCStatus) in
+                try await authorize(context, [.admin])
+                return try await hashKV(bytes)
+            },
+            "/etcdserverpb.Maintenance/Snapshot": .bidirectional { requests, responses, context throws(GRPCStatus) in
+                try await authorize(context, [.admin])
                 try await snapshot(requests, responses)
             },
             "/etcdserverpb.Cluster/MemberList": .unary { bytes, context throws(GRPCStatus) in try await memberList(bytes, context) },
@@ -98,6 +112,15 @@ struct MaintenanceService: Sendable {
     func healthCheck(_ bytes: [UInt8]) throws(GRPCStatus) -> [UInt8] {
         _ = try StatusMapping.decode(bytes, ProtoDecode.healthCheckRequest)
         return ProtoEncode.healthCheckResponse(.serving)
+    }
+
+    /// etcd: Defragment, Snapshot, Hash and HashKV need the root role; Alarm (through raft)
+    /// checks only the token; Status and MemberList check nothing.
+    private func authorize(_ context: GRPCCallContext, _ requirements: [AuthRequirement]) async throws(GRPCStatus) {
+        try await StatusMapping.run { () async throws(EtcdError) in
+            let store = try self.store
+            try gate.check(context, requirements, auth: store.auth)(try await store.auth.current())
+        }
     }
 
     private func currentRevision() async throws(GRPCStatus) -> Int64 {

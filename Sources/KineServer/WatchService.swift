@@ -18,16 +18,18 @@ struct WatchService: Sendable {
     let identity: ServerIdentity
     /// Go kine's `--watch-progress-notify-interval`.
     let progressInterval: Duration
+    let gate: AuthGate
 
     func methods() -> [String: GRPCMethod] {
         [
-            "/etcdserverpb.Watch/Watch": .bidirectional { requests, responses, _ throws(GRPCStatus) in
-                try await watch(requests, responses)
+            "/etcdserverpb.Watch/Watch": .bidirectional { requests, responses, context throws(GRPCStatus) in
+                try await watch(requests, responses, context)
             }
         ]
     }
 
-    func watch(_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter) async throws(GRPCStatus) {
+    func watch(_ requests: GRPCRequestStream, _ responses: GRPCResponseWriter, _ context: GRPCCallContext) async throws(GRPCStatus) {
+        let gate = self.gate
         let identity = self.identity
         let sessions = StreamSessions { response in
             var response = response
@@ -52,7 +54,13 @@ struct WatchService: Sendable {
                 for await message in requests {
                     do throws(GRPCStatus) {
                         let request = try StatusMapping.decode(message, ProtoDecode.watchRequest)
-                        try await sessions.session(for: stores).handle(request)
+                        let session = try sessions.session(for: stores)
+                        if case .create(let create) = request, let refusal = await Self.refusal(create, context, gate: gate, stores: stores)
+                        {
+                            session.refuse(create, reason: refusal)
+                        } else {
+                            await session.handle(request)
+                        }
                     } catch {
                         sessions.fail(error)
                         return
@@ -69,6 +77,26 @@ struct WatchService: Sendable {
             group.cancelAll()
         }
         if let failure = sessions.failure { throw failure }
+    }
+}
+
+extension WatchService {
+    /// Why the caller may not watch what `create` asks for (etcd checks read permission on the
+    /// range when the watch is created, not afterwards), in etcd's words; nil when it may.
+    /// etcd checks a watch with range end "\0" (every key from `key` on) as if it were the key
+    /// alone; kine checks the whole range (docs/compatibility.md).
+    static func refusal(
+        _ create: WatchCreateRequest, _ context: GRPCCallContext, gate: AuthGate, stores: StoreHandle
+    ) async -> String? {
+        let key = create.key.isEmpty ? [0] : create.key
+        do throws(EtcdError) {
+            let store = try stores.current()
+            try gate.check(context, [.read(key: key, rangeEnd: create.rangeEnd)], auth: store.auth)(try await store.auth.current())
+            return nil
+        } catch {
+            // etcd turns any failure of the check (a bad token too) into "permission denied".
+            return "rpc error: code = PermissionDenied desc = \(EtcdError.permissionDenied.message)"
+        }
     }
 }
 

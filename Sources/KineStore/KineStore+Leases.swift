@@ -37,8 +37,16 @@ extension KineStore {
         }
     }
 
-    public func leaseRevoke(_ request: LeaseRevokeRequest) async throws(EtcdError) -> LeaseRevokeResponse {
-        guard case .leaseRevoked(let response) = try await submit(.revokeLease(request.id)) else { throw Self.mismatch }
+    public func leaseRevoke(_ request: LeaseRevokeRequest, authorize: Authorization? = nil) async throws(EtcdError) -> LeaseRevokeResponse {
+        var authRevision: UInt64?
+        if let authorize {
+            let state = try await auth.current()
+            try authorize(state)
+            authRevision = state.revision
+        }
+        guard case .leaseRevoked(let response) = try await writer(.revokeLease(request.id), authRevision: authRevision) else {
+            throw Self.mismatch
+        }
         statistics.count { $0.leasesRevoked += 1 }
         return response
     }

@@ -47,6 +47,8 @@ public final class KineStore: Sendable {
 
     let reader: Reader
     private let writer: Writer
+    /// Users, roles and whether auth is on, for this database.
+    public let auth: AuthStore
     /// Publishes committed revisions to watchers (this process's and other processes' writes).
     public let watchHub: WatchHub
     private let compactor: Compactor
@@ -83,12 +85,15 @@ public final class KineStore: Sendable {
         self.configuration = configuration
         self.logger = logger
         reader = Reader(client: client, sql: sql)
+        let auth = AuthStore(client: client)
+        self.auth = auth
         cache = configuration.readCache ? KeyValueCache() : nil
         let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache, statistics: configuration.statistics)
         watchHub = hub
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
-            idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit
+            idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit,
+            onAuthRevision: { auth.noteRevision($0) }
         ) { rows in
             hub.publishLocal(rows)
         }
@@ -154,18 +159,54 @@ public final class KineStore: Sendable {
 
     var statistics: StoreStatistics { configuration.statistics }
 
-    public func range(_ request: RangeRequest) async throws(EtcdError) -> RangeResponse {
+    /// `authorize` checks the caller's permissions against the auth state the read is served
+    /// under: for a linearizable read one at least as new as its read barrier.
+    public func range(_ request: RangeRequest, authorize: Authorization? = nil) async throws(EtcdError) -> RangeResponse {
         try RequestValidation.validate(request)
         if let cache, cache.isLoaded {
             // Linearizable: first see every write acknowledged before this request (etcd's ReadIndex).
-            if !request.serializable { _ = try await watchHub.sync() }
+            if !request.serializable {
+                let reading = try await watchHub.syncReading()
+                if let authorize { try authorize(try await auth.state(atLeast: reading.authRevision)) }
+            } else if let authorize {
+                try authorize(try await auth.current())
+            }
             if let response = cache.range(request) { return response }
+        } else if let authorize {
+            try authorize(try await authStateForRead(linearizable: !request.serializable))
         }
         return try await reader.range(request)
     }
 
+    /// A permission check: throws etcd's refusal for the state given.
+    public typealias Authorization = (AuthState) throws(EtcdError) -> Void
+
+    /// The auth state a read without the read cache is checked against.
+    public func authStateForRead(linearizable: Bool) async throws(EtcdError) -> AuthState {
+        guard linearizable else { return try await auth.current() }
+        return try await auth.state(atLeast: UInt64(bitPattern: try await runSQL(StoreSQL.authRevisionQuery)))
+    }
+
+    /// Runs `authorize` against the cached state and returns the revision it used, which the
+    /// Writer compares under the write lock.
+    private func authorizeWrite(_ authorize: Authorization?) async throws(EtcdError) -> UInt64? {
+        guard let authorize else { return nil }
+        let state = try await auth.current()
+        try authorize(state)
+        return state.revision
+    }
+
     func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
         try await writer.submit(request)
+    }
+
+    func writer(_ request: WriteRequest, authRevision: UInt64?) async throws(EtcdError) -> WriteResponse {
+        try await writer.submit(request, authRevision: authRevision)
+    }
+
+    /// The keys attached to a lease (what revoking it deletes).
+    public func keysOfLease(_ id: Int64) async throws(EtcdError) -> [Bytes] {
+        try await runSQL(StoreSQL.keysOfLease(id))
     }
 
     func runSQL<Output>(_ query: SQLQuery<Output>) async throws(EtcdError) -> Output {
@@ -176,28 +217,43 @@ public final class KineStore: Sendable {
         try await reader.run(pipeline)
     }
 
-    public func put(_ request: PutRequest) async throws(EtcdError) -> PutResponse {
+    public func put(_ request: PutRequest, authorize: Authorization? = nil) async throws(EtcdError) -> PutResponse {
         try RequestValidation.validate(request)
+        let authRevision = try await authorizeWrite(authorize)
         try await checkQuota(cost: Self.quotaCost(request))
-        guard case .put(let response) = try await writer.submit(.put(request)) else { throw Self.mismatch }
+        guard case .put(let response) = try await writer.submit(.put(request), authRevision: authRevision) else { throw Self.mismatch }
         return response
     }
 
-    public func deleteRange(_ request: DeleteRangeRequest) async throws(EtcdError) -> DeleteRangeResponse {
+    public func deleteRange(_ request: DeleteRangeRequest, authorize: Authorization? = nil) async throws(EtcdError) -> DeleteRangeResponse {
         try RequestValidation.validate(request)
-        guard case .deleteRange(let response) = try await writer.submit(.deleteRange(request)) else { throw Self.mismatch }
+        let authRevision = try await authorizeWrite(authorize)
+        guard case .deleteRange(let response) = try await writer.submit(.deleteRange(request), authRevision: authRevision) else {
+            throw Self.mismatch
+        }
         return response
     }
 
-    public func txn(_ request: TxnRequest) async throws(EtcdError) -> TxnResponse {
+    public func txn(_ request: TxnRequest, authorize: Authorization? = nil) async throws(EtcdError) -> TxnResponse {
         try RequestValidation.validate(request, maxOps: configuration.maxTxnOps)
         try await checkQuota(cost: Self.quotaCost(request))
         if let cache, cache.isLoaded, KeyValueCache.isReadOnly(request) {
             // Reads only: answered from memory after the read barrier, as a linearizable Range.
-            _ = try await watchHub.sync()
+            let reading = try await watchHub.syncReading()
+            if let authorize {
+                let state = try await auth.state(atLeast: reading.authRevision)
+                try authorize(state)
+                if let response = cache.readOnlyTxn(request) { return response }
+                // Not servable from memory: the Writer runs it, checked against the same state.
+                guard case .txn(let response) = try await writer.submit(.txn(request), authRevision: state.revision) else {
+                    throw Self.mismatch
+                }
+                return response
+            }
             if let response = cache.readOnlyTxn(request) { return response }
         }
-        guard case .txn(let response) = try await writer.submit(.txn(request)) else { throw Self.mismatch }
+        let authRevision = try await authorizeWrite(authorize)
+        guard case .txn(let response) = try await writer.submit(.txn(request), authRevision: authRevision) else { throw Self.mismatch }
         return response
     }
 

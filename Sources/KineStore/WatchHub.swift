@@ -40,7 +40,7 @@ public final class WatchHub: Sendable {
     private let cache: KeyValueCache?
     /// The read barrier: the newest id, read by a query that started after the request (etcd's
     /// ReadIndex), one query for every request waiting.
-    private let barrier: Coalescer<Void, Int64>
+    private let barrier: Coalescer<Void, BarrierReading>
     /// Where the sessions following this hub count streams, watchers and events.
     let statistics: StoreStatistics
 
@@ -55,9 +55,9 @@ public final class WatchHub: Sendable {
         self.cache = cache
         self.pollInterval = pollInterval
         state = Mutex(State(ring: RevisionRing(capacity: ringCapacity)))
-        barrier = Coalescer { (requests: [Void]) async throws(SQLError) -> [Int64] in
-            let newest = try await client.run(StoreSQL.newestIDQuery)
-            return requests.map { newest }
+        barrier = Coalescer { (requests: [Void]) async throws(SQLError) -> [BarrierReading] in
+            let reading = try await client.run(StoreSQL.barrierQuery)
+            return requests.map { _ in reading }
         }
     }
 
@@ -122,12 +122,18 @@ public final class WatchHub: Sendable {
     /// published then (the current revision for a watch created "from now", a progress report,
     /// or a linearizable read from the cache). Concurrent callers share one query (`barrier`).
     public func sync() async throws(EtcdError) -> Int64 {
-        let maxID: Int64
+        try await syncReading().revision
+    }
+
+    /// `sync()`, with the auth revision the barrier saw.
+    func syncReading() async throws(EtcdError) -> (revision: Int64, authRevision: UInt64) {
+        let reading: BarrierReading
         do {
-            maxID = try await barrier.submit(())
+            reading = try await barrier.submit(())
         } catch {
             throw StoreError.etcdError(for: error)
         }
+        let maxID = reading.newestID
         await Completion<Void>.wait { completion in
             let ready = state.withLock { state in
                 if state.stopped || state.lastID >= maxID { return true }
@@ -137,7 +143,7 @@ public final class WatchHub: Sendable {
             if ready { completion.complete() } else { poke() }
         }
         if isStopped { throw .serverStopped }
-        return revision
+        return (revision, reading.authRevision)
     }
 
     /// `wake` is called (from any thread, must not block) whenever a revision is published.

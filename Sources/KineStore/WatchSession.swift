@@ -88,6 +88,19 @@ public final class WatchSession: Sendable {
         }
     }
 
+    /// Answers a create the caller may not make as etcd does: created and cancelled at once,
+    /// under the id the client asked for, with `reason`.
+    public func refuse(_ request: WatchCreateRequest, reason: String) {
+        let revision = hub.revision
+        update {
+            $0.control.append(
+                .created(
+                    WatchResponse(
+                        header: ResponseHeader(revision: revision), watchID: request.watchID, created: true, canceled: true,
+                        cancelReason: reason), nil))
+        }
+    }
+
     private func createWatcher(_ request: WatchCreateRequest) async {
         var key = request.key
         if key.isEmpty { key = [0] }  // etcd: "\0" is the smallest key

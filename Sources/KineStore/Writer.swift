@@ -24,6 +24,9 @@ import Synchronization
 final class Writer: Sendable {
     private struct Pending: Sendable {
         var request: WriteRequest
+        /// The auth revision the request's permission check used; the write commits only if the
+        /// table still has it (nil: not checked, an internal write).
+        var authRevision: UInt64?
         var completion: Completion<Result<WriteResponse, EtcdError>>
     }
 
@@ -43,6 +46,8 @@ final class Writer: Sendable {
     private let state = Mutex(State())
     /// Called after each commit with the rows written, in id order (the WatchHub publishes them).
     private let onCommit: @Sendable ([PendingRow]) -> Void
+    /// Hears the auth revision a batch found in the table (the auth cache reloads when it is newer).
+    private let onAuthRevision: @Sendable (UInt64) -> Void
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
     private let cache: KeyValueCache?
 
@@ -57,8 +62,10 @@ final class Writer: Sendable {
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
         idleInTransactionTimeout: Duration = .seconds(2),
-        onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onCommit: @escaping @Sendable ([PendingRow]) -> Void
+        onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onAuthRevision: @escaping @Sendable (UInt64) -> Void = { _ in },
+        onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
+        self.onAuthRevision = onAuthRevision
         self.idleInTransactionTimeout = idleInTransactionTimeout
         self.onGroupCommit = onGroupCommit
         self.client = client
@@ -69,11 +76,11 @@ final class Writer: Sendable {
         self.onCommit = onCommit
     }
 
-    func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
+    func submit(_ request: WriteRequest, authRevision: UInt64? = nil) async throws(EtcdError) -> WriteResponse {
         let result = await Completion<Result<WriteResponse, EtcdError>>.wait { completion in
             let (waiter, stopped): (Completion<Void>?, Bool) = state.withLock { state in
                 if state.stopped { return (nil, true) }
-                state.queue.append(Pending(request: request, completion: completion))
+                state.queue.append(Pending(request: request, authRevision: authRevision, completion: completion))
                 defer { state.waiter = nil }
                 return (state.waiter, false)
             }
@@ -171,6 +178,7 @@ final class Writer: Sendable {
         var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
         let header = pipeline.add(StoreSQL.header)
         let alarms = pipeline.add(StoreSQL.alarmState)
+        let auth = pipeline.add(StoreSQL.authRevisionQuery)
         let slots = plan.load(into: &pipeline, sql: sql)
         let loaded: SQLPipelineResults
         do {
@@ -181,7 +189,9 @@ final class Writer: Sendable {
         }
 
         var (space, expired) = plan.keySpace(header: loaded[header], results: loaded, slots: slots)
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired, alarms: loaded[alarms])
+        let authRevision = UInt64(bitPattern: loaded[auth])
+        onAuthRevision(authRevision)
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired, alarms: loaded[alarms], authRevision: authRevision)
         do {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
@@ -208,21 +218,26 @@ final class Writer: Sendable {
         _ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession
     ) async throws(SQLError) -> Bool {
         let lastCommitted = state.withLock { $0.lastCommittedID }
+        // Every checked request must have used the same auth revision, which the guard compares.
+        let authRevisions = Set(batch.compactMap(\.authRevision))
+        guard authRevisions.count <= 1 else { return false }
+        let expectedAuth = authRevisions.first
         guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
         // No txn in the batch reads history, so the compacted revision is never consulted.
         var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
         space.states = snapshot.states
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState())
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState(), authRevision: nil)
         let current: Bool
         do {
             if rows.isEmpty {
                 // Requests that wrote nothing were still refused had an alarm been active.
-                current = try await session.run(StoreSQL.newestIDWithoutAlarms) == snapshot.lastID
+                current = try await session.run(StoreSQL.newestIDWithoutAlarms(authRevision: expectedAuth)) == snapshot.lastID
             } else {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
                 let wrote = pipeline.add(
                     StoreSQL.guardedInsert(
-                        rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision))
+                        rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision,
+                        authRevision: expectedAuth))
                 pipeline.add(StoreSQL.commit)
                 current = try await session.run(pipeline)[wrote]
             }
@@ -237,13 +252,19 @@ final class Writer: Sendable {
 
     /// Executes the batch's requests in order on `space` (each sees the ones before it).
     /// Requests the active alarms refuse fail with etcd's error and change nothing.
+    /// Requests checked against another auth revision than `authRevision` (nil: already
+    /// compared) fail with etcd's "revision in header is old" and change nothing.
     private func evaluate(
-        _ batch: [Pending], space: inout KeySpace, expired: [Int64], alarms: AlarmState
+        _ batch: [Pending], space: inout KeySpace, expired: [Int64], alarms: AlarmState, authRevision: UInt64?
     ) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
         var rows: [PendingRow] = []
         for item in batch {
+            if let authRevision, let checked = item.authRevision, checked != authRevision {
+                outcomes.append(.failure(.authOldRevision))
+                continue
+            }
             if !alarms.isEmpty, let refusal = alarms.refusal(of: item.request) {
                 outcomes.append(.failure(refusal))
                 continue
@@ -290,7 +311,15 @@ final class Writer: Sendable {
             var locked = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
             let headerSlot = locked.add(StoreSQL.header)
             let alarmSlot = locked.add(StoreSQL.alarmState)
+            let authSlot = locked.add(StoreSQL.authRevisionQuery)
             let lockedResults = try await session.run(locked)
+            let authRevision = UInt64(bitPattern: lockedResults[authSlot])
+            onAuthRevision(authRevision)
+            if let checked = item.authRevision, checked != authRevision {
+                _ = try await session.pipeline([StoreSQL.rollback])
+                item.completion.complete(.failure(.authOldRevision))
+                return
+            }
             if let refusal = lockedResults[alarmSlot].refusal(of: item.request) {
                 _ = try await session.pipeline([StoreSQL.rollback])
                 item.completion.complete(.failure(refusal))

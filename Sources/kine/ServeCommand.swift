@@ -44,6 +44,18 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var quotaBackendBytes: Int64?
 
+    @Option(
+        help:
+            "Auth token type (KINE_AUTH_TOKEN): simple, etcd's default (random tokens this process keeps). etcd's jwt is not offered. Default simple."
+    )
+    var authToken: String?
+
+    @Option(help: "Seconds a simple auth token stays valid after its last use (KINE_AUTH_TOKEN_TTL). Default 300, as etcd.")
+    var authTokenTTL: Int?
+
+    @Option(help: "bcrypt cost for user passwords, 4-31 (KINE_BCRYPT_COST). Default 10, as etcd.")
+    var bcryptCost: Int?
+
     @Flag(help: "Log at debug level (KINE_DEBUG).")
     var debug = false
 
@@ -93,6 +105,20 @@ struct ServeCommand: AsyncParsableCommand {
         if let text = quotaBackendBytes.map(String.init) ?? environment["KINE_QUOTA_BACKEND_BYTES"] {
             guard let bytes = Int64(text) else { throw ValidationError("invalid --quota-backend-bytes \(text): a number of bytes") }
             configuration.quotaBackendBytes = max(0, bytes)
+        }
+        let tokenType = setting(authToken, "AUTH_TOKEN") ?? "simple"
+        guard tokenType == "simple" else {
+            throw ValidationError("invalid --auth-token \(tokenType): kine offers simple tokens only (etcd's default)")
+        }
+        if let text = authTokenTTL.map(String.init) ?? environment["KINE_AUTH_TOKEN_TTL"] {
+            guard let seconds = Int(text), seconds > 0 else {
+                throw ValidationError("invalid --auth-token-ttl \(text): a number of seconds above 0")
+            }
+            configuration.authTokenTTL = .seconds(seconds)
+        }
+        if let text = bcryptCost.map(String.init) ?? environment["KINE_BCRYPT_COST"] {
+            guard let cost = Int(text), (4...31).contains(cost) else { throw ValidationError("invalid --bcrypt-cost \(text): 4 to 31") }
+            configuration.bcryptCost = cost
         }
         configuration.schemaMigrationLevel = environment["KINE_SCHEMA_MIGRATION"].flatMap(Int.init) ?? 0
         configuration.ha = try ha.configuration(environment: environment)

@@ -2,7 +2,7 @@ internal import CEtcdProto
 internal import CProtobufC
 
 extension ProtoSchemaSet {
-    /// Every message of etcd's `rpc.proto`; the types they use (`mvccpb.KeyValue`, `authpb.*`)
+    /// Every message of etcd's `rpc.proto`, `v3lock.proto` and `v3election.proto`; the types they use (`mvccpb.KeyValue`, `authpb.*`)
     /// are reached through their fields.
     static var etcdRoots: [ProtobufCMessageDescriptor] {
         [
@@ -101,6 +101,19 @@ extension ProtoSchemaSet {
             etcdserverpb__auth_role_delete_response__descriptor,
             etcdserverpb__auth_role_grant_permission_response__descriptor,
             etcdserverpb__auth_role_revoke_permission_response__descriptor,
+            v3lockpb__lock_request__descriptor,
+            v3lockpb__lock_response__descriptor,
+            v3lockpb__unlock_request__descriptor,
+            v3lockpb__unlock_response__descriptor,
+            v3electionpb__campaign_request__descriptor,
+            v3electionpb__campaign_response__descriptor,
+            v3electionpb__leader_key__descriptor,
+            v3electionpb__leader_request__descriptor,
+            v3electionpb__leader_response__descriptor,
+            v3electionpb__resign_request__descriptor,
+            v3electionpb__resign_response__descriptor,
+            v3electionpb__proclaim_request__descriptor,
+            v3electionpb__proclaim_response__descriptor,
         ]
     }
 }

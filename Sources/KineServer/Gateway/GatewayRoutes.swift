@@ -66,6 +66,10 @@ struct GatewayRoute: Sendable {
             ("/v3/auth/role/revoke", "Auth/RoleRevokePermission", "AuthRoleRevokePermission", .unary),
         ]
         var table: [String: GatewayRoute] = [:]
+        for (path, grpcPath, requestName, responseName, shape) in recipeRoutes {
+            guard let request = ProtoSchemaSet.etcd[requestName], let response = ProtoSchemaSet.etcd[responseName] else { continue }
+            table[path] = GatewayRoute(grpcPath: grpcPath, request: request, response: response, shape: shape)
+        }
         for (path, method, message, shape) in entries {
             guard let request = ProtoSchemaSet.etcd["etcdserverpb.\(message)Request"],
                 let response = ProtoSchemaSet.etcd["etcdserverpb.\(message)Response"]
@@ -75,16 +79,24 @@ struct GatewayRoute: Sendable {
         return table
     }()
 
-    /// etcd's lock and election gateways (`v3lockpb`, `v3electionpb`), whose services kine does not
-    /// serve: their paths answer as the gRPC calls do (UNIMPLEMENTED) rather than 404. kine has
-    /// no schema for their messages, so a body is not read first as etcd would.
-    static let unservedServices: [String: String] = [
-        "/v3/lock/lock": "/v3lockpb.Lock/Lock",
-        "/v3/lock/unlock": "/v3lockpb.Lock/Unlock",
-        "/v3/election/campaign": "/v3electionpb.Election/Campaign",
-        "/v3/election/proclaim": "/v3electionpb.Election/Proclaim",
-        "/v3/election/leader": "/v3electionpb.Election/Leader",
-        "/v3/election/observe": "/v3electionpb.Election/Observe",
-        "/v3/election/resign": "/v3electionpb.Election/Resign",
+    /// etcd's lock and election gateways (`v3lockpb`, `v3electionpb`): (path, gRPC path,
+    /// request message, response message, shape).
+    static let recipeRoutes: [(String, String, String, String, Shape)] = [
+        ("/v3/lock/lock", "/v3lockpb.Lock/Lock", "v3lockpb.LockRequest", "v3lockpb.LockResponse", .unary),
+        ("/v3/lock/unlock", "/v3lockpb.Lock/Unlock", "v3lockpb.UnlockRequest", "v3lockpb.UnlockResponse", .unary),
+        (
+            "/v3/election/campaign", "/v3electionpb.Election/Campaign", "v3electionpb.CampaignRequest", "v3electionpb.CampaignResponse",
+            .unary
+        ),
+        (
+            "/v3/election/proclaim", "/v3electionpb.Election/Proclaim", "v3electionpb.ProclaimRequest", "v3electionpb.ProclaimResponse",
+            .unary
+        ),
+        ("/v3/election/leader", "/v3electionpb.Election/Leader", "v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse", .unary),
+        (
+            "/v3/election/observe", "/v3electionpb.Election/Observe", "v3electionpb.LeaderRequest", "v3electionpb.LeaderResponse",
+            .serverStream
+        ),
+        ("/v3/election/resign", "/v3electionpb.Election/Resign", "v3electionpb.ResignRequest", "v3electionpb.ResignResponse", .unary),
     ]
 }

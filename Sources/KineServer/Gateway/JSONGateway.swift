@@ -21,17 +21,11 @@ struct JSONGateway: Sendable {
     func serve(_ request: HTTP1Request, _ writer: HTTP1ResponseWriter) async {
         var path = request.head.path
         if path.hasPrefix("/v3beta/") { path = "/v3/" + path.dropFirst("/v3beta/".count) }
-        let route = GatewayRoute.table[path]
-        let unserved = GatewayRoute.unservedServices[path]
-        guard route != nil || unserved != nil else {
+        guard let route = GatewayRoute.table[path] else {
             return await writer.respond(Self.plain(404, "Not Found\n"))
         }
         guard request.head.method == "POST" else {
             return await writer.respond(Self.plain(405, "Method Not Allowed\n"))
-        }
-        guard let route else {
-            let grpcPath = unserved ?? path
-            return await writer.respond(GatewayErrors.unary(GRPCStatus(.unimplemented, router.unknownMethodMessage(grpcPath))))
         }
         var metadata = GRPCMetadata()
         if let token = request.head.header("authorization") { metadata.append(name: "authorization", value: token) }

@@ -45,8 +45,8 @@ enum HASQL {
         WITH (publish = 'insert, update, delete')
         """
 
-    /// What the follower copies: the kine table, leases, alarms and the HA bookkeeping.
-    static let publishedTables = ["kine", "kine_leases", "kine_alarms", "kine_ha", "kine_ha_split_writes"]
+    /// What the follower copies: the kine table, leases, alarms, the auth store and the HA bookkeeping.
+    static let publishedTables = ["kine", "kine_leases", "kine_alarms", "kine_auth", "kine_ha", "kine_ha_split_writes"]
 
     /// Published tables a publication made by an older kine lacks (schema 1 had no split
     /// writes, schema 2 no alarms).

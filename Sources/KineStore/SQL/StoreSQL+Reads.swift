@@ -26,9 +26,6 @@ extension StoreSQL {
         }
     }
 
-    /// The newest row id: what a linearizable read must have seen (the read barrier, `WatchHub.sync`).
-    static let newestIDQuery = SQLQuery.scalar(SQLStatement("SELECT \(newestID)", name: "newest_id"))
-
     /// The read cache's starting point from one snapshot: the position, then the latest row of
     /// every name up to it, tombstones included (`KeyValueCache.load`).
     var latestOfAllNames: SQLQuery<CacheStart> {

@@ -29,6 +29,7 @@ extension StoreSQL {
         "CREATE TABLE IF NOT EXISTS kine_leases (id BIGINT PRIMARY KEY, ttl BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
         "CREATE INDEX IF NOT EXISTS kine_leases_expires_index ON kine_leases (expires_at)",
         createAlarms,
+        createAuth,
     ].map { SQLStatement($0) }
 
     /// Go kine's opt-in migrations (`KINE_SCHEMA_MIGRATION`): 1 → BIGINT ids, 2 → `text COLLATE "C"` names.

@@ -1,0 +1,49 @@
+import KineCore
+import KineHTTP2
+import KineStore
+
+/// Who a call acts as, and whether it may: etcd's per-request auth (`AuthInfoFromCtx`, the
+/// `Is…Permitted` checks), shared by every service.
+struct AuthGate: Sendable {
+    let tokens: AuthTokens
+    /// etcd's `--bcrypt-cost`.
+    let bcryptCost: Int
+
+    init(tokens: AuthTokens = AuthTokens(), bcryptCost: Int = PasswordHasher.defaultCost) {
+        self.tokens = tokens
+        self.bcryptCost = bcryptCost
+    }
+
+    /// The token a call carries: gRPC metadata `token`, or `authorization` (the gateway's header,
+    /// as etcd's gateway forwards it).
+    func token(_ context: GRPCCallContext) -> String? {
+        context.metadata["token"] ?? context.metadata["authorization"]
+    }
+
+    /// The caller's user: nil when the call carries no token; a token that is not valid is
+    /// etcd's "invalid auth token" (even with auth off, as in etcd).
+    func user(_ context: GRPCCallContext, in state: AuthState) throws(EtcdError) -> String? {
+        guard let token = token(context) else { return nil }
+        guard let user = tokens.user(for: token, in: state) else { throw .invalidAuthToken }
+        return user
+    }
+
+    /// The permission check of a call that needs `requirements` (none: only the token is
+    /// checked, as for every request etcd puts through raft).
+    func check(_ context: GRPCCallContext, _ requirements: [AuthRequirement], auth: AuthStore) -> KineStore.Authorization {
+        { state throws(EtcdError) in
+            let user = try self.user(context, in: state)
+            try state.authorize(user, requirements) { account in auth.permissions(of: account, in: state) }
+        }
+    }
+
+    /// etcd refuses to attach a lease, or revoke it, for a user that may not write every key
+    /// already attached to it (it could not delete them otherwise). Reads the keys only when
+    /// that check can refuse (auth on, caller not root).
+    func leaseKeyRequirements(_ lease: Int64, context: GRPCCallContext, store: KineStore) async throws(EtcdError) -> [AuthRequirement] {
+        guard lease != 0 else { return [] }
+        let state = try await store.auth.current()
+        guard state.enabled, !state.isAdmin(try user(context, in: state)) else { return [] }
+        return try await store.keysOfLease(lease).map { .write(key: $0, rangeEnd: []) }
+    }
+}
