@@ -120,8 +120,8 @@ struct ServerRobustnessTests {
             await #expect(throws: GRPCStatus(.unimplemented, "unknown method Nope for service etcdserverpb.KV")) {
                 _ = try await client.unary(path: "/etcdserverpb.KV/Nope", request: [])
             }
-            await #expect(throws: GRPCStatus(.unimplemented, "unknown service etcdserverpb.Auth")) {
-                _ = try await client.unary(path: "/etcdserverpb.Auth/AuthStatus", request: [])
+            await #expect(throws: GRPCStatus(.unimplemented, "unknown service etcdserverpb.Nope")) {
+                _ = try await client.unary(path: "/etcdserverpb.Nope/Call", request: [])
             }
         }
     }

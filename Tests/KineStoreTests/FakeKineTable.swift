@@ -104,8 +104,9 @@ final class FakeKineTable: SQLClient {
         switch statement.name ?? "" {
         case "header":
             return SQLResult(rows: [SQLRow(columns: [int(newest), int(state.compacted), int(newest)])])
-        case "newest_id":
-            return SQLResult(rows: [SQLRow(columns: [int(newest)])])
+        case "barrier":
+            // The newest id and the auth revision (no auth row: 1).
+            return SQLResult(rows: [SQLRow(columns: [int(newest), int(1)])])
         case "watch_tail":
             guard case .int64(let after) = parameters[0], case .int64(let limit) = parameters[1] else { return nil }
             return changes(state.rows.filter { $0.id > after }, limit: limit, all: state.rows)
