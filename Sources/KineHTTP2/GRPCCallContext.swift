@@ -54,11 +54,14 @@ public struct GRPCCallContext: Sendable {
     public var deadline: ContinuousClock.Instant?
     /// The peer's address, e.g. `[IPv4]127.0.0.1/127.0.0.1:51234`.
     public var remoteAddress: String?
+    /// With TLS client certificates: the subject common name of the client's verified certificate.
+    public var peerCommonName: String?
 
     public init(
         path: String, authority: String = "", metadata: GRPCMetadata = GRPCMetadata(),
-        deadline: ContinuousClock.Instant? = nil, remoteAddress: String? = nil
+        deadline: ContinuousClock.Instant? = nil, remoteAddress: String? = nil, peerCommonName: String? = nil
     ) {
+        self.peerCommonName = peerCommonName
         self.path = path
         self.authority = authority
         self.metadata = metadata

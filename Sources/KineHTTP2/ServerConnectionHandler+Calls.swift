@@ -1,5 +1,6 @@
 import KineCore
 import NIOCore
+import NIOSSL
 
 /// gRPC calls: each stream's `ServerCallMachine` decides, and this carries out its actions
 /// (nghttp2 submissions, handler tasks, timers, the observer).
@@ -79,7 +80,20 @@ extension ServerConnectionHandler {
     private func makeContext(_ stream: ServerStream) -> GRPCCallContext {
         GRPCCallContext(
             path: stream.path, authority: stream.authority, metadata: stream.metadata, deadline: stream.deadline,
-            remoteAddress: remoteAddress)
+            remoteAddress: remoteAddress, peerCommonName: peerCommonName())
+    }
+
+    /// The client certificate's common name, read once per connection (by the first call, so
+    /// after the TLS handshake); nil without TLS or without a client certificate.
+    private func peerCommonName() -> String? {
+        if let known = peerCommonNameCache { return known }
+        guard let context else { return nil }
+        // try?: no TLS handler in the pipeline means a plain connection, which has no certificate.
+        let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
+        // try?: a certificate that cannot be re-encoded carries no name kine can use.
+        let name = (try? handler?.peerCertificate?.toDERBytes()).flatMap { $0.flatMap(CertificateCommonName.of(der:)) }
+        peerCommonNameCache = .some(name)
+        return name
     }
 
     private func startBidirectional(_ stream: ServerStream) {

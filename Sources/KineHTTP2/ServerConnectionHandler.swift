@@ -32,6 +32,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Unary handlers run on this connection's loop (`EventLoopTaskExecutor`).
     var loopExecutor: EventLoopTaskExecutor?
     var remoteAddress: String?
+    /// `peerCommonName()`'s answer once known (the outer optional: not looked up yet).
+    var peerCommonNameCache: String??
     private var inReadBatch = false
     private var flushScheduled = false
     var draining = false

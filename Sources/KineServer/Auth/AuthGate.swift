@@ -20,10 +20,12 @@ struct AuthGate: Sendable {
         context.metadata["token"] ?? context.metadata["authorization"]
     }
 
-    /// The caller's user: nil when the call carries no token; a token that is not valid is
-    /// etcd's "invalid auth token" (even with auth off, as in etcd).
+    /// The caller's user: the token's; without a token, the common name of the client's
+    /// certificate (etcd's rule with client certificates on; the gateway's calls carry none);
+    /// nil when the call carries neither. A token that is not valid is etcd's "invalid auth
+    /// token" (even with auth off, as in etcd).
     func user(_ context: GRPCCallContext, in state: AuthState) throws(EtcdError) -> String? {
-        guard let token = token(context) else { return nil }
+        guard let token = token(context) else { return context.peerCommonName }
         guard let user = tokens.user(for: token, in: state) else { throw .invalidAuthToken }
         return user
     }
