@@ -25,7 +25,12 @@ PROTO_FILES = [
     "etcd/mvccpb/kv.proto",
     "etcd/authpb/auth.proto",
     "etcd/etcdserverpb/rpc.proto",
+    "etcd/v3lockpb/v3lock.proto",
+    "etcd/v3electionpb/v3election.proto",
 ]
+
+# Generated modules besides the three modules() returns, by short name (filled by modules()).
+GENERATED: dict = {}
 
 
 def modules():
@@ -51,16 +56,29 @@ def modules():
     rpc = importlib.import_module("etcd.etcdserverpb.rpc_pb2")
     rpc_grpc = importlib.import_module("etcd.etcdserverpb.rpc_pb2_grpc")
     kv = importlib.import_module("etcd.mvccpb.kv_pb2")
+    GENERATED["auth"] = importlib.import_module("etcd.authpb.auth_pb2")
+    GENERATED["lock"] = importlib.import_module("etcd.v3lockpb.v3lock_pb2")
+    GENERATED["lock_grpc"] = importlib.import_module("etcd.v3lockpb.v3lock_pb2_grpc")
+    GENERATED["election"] = importlib.import_module("etcd.v3electionpb.v3election_pb2")
+    GENERATED["election_grpc"] = importlib.import_module("etcd.v3electionpb.v3election_pb2_grpc")
     _MODULES = (rpc, rpc_grpc, kv)
     return _MODULES
 
 
 class Client:
-    """One channel to one server with the KV/Maintenance/Cluster/Lease stubs."""
+    """One channel to one server with the KV/Maintenance/Cluster/Lease/Watch/Auth stubs and the
+    Lock and Election services (`lockpb` / `electionpb` hold their messages, `authpb` the
+    User/Role/Permission messages). `token`, when set, is sent with every call as the gRPC
+    metadata "token" (what etcd's clients send after Authenticate); `call(..., token=...)`
+    overrides it for one call ("" sends none)."""
 
-    def __init__(self, endpoint: str, timeout: float = 10.0):
+    def __init__(self, endpoint: str, timeout: float = 10.0, token: str | None = None):
         rpc, rpc_grpc, _ = modules()
         self.pb = rpc
+        self.authpb = GENERATED["auth"]
+        self.lockpb = GENERATED["lock"]
+        self.electionpb = GENERATED["election"]
+        self.token = token
         self.endpoint = endpoint
         self.timeout = timeout
         self.channel = grpc.insecure_channel(endpoint, options=[
@@ -71,19 +89,28 @@ class Client:
         self.cluster = rpc_grpc.ClusterStub(self.channel)
         self.lease = rpc_grpc.LeaseStub(self.channel)
         self.watch = rpc_grpc.WatchStub(self.channel)
+        self.auth = rpc_grpc.AuthStub(self.channel)
+        self.lock = GENERATED["lock_grpc"].LockStub(self.channel)
+        self.election = GENERATED["election_grpc"].ElectionStub(self.channel)
 
     def close(self):
         self.channel.close()
 
-    def call(self, method, request):
+    def metadata(self, token: str | None = None):
+        """The call metadata carrying `token` (else the client's own), or None without one."""
+        t = self.token if token is None else token
+        return [("token", t)] if t else None
+
+    def call(self, method, request, token: str | None = None, timeout: float | None = None):
         """Returns (response_message, None) or (None, {"code": ..., "message": ...})."""
         try:
-            return method(request, timeout=self.timeout), None
+            return method(request, timeout=timeout or self.timeout, metadata=self.metadata(token)), None
         except grpc.RpcError as e:  # a grpc.Call
             return None, {"code": e.code().name, "message": e.details()}
 
     def current_revision(self) -> int:
-        r = self.kv.Range(self.pb.RangeRequest(key=b"\x00__kine_e2e_revision_probe__"), timeout=self.timeout)
+        r = self.kv.Range(self.pb.RangeRequest(key=b"\x00__kine_e2e_revision_probe__"), timeout=self.timeout,
+                          metadata=self.metadata())
         return r.header.revision
 
 
@@ -143,7 +170,9 @@ class Stream:
 
     _END = object()
 
-    def __init__(self, method, timeout: float | None = None):
+    def __init__(self, method, timeout: float | None = None, metadata=None, request=None):
+        """`method` a bidi-streaming stub method; or, with `request`, a server-streaming one
+        (e.g. Election.Observe) called with that one request (`send` is then meaningless)."""
         import queue
         import threading
         import time as _time
@@ -157,7 +186,10 @@ class Stream:
         self._taken = 0
         self._resume = threading.Event()
         self._resume.set()
-        self.call = method(self._requests(), timeout=timeout)
+        if request is not None:
+            self.call = method(request, timeout=timeout, metadata=metadata)
+        else:
+            self.call = method(self._requests(), timeout=timeout, metadata=metadata)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
