@@ -116,10 +116,17 @@ struct MaintenanceService: Sendable {
 
     /// etcd: Defragment, Snapshot, Hash and HashKV need the root role; Alarm (through raft)
     /// checks only the token; Status and MemberList check nothing.
+    /// etcd's maintenance server returns the auth package's own errors, not their gRPC forms:
+    /// clients see UNKNOWN "auth: permission denied", "auth: user name is empty", ...
     private func authorize(_ context: GRPCCallContext, _ requirements: [AuthRequirement]) async throws(GRPCStatus) {
         try await StatusMapping.run { () async throws(EtcdError) in
             let store = try self.store
-            try gate.check(context, requirements, auth: store.auth)(try await store.auth.current())
+            do throws(EtcdError) {
+                try gate.check(context, requirements, auth: store.auth)(try await store.auth.current())
+            } catch {
+                guard requirements.contains(.admin) else { throw error }
+                throw error.unconvertedAuthError
+            }
         }
     }
 

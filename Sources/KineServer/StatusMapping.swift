@@ -26,6 +26,16 @@ enum StatusMapping {
         }
     }
 
+    /// Runs a Lock or Election call: every failure reaches the client as UNKNOWN with etcd's
+    /// text, as from etcd's recipes (`EtcdError.asRecipeError`).
+    static func runRecipe<T>(_ body: () async throws(EtcdError) -> T) async throws(GRPCStatus) -> T {
+        do {
+            return try await body()
+        } catch {
+            throw status(error.asRecipeError)
+        }
+    }
+
     /// Runs a store call, mapping etcd errors to statuses.
     static func run<T>(_ body: () async throws(EtcdError) -> T) async throws(GRPCStatus) -> T {
         do {

@@ -38,13 +38,13 @@ extension KineStore {
     }
 
     public func leaseRevoke(_ request: LeaseRevokeRequest, authorize: Authorization? = nil) async throws(EtcdError) -> LeaseRevokeResponse {
-        var authRevision: UInt64?
+        var authGeneration: UInt64?
         if let authorize {
             let state = try await auth.current()
             try authorize(state)
-            authRevision = state.revision
+            authGeneration = state.generation
         }
-        guard case .leaseRevoked(let response) = try await writer(.revokeLease(request.id), authRevision: authRevision) else {
+        guard case .leaseRevoked(let response) = try await writer(.revokeLease(request.id), authGeneration: authGeneration) else {
             throw Self.mismatch
         }
         statistics.count { $0.leasesRevoked += 1 }

@@ -93,7 +93,7 @@ public final class KineStore: Sendable {
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
             idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit,
-            onAuthRevision: { auth.noteRevision($0) }
+            onAuthGeneration: { auth.noteGeneration($0) }
         ) { rows in
             hub.publishLocal(rows)
         }
@@ -167,7 +167,7 @@ public final class KineStore: Sendable {
             // Linearizable: first see every write acknowledged before this request (etcd's ReadIndex).
             if !request.serializable {
                 let reading = try await watchHub.syncReading()
-                if let authorize { try authorize(try await auth.state(atLeast: reading.authRevision)) }
+                if let authorize { try authorize(try await auth.state(atLeast: reading.authGeneration)) }
             } else if let authorize {
                 try authorize(try await auth.current())
             }
@@ -184,7 +184,7 @@ public final class KineStore: Sendable {
     /// The auth state a read without the read cache is checked against.
     public func authStateForRead(linearizable: Bool) async throws(EtcdError) -> AuthState {
         guard linearizable else { return try await auth.current() }
-        return try await auth.state(atLeast: UInt64(bitPattern: try await runSQL(StoreSQL.authRevisionQuery)))
+        return try await auth.state(atLeast: UInt64(bitPattern: try await runSQL(StoreSQL.authGenerationQuery)))
     }
 
     /// Runs `authorize` against the cached state and returns the revision it used, which the
@@ -193,15 +193,15 @@ public final class KineStore: Sendable {
         guard let authorize else { return nil }
         let state = try await auth.current()
         try authorize(state)
-        return state.revision
+        return state.generation
     }
 
     func submit(_ request: WriteRequest) async throws(EtcdError) -> WriteResponse {
         try await writer.submit(request)
     }
 
-    func writer(_ request: WriteRequest, authRevision: UInt64?) async throws(EtcdError) -> WriteResponse {
-        try await writer.submit(request, authRevision: authRevision)
+    func writer(_ request: WriteRequest, authGeneration: UInt64?) async throws(EtcdError) -> WriteResponse {
+        try await writer.submit(request, authGeneration: authGeneration)
     }
 
     /// The keys attached to a lease (what revoking it deletes).
@@ -219,16 +219,16 @@ public final class KineStore: Sendable {
 
     public func put(_ request: PutRequest, authorize: Authorization? = nil) async throws(EtcdError) -> PutResponse {
         try RequestValidation.validate(request)
-        let authRevision = try await authorizeWrite(authorize)
+        let authGeneration = try await authorizeWrite(authorize)
         try await checkQuota(cost: Self.quotaCost(request))
-        guard case .put(let response) = try await writer.submit(.put(request), authRevision: authRevision) else { throw Self.mismatch }
+        guard case .put(let response) = try await writer.submit(.put(request), authGeneration: authGeneration) else { throw Self.mismatch }
         return response
     }
 
     public func deleteRange(_ request: DeleteRangeRequest, authorize: Authorization? = nil) async throws(EtcdError) -> DeleteRangeResponse {
         try RequestValidation.validate(request)
-        let authRevision = try await authorizeWrite(authorize)
-        guard case .deleteRange(let response) = try await writer.submit(.deleteRange(request), authRevision: authRevision) else {
+        let authGeneration = try await authorizeWrite(authorize)
+        guard case .deleteRange(let response) = try await writer.submit(.deleteRange(request), authGeneration: authGeneration) else {
             throw Self.mismatch
         }
         return response
@@ -241,19 +241,19 @@ public final class KineStore: Sendable {
             // Reads only: answered from memory after the read barrier, as a linearizable Range.
             let reading = try await watchHub.syncReading()
             if let authorize {
-                let state = try await auth.state(atLeast: reading.authRevision)
+                let state = try await auth.state(atLeast: reading.authGeneration)
                 try authorize(state)
                 if let response = cache.readOnlyTxn(request) { return response }
                 // Not servable from memory: the Writer runs it, checked against the same state.
-                guard case .txn(let response) = try await writer.submit(.txn(request), authRevision: state.revision) else {
+                guard case .txn(let response) = try await writer.submit(.txn(request), authGeneration: state.generation) else {
                     throw Self.mismatch
                 }
                 return response
             }
             if let response = cache.readOnlyTxn(request) { return response }
         }
-        let authRevision = try await authorizeWrite(authorize)
-        guard case .txn(let response) = try await writer.submit(.txn(request), authRevision: authRevision) else { throw Self.mismatch }
+        let authGeneration = try await authorizeWrite(authorize)
+        guard case .txn(let response) = try await writer.submit(.txn(request), authGeneration: authGeneration) else { throw Self.mismatch }
         return response
     }
 

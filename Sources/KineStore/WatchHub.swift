@@ -125,8 +125,8 @@ public final class WatchHub: Sendable {
         try await syncReading().revision
     }
 
-    /// `sync()`, with the auth revision the barrier saw.
-    func syncReading() async throws(EtcdError) -> (revision: Int64, authRevision: UInt64) {
+    /// `sync()`, with the auth generation the barrier saw.
+    func syncReading() async throws(EtcdError) -> (revision: Int64, authGeneration: UInt64) {
         let reading: BarrierReading
         do {
             reading = try await barrier.submit(())
@@ -143,7 +143,7 @@ public final class WatchHub: Sendable {
             if ready { completion.complete() } else { poke() }
         }
         if isStopped { throw .serverStopped }
-        return (revision, reading.authRevision)
+        return (revision, reading.authGeneration)
     }
 
     /// `wake` is called (from any thread, must not block) whenever a revision is published.

@@ -26,7 +26,7 @@ final class Writer: Sendable {
         var request: WriteRequest
         /// The auth revision the request's permission check used; the write commits only if the
         /// table still has it (nil: not checked, an internal write).
-        var authRevision: UInt64?
+        var authGeneration: UInt64?
         var completion: Completion<Result<WriteResponse, EtcdError>>
     }
 
@@ -46,8 +46,8 @@ final class Writer: Sendable {
     private let state = Mutex(State())
     /// Called after each commit with the rows written, in id order (the WatchHub publishes them).
     private let onCommit: @Sendable ([PendingRow]) -> Void
-    /// Hears the auth revision a batch found in the table (the auth cache reloads when it is newer).
-    private let onAuthRevision: @Sendable (UInt64) -> Void
+    /// Hears the auth generation a batch found in the table (the auth cache reloads when it is newer).
+    private let onAuthGeneration: @Sendable (UInt64) -> Void
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
     private let cache: KeyValueCache?
 
@@ -62,10 +62,10 @@ final class Writer: Sendable {
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
         idleInTransactionTimeout: Duration = .seconds(2),
-        onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onAuthRevision: @escaping @Sendable (UInt64) -> Void = { _ in },
+        onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onAuthGeneration: @escaping @Sendable (UInt64) -> Void = { _ in },
         onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
-        self.onAuthRevision = onAuthRevision
+        self.onAuthGeneration = onAuthGeneration
         self.idleInTransactionTimeout = idleInTransactionTimeout
         self.onGroupCommit = onGroupCommit
         self.client = client
@@ -76,11 +76,11 @@ final class Writer: Sendable {
         self.onCommit = onCommit
     }
 
-    func submit(_ request: WriteRequest, authRevision: UInt64? = nil) async throws(EtcdError) -> WriteResponse {
+    func submit(_ request: WriteRequest, authGeneration: UInt64? = nil) async throws(EtcdError) -> WriteResponse {
         let result = await Completion<Result<WriteResponse, EtcdError>>.wait { completion in
             let (waiter, stopped): (Completion<Void>?, Bool) = state.withLock { state in
                 if state.stopped { return (nil, true) }
-                state.queue.append(Pending(request: request, authRevision: authRevision, completion: completion))
+                state.queue.append(Pending(request: request, authGeneration: authGeneration, completion: completion))
                 defer { state.waiter = nil }
                 return (state.waiter, false)
             }
@@ -178,7 +178,7 @@ final class Writer: Sendable {
         var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
         let header = pipeline.add(StoreSQL.header)
         let alarms = pipeline.add(StoreSQL.alarmState)
-        let auth = pipeline.add(StoreSQL.authRevisionQuery)
+        let auth = pipeline.add(StoreSQL.authGenerationQuery)
         let slots = plan.load(into: &pipeline, sql: sql)
         let loaded: SQLPipelineResults
         do {
@@ -189,9 +189,9 @@ final class Writer: Sendable {
         }
 
         var (space, expired) = plan.keySpace(header: loaded[header], results: loaded, slots: slots)
-        let authRevision = UInt64(bitPattern: loaded[auth])
-        onAuthRevision(authRevision)
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired, alarms: loaded[alarms], authRevision: authRevision)
+        let authGeneration = UInt64(bitPattern: loaded[auth])
+        onAuthGeneration(authGeneration)
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: expired, alarms: loaded[alarms], authGeneration: authGeneration)
         do {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
@@ -218,26 +218,26 @@ final class Writer: Sendable {
         _ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession
     ) async throws(SQLError) -> Bool {
         let lastCommitted = state.withLock { $0.lastCommittedID }
-        // Every checked request must have used the same auth revision, which the guard compares.
-        let authRevisions = Set(batch.compactMap(\.authRevision))
-        guard authRevisions.count <= 1 else { return false }
-        let expectedAuth = authRevisions.first
+        // Every checked request must have used the same auth generation, which the guard compares.
+        let authGenerations = Set(batch.compactMap(\.authGeneration))
+        guard authGenerations.count <= 1 else { return false }
+        let expectedAuth = authGenerations.first
         guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
         // No txn in the batch reads history, so the compacted revision is never consulted.
         var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
         space.states = snapshot.states
-        let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState(), authRevision: nil)
+        let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState(), authGeneration: nil)
         let current: Bool
         do {
             if rows.isEmpty {
                 // Requests that wrote nothing were still refused had an alarm been active.
-                current = try await session.run(StoreSQL.newestIDWithoutAlarms(authRevision: expectedAuth)) == snapshot.lastID
+                current = try await session.run(StoreSQL.newestIDWithoutAlarms(authGeneration: expectedAuth)) == snapshot.lastID
             } else {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
                 let wrote = pipeline.add(
                     StoreSQL.guardedInsert(
                         rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision,
-                        authRevision: expectedAuth))
+                        authGeneration: expectedAuth))
                 pipeline.add(StoreSQL.commit)
                 current = try await session.run(pipeline)[wrote]
             }
@@ -252,16 +252,16 @@ final class Writer: Sendable {
 
     /// Executes the batch's requests in order on `space` (each sees the ones before it).
     /// Requests the active alarms refuse fail with etcd's error and change nothing.
-    /// Requests checked against another auth revision than `authRevision` (nil: already
+    /// Requests checked against another auth generation than `authGeneration` (nil: already
     /// compared) fail with etcd's "revision in header is old" and change nothing.
     private func evaluate(
-        _ batch: [Pending], space: inout KeySpace, expired: [Int64], alarms: AlarmState, authRevision: UInt64?
+        _ batch: [Pending], space: inout KeySpace, expired: [Int64], alarms: AlarmState, authGeneration: UInt64?
     ) -> (outcomes: [Result<WriteResponse, EtcdError>], rows: [PendingRow]) {
         var outcomes: [Result<WriteResponse, EtcdError>] = []
         outcomes.reserveCapacity(batch.count)
         var rows: [PendingRow] = []
         for item in batch {
-            if let authRevision, let checked = item.authRevision, checked != authRevision {
+            if let authGeneration, let checked = item.authGeneration, checked != authGeneration {
                 outcomes.append(.failure(.authOldRevision))
                 continue
             }
@@ -311,11 +311,11 @@ final class Writer: Sendable {
             var locked = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
             let headerSlot = locked.add(StoreSQL.header)
             let alarmSlot = locked.add(StoreSQL.alarmState)
-            let authSlot = locked.add(StoreSQL.authRevisionQuery)
+            let authSlot = locked.add(StoreSQL.authGenerationQuery)
             let lockedResults = try await session.run(locked)
-            let authRevision = UInt64(bitPattern: lockedResults[authSlot])
-            onAuthRevision(authRevision)
-            if let checked = item.authRevision, checked != authRevision {
+            let authGeneration = UInt64(bitPattern: lockedResults[authSlot])
+            onAuthGeneration(authGeneration)
+            if let checked = item.authGeneration, checked != authGeneration {
                 _ = try await session.pipeline([StoreSQL.rollback])
                 item.completion.complete(.failure(.authOldRevision))
                 return

@@ -20,7 +20,7 @@ struct AuthStateTests {
         return state
     }
 
-    @Test("Enable needs root with the root role; a no-op change keeps the revision")
+    @Test("Enable needs root with the root role and, as in etcd, keeps the revision; so does a no-op change")
     func enable() throws {
         var state = AuthState()
         #expect(throws: EtcdError.rootUserNotExist) { try state.enable() }
@@ -31,9 +31,9 @@ struct AuthStateTests {
         try state.grantRole("root", to: "root")
         #expect(state.revision == before)
         try state.enable()
-        #expect(state.enabled && state.revision == before + 1)
-        try state.enable()
-        #expect(state.revision == before + 1)
+        #expect(state.enabled && state.revision == before)
+        state.disable()
+        #expect(!state.enabled && state.revision == before + 1)
     }
 
     @Test("Management errors: empty names, duplicates, unknown users and roles, root protected while enabled")
@@ -63,6 +63,15 @@ struct AuthStateTests {
         try state.grantPermission(AuthPermission(type: .readWrite, key: b("/a"), rangeEnd: b("/b")), to: "reader")
         #expect(try state.role("reader").permissions.map(\.key) == [b("/0"), b("/a"), b("/a/w")])
         #expect(try state.role("reader").permissions[1].type == .readWrite)
+        // etcd compares a grant with the first permission of its key only: a second range end
+        // under the same key granted twice is there twice.
+        try state.addRole("dup")
+        for end in ["e1", "e2", "e2"] {
+            try state.grantPermission(AuthPermission(type: .read, key: b("k"), rangeEnd: b(end)), to: "dup")
+        }
+        #expect(try state.role("dup").permissions.map(\.rangeEnd) == [b("e1"), b("e2"), b("e2")])
+        try state.revokePermission(key: b("k"), rangeEnd: b("e2"), from: "dup")
+        #expect(try state.role("dup").permissions.map(\.rangeEnd) == [b("e1")])
         try state.deleteRole("reader")
         #expect(try state.user("alice").roles.isEmpty)
     }
@@ -127,9 +136,9 @@ struct AuthStateTests {
     func coding() throws {
         var state = try populated()
         try state.addUser("nopw", passwordHash: [], noPassword: true)
-        let decoded = try AuthState(decoding: state.encoded(), revision: state.revision)
+        let decoded = try AuthState(decoding: state.encoded(), generation: state.generation)
         #expect(decoded == state)
-        #expect(throws: AuthStateCodingError.self) { try AuthState(decoding: [9], revision: 1) }
-        #expect(throws: AuthStateCodingError.self) { try AuthState(decoding: Array(state.encoded().dropLast()), revision: 1) }
+        #expect(throws: AuthStateCodingError.self) { try AuthState(decoding: [9], generation: 1) }
+        #expect(throws: AuthStateCodingError.self) { try AuthState(decoding: Array(state.encoded().dropLast()), generation: 1) }
     }
 }

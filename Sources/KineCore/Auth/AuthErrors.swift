@@ -23,3 +23,21 @@ extension EtcdError {
     /// Authenticate on a user added with `--no-password` (unmapped in etcd 3.5.1 as well).
     public static let noPasswordUser = EtcdError(.unknown, "auth: authentication failed, password was given for no password user")
 }
+
+extension EtcdError {
+    /// The auth package's own error behind an auth error (what a client sees, as UNKNOWN, where
+    /// etcd returns it without its gRPC mapping: the maintenance calls' root check).
+    public var unconvertedAuthError: EtcdError {
+        let rawTexts: [EtcdError: String] = [
+            .userEmpty: "auth: user name is empty", .userNotFound: "auth: user not found",
+            .permissionDenied: "auth: permission denied", .invalidAuthToken: "auth: invalid auth token",
+        ]
+        guard let text = rawTexts[self] else { return self }
+        return EtcdError(.unknown, text)
+    }
+
+    /// What a client sees when etcd's server-side recipes (Lock, Election) fail: they call the
+    /// KV API through an in-process client and return its error as is, which gRPC sends as
+    /// UNKNOWN with etcd's text.
+    public var asRecipeError: EtcdError { EtcdError(.unknown, message) }
+}

@@ -61,16 +61,24 @@ public struct AuthState: Sendable, Hashable {
     public static let rootRole = "root"
 
     public var enabled: Bool
-    /// etcd's auth revision: starts at 1, +1 per change that changed something.
+    /// etcd's auth revision (AuthStatus): starts at 1 and moves with most changes, as etcd's does
+    /// (enabling auth and a change that changes nothing leave it).
     public var revision: UInt64
     public var users: [String: AuthUser]
     public var roles: [String: AuthRole]
+    /// Which saved version of the store this is: +1 for every change saved, whatever it was. Not
+    /// etcd's: it is what kine processes compare to know their copy is current.
+    public var generation: UInt64
 
-    public init(enabled: Bool = false, revision: UInt64 = 1, users: [String: AuthUser] = [:], roles: [String: AuthRole] = [:]) {
+    public init(
+        enabled: Bool = false, revision: UInt64 = 1, users: [String: AuthUser] = [:], roles: [String: AuthRole] = [:],
+        generation: UInt64 = 0
+    ) {
         self.enabled = enabled
         self.revision = revision
         self.users = users
         self.roles = roles
+        self.generation = generation
     }
 
     /// Names in byte order (etcd's bucket order).

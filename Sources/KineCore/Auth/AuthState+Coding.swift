@@ -1,5 +1,5 @@
 /// The stored form of an `AuthState` (the `kine_auth` row's `state`): a version byte, then
-/// length-prefixed fields. The revision lives in its own column, where writes compare it.
+/// length-prefixed fields. The generation lives in its own column, where writes compare it.
 extension AuthState {
     static let codingVersion: UInt8 = 1
 
@@ -7,6 +7,7 @@ extension AuthState {
         var out = AuthStateWriter()
         out.byte(Self.codingVersion)
         out.byte(enabled ? 1 : 0)
+        out.uint64(revision)
         out.count(users.count)
         for name in userNames {
             guard let user = users[name] else { continue }
@@ -31,10 +32,11 @@ extension AuthState {
     }
 
     /// Throws `AuthStateCodingError` for bytes this version did not write.
-    public init(decoding bytes: Bytes, revision: UInt64) throws(AuthStateCodingError) {
+    public init(decoding bytes: Bytes, generation: UInt64) throws(AuthStateCodingError) {
         var input = AuthStateReader(bytes: bytes)
         guard try input.byte() == Self.codingVersion else { throw AuthStateCodingError(reason: "unknown version") }
         let enabled = try input.byte() == 1
+        let revision = try input.uint64()
         var users: [String: AuthUser] = [:]
         for _ in 0..<(try input.count()) {
             let name = try input.string()
@@ -57,7 +59,7 @@ extension AuthState {
             roles[name] = AuthRole(name: name, permissions: permissions)
         }
         guard input.atEnd else { throw AuthStateCodingError(reason: "trailing bytes") }
-        self.init(enabled: enabled, revision: revision, users: users, roles: roles)
+        self.init(enabled: enabled, revision: revision, users: users, roles: roles, generation: generation)
     }
 }
 
@@ -74,6 +76,10 @@ private struct AuthStateWriter {
     mutating func count(_ value: Int) {
         let value = UInt32(clamping: value)
         for shift in stride(from: 24, through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: value >> UInt32(shift))) }
+    }
+
+    mutating func uint64(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { output.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
     }
 
     mutating func bytes(_ value: Bytes) {
@@ -101,6 +107,12 @@ private struct AuthStateReader {
     mutating func count() throws(AuthStateCodingError) -> Int {
         var value = 0
         for _ in 0..<4 { value = value << 8 | Int(try byte()) }
+        return value
+    }
+
+    mutating func uint64() throws(AuthStateCodingError) -> UInt64 {
+        var value: UInt64 = 0
+        for _ in 0..<8 { value = value << 8 | UInt64(try byte()) }
         return value
     }
 

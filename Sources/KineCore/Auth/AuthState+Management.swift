@@ -1,14 +1,15 @@
 /// The auth management calls, with etcd 3.5's rules and errors (`auth/store.go`). Each one that
-/// changes something bumps `revision`; a call that changes nothing (enable when enabled, granting
-/// a role the user has) leaves it, as etcd does. Admin permission is checked by the caller.
+/// changes something bumps `revision`, except enabling auth; a call that changes nothing (enable
+/// when enabled, granting a role the user has) leaves it, as etcd does. Admin permission is
+/// checked by the caller.
 extension AuthState {
     /// Turns auth on; root must exist and hold the root role.
     public mutating func enable() throws(EtcdError) {
         if enabled { return }
         guard let root = users[Self.rootUser] else { throw .rootUserNotExist }
         guard root.isRoot else { throw .rootRoleNotExist }
+        // etcd does not move its revision here.
         enabled = true
-        revision += 1
     }
 
     public mutating func disable() {
@@ -93,7 +94,10 @@ extension AuthState {
     public mutating func grantPermission(_ permission: AuthPermission?, to name: String) throws(EtcdError) {
         guard let permission else { throw .permissionNotGiven }
         guard var role = roles[name] else { throw .roleNotFound }
-        if let index = role.permissions.firstIndex(where: { $0.key == permission.key && $0.rangeEnd == permission.rangeEnd }) {
+        // etcd looks at the first permission whose key is not below the new one's only: a grant
+        // matching a later one with the same key is added again, as etcd adds it.
+        let first = role.permissions.firstIndex { !Self.bytesLess($0.key, permission.key) }
+        if let index = first, role.permissions[index].key == permission.key, role.permissions[index].rangeEnd == permission.rangeEnd {
             role.permissions[index].type = permission.type
         } else {
             let index = role.permissions.firstIndex { Self.bytesLess(permission.key, $0.key) } ?? role.permissions.endIndex

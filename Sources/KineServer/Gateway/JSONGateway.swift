@@ -28,7 +28,9 @@ struct JSONGateway: Sendable {
             return await writer.respond(Self.plain(405, "Method Not Allowed\n"))
         }
         var metadata = GRPCMetadata()
+        // etcd's gateway passes `Authorization` on as metadata, and `Grpc-Metadata-<name>` headers as `<name>`.
         if let token = request.head.header("authorization") { metadata.append(name: "authorization", value: token) }
+        if let token = request.head.header("grpc-metadata-token") { metadata.append(name: "token", value: token) }
         let context = GRPCCallContext(path: route.grpcPath, metadata: metadata, remoteAddress: request.remoteAddress)
         switch (route.shape, router.method(for: route.grpcPath)) {
         case (.unary, .unary(let call)?):

@@ -40,7 +40,7 @@ struct ElectionService: Sendable {
                 let fields = try StatusMapping.decode(bytes) { bytes throws(ProtoError) in
                     try ProtoFields(bytes, message: "v3electionpb.\(message)")
                 }
-                return try await StatusMapping.run { () async throws(EtcdError) in
+                return try await StatusMapping.runRecipe { () async throws(EtcdError) in
                     try await body(fields, KeyRecipes(stores: stores, gate: gate, context: context)).bytes
                 }
             }
@@ -56,7 +56,7 @@ struct ElectionService: Sendable {
                 let fields = try StatusMapping.decode(first) { bytes throws(ProtoError) in
                     try ProtoFields(bytes, message: "v3electionpb.LeaderRequest")
                 }
-                try await StatusMapping.run { () async throws(EtcdError) in
+                try await StatusMapping.runRecipe { () async throws(EtcdError) in
                     try await observe(fields.bytes(1), KeyRecipes(stores: stores, gate: gate, context: context), responses)
                 }
             },

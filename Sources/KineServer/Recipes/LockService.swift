@@ -19,7 +19,7 @@ struct LockService: Sendable {
                 let fields = try StatusMapping.decode(bytes) { bytes throws(ProtoError) in
                     try ProtoFields(bytes, message: "v3lockpb.LockRequest")
                 }
-                return try await StatusMapping.run { () async throws(EtcdError) in
+                return try await StatusMapping.runRecipe { () async throws(EtcdError) in
                     try await lock(name: fields.bytes(1), lease: fields.int64(2), context)
                 }
             },
@@ -27,7 +27,7 @@ struct LockService: Sendable {
                 let fields = try StatusMapping.decode(bytes) { bytes throws(ProtoError) in
                     try ProtoFields(bytes, message: "v3lockpb.UnlockRequest")
                 }
-                return try await StatusMapping.run { () async throws(EtcdError) in
+                return try await StatusMapping.runRecipe { () async throws(EtcdError) in
                     let recipes = KeyRecipes(stores: stores, gate: gate, context: context)
                     var response = ProtoFieldWriter()
                     response.header(1, filled(try await recipes.delete(fields.bytes(1)).header))

@@ -53,17 +53,17 @@ extension StoreSQL {
     /// a transaction after the lock: `g` reads the table as the lock left it, so a true guard
     /// means no row came after the state the rows were computed from.
     static func guardedInsert(
-        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64, authRevision: UInt64?
+        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64, authGeneration: UInt64?
     ) -> SQLQuery<Bool> {
-        let authGuard = authRevision == nil ? "" : " AND \(Self.authRevision) = $15::int8"
+        let authGuard = authGeneration == nil ? "" : " AND \(Self.authGeneration) = $15::int8"
         let sql = """
             WITH g AS (SELECT \(newestID) = $12::int8 AND \(noAlarms)\(authGuard) AS ok), \
             ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
             SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $14::text) END FROM g
             """
         var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))]
-        if let authRevision { parameters.append(.int64(Int64(bitPattern: authRevision))) }
-        let name = authRevision == nil ? "w_guarded_insert" : "w_guarded_insert_auth"
+        if let authGeneration { parameters.append(.int64(Int64(bitPattern: authGeneration))) }
+        let name = authGeneration == nil ? "w_guarded_insert" : "w_guarded_insert_auth"
         return .firstRow(SQLStatement(sql, parameters, name: name)) { $0?.bool(0) ?? false }
     }
 
@@ -105,15 +105,15 @@ extension StoreSQL {
 
     /// The newest row id, or -1 while an alarm is active (the cache path then steps aside for the
     /// path that reads the alarms under the lock).
-    /// The newest id, or -1 when an alarm is active or the auth revision is not `authRevision`.
-    static func newestIDWithoutAlarms(authRevision: UInt64?) -> SQLQuery<Int64> {
-        guard let authRevision else {
+    /// The newest id, or -1 when an alarm is active or the auth generation is not `authGeneration`.
+    static func newestIDWithoutAlarms(authGeneration: UInt64?) -> SQLQuery<Int64> {
+        guard let authGeneration else {
             return .scalar(SQLStatement("SELECT CASE WHEN \(noAlarms) THEN \(newestID) ELSE -1 END", name: "w_newest_no_alarms"))
         }
         return .scalar(
             SQLStatement(
-                "SELECT CASE WHEN \(noAlarms) AND \(Self.authRevision) = $1 THEN \(newestID) ELSE -1 END",
-                [.int64(Int64(bitPattern: authRevision))], name: "w_newest_no_alarms_auth"))
+                "SELECT CASE WHEN \(noAlarms) AND \(Self.authGeneration) = $1 THEN \(newestID) ELSE -1 END",
+                [.int64(Int64(bitPattern: authGeneration))], name: "w_newest_no_alarms_auth"))
     }
 
     static func setSequence(_ id: Int64) -> SQLStatement {
