@@ -52,6 +52,12 @@ def modules():
     rc = protoc.main(args)
     if rc != 0:
         raise RuntimeError(f"grpc_tools.protoc failed ({rc}) on {PROTO_FILES}")
+    # Regular packages, not namespace ones: an installed `etcd` module (python-etcd, which
+    # Patroni pulls in) would otherwise win over the generated `etcd.` packages.
+    for directory in [out / "etcd", *[p for p in (out / "etcd").rglob("*") if p.is_dir()]]:
+        (directory / "__init__.py").touch()
+    for name in [m for m in sys.modules if m == "etcd" or m.startswith("etcd.")]:
+        del sys.modules[name]
     sys.path.insert(0, str(out))
     rpc = importlib.import_module("etcd.etcdserverpb.rpc_pb2")
     rpc_grpc = importlib.import_module("etcd.etcdserverpb.rpc_pb2_grpc")

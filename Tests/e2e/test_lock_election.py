@@ -26,6 +26,7 @@ import signal
 import subprocess
 import time
 import uuid
+import zlib
 
 import grpc
 import pytest
@@ -81,6 +82,9 @@ class ECtx:
         self.records: list = []
         self.shortfalls: list[str] = []
         self.leases: list[int] = []
+        # Lease ids are chosen, not granted at random: the keys Lock and Campaign write end in
+        # them, so their order under a prefix must be the same on both servers.
+        self.next_lease = (int(RUN, 16) << 24 | (zlib.crc32(name.encode()) & 0xFFFF) << 8) & 0x3FFF_FFFF_FFFF_FF00
         self.streams: list[Stream] = []
         self.pending: list[Pending] = []
 
@@ -108,7 +112,8 @@ class ECtx:
 
     # leases and keys
     def grant(self, ttl=60):
-        r = self.call("LeaseGrant", self.cl.lease.LeaseGrant, self.pb.LeaseGrantRequest(TTL=ttl))
+        self.next_lease += 1
+        r = self.call("LeaseGrant", self.cl.lease.LeaseGrant, self.pb.LeaseGrantRequest(TTL=ttl, ID=self.next_lease))
         self.leases.append(r.ID)
         return r.ID
 

@@ -156,14 +156,18 @@ struct ElectionService: Sendable {
         var sent: KeyValue?
         while true {
             var next: (ResponseHeader, KeyValue)?
+            var sawNoLeader = false
             try await recipes.waitUntil { () async throws(EtcdError) -> Bool in
                 let current = try await recipes.firstCreated(prefix)
-                guard let kv = current.kvs.first, kv != sent else { return false }
-                var header = current.header
-                // etcd's observer reports the revision of the write it saw.
-                if sent == nil || kv.createRevision != sent?.createRevision || kv.modRevision != sent?.modRevision {
-                    header.revision = kv.modRevision
+                guard let kv = current.kvs.first else {
+                    sawNoLeader = true
+                    return false
                 }
+                guard kv != sent else { return false }
+                var header = current.header
+                // As etcd's observer: a leader found by its read carries that read's revision; one
+                // it waited for, or a new value of the same leader (a watch event), the write's.
+                if sawNoLeader || kv.createRevision == sent?.createRevision { header.revision = kv.modRevision }
                 next = (header, kv)
                 return true
             }
