@@ -48,7 +48,7 @@ PG_USER = "postgres"
 PG_PORT = 5432
 HA_PORT = 2380
 DB = "kubernetes"
-REPLICATED_TABLES = ("kine", "kine_leases", "kine_alarms", "kine_ha", "kine_ha_split_writes")
+REPLICATED_TABLES = ("kine", "kine_leases", "kine_alarms", "kine_auth", "kine_ha", "kine_ha_split_writes")
 SUBNET = "10.77.0.0/24"
 BOGUS_MAC = "02:00:00:00:00:01"  # a locally administered address no interface has
 ADDRESSES = {"a": "10.77.0.1", "b": "10.77.0.2"}
@@ -615,7 +615,7 @@ class HALab:
                 return None
             q = "\nUNION ALL\n".join(
                 f"SELECT '{t}', count(*), md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '')) FROM {t} r"
-                if t in ("kine_ha", "kine_alarms") else
+                if t in ("kine_ha", "kine_alarms", "kine_auth") else
                 f"SELECT '{t}', count(*), md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r.id), '')) FROM {t} r"
                 for t in tables)
             out = self.psql(node, q, timeout=60)
