@@ -4,7 +4,7 @@
 set -euo pipefail
 usage() {
   cat <<'EOF'
-Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|core|kubernetes]
+Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|auth|core|kubernetes]
 
 Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
 
@@ -25,6 +25,9 @@ Options:
   --only ha          only the two-node HA benchmark (root; about 6 minutes), own part of the docs
   --only tls         put-64 and range-l-64 over TLS vs etcd over TLS; metrics on vs off (about
                      3 minutes); the table goes into docs/benchmarks.md by hand
+  --only auth        put-64 and range-l-64 with etcd auth off and on (a user that is not root), on
+                     kine and on etcd, alternating BENCH_AUTH_ROUNDS times (default 3; about 6
+                     minutes); the table goes into docs/benchmarks.md by hand
   --only core        put-64, range-l-64 and cas-64 only, docs untouched (about 2 minutes; with
                      KINE_BIN, an older build against the same etcd run)
   --only kubernetes  ConfigMap create/update/get and LISTs through kube-apiserver v1.36.2 on kine,
@@ -70,6 +73,7 @@ Environment:
                     kine-bench is not built when only failover-* and idle are named
   BENCH_HA_FAILOVER_RUNS  --only ha: failovers per mode (--failover-runs, default 5)
   BENCH_HA_IDLE_SECONDS   --only ha: the idle phase's measuring window (--idle-seconds, default 60)
+  BENCH_AUTH_ROUNDS --only auth: alternating off/on rounds (default 3)
 
 Examples:
   scripts/bench.sh                                   # everything, rewrites docs/benchmarks.md
@@ -103,8 +107,9 @@ while [ $# -gt 0 ]; do
     --only)
       [ $# -ge 2 ] || { echo "bench.sh: --only needs a value" >&2; usage >&2; exit 2; }
       ONLY="$2"; shift
-      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = core ] || [ "$ONLY" = kubernetes ] ||
-        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'core' or 'kubernetes'" >&2; usage >&2; exit 2; } ;;
+      [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = auth ] || [ "$ONLY" = core ] ||
+        [ "$ONLY" = kubernetes ] ||
+        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'auth', 'core' or 'kubernetes'" >&2; usage >&2; exit 2; } ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -205,6 +210,12 @@ kine_version() {
 }
 
 # ---- TLS and the cost of metrics (--only tls) ------------------------------------------------------
+if [ "$ONLY" = auth ]; then
+  BENCH_WORK="$WORK" python3 Benchmarks/Tools/auth_bench.py --kine "$KINE_BIN" --bench "$BENCH" --work "$WORK"
+  log "results in $WORK/results/auth/results.json (kine $(kine_version)); the table above goes into docs/benchmarks.md by hand"
+  exit 0
+fi
+
 if [ "$ONLY" = tls ]; then
   BENCH_WORK="$WORK" python3 Benchmarks/Tools/tls_bench.py --kine "$KINE_BIN" --bench "$BENCH" --work "$WORK"
   log "results in $WORK/results/tls/results.json (kine $(kine_version)); the table above goes into docs/benchmarks.md by hand"

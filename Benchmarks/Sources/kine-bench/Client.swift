@@ -28,10 +28,13 @@ enum EtcdPath {
 final class EtcdClient: Sendable {
     let connections: [GRPCClientConnection]
     let timeout: Duration
+    /// The auth token every call carries (`--user`), as etcd clients send it.
+    let metadata: GRPCMetadata
 
-    private init(connections: [GRPCClientConnection], timeout: Duration) {
+    private init(connections: [GRPCClientConnection], timeout: Duration, metadata: GRPCMetadata = GRPCMetadata()) {
         self.connections = connections
         self.timeout = timeout
+        self.metadata = metadata
     }
 
     static func connect(_ options: CommonOptions) async throws -> EtcdClient {
@@ -41,7 +44,16 @@ final class EtcdClient: Sendable {
             let endpoint = endpoints[index % endpoints.count]
             connections.append(try await GRPCClientConnection.connect(host: endpoint.host, port: endpoint.port, tls: options.tls))
         }
-        return EtcdClient(connections: connections, timeout: options.requestTimeout)
+        guard let user = options.user, let colon = user.firstIndex(of: ":"), let first = connections.first else {
+            return EtcdClient(connections: connections, timeout: options.requestTimeout)
+        }
+        var request = ProtoFieldWriter()
+        request.string(1, String(user[..<colon]))
+        request.string(2, String(user[user.index(after: colon)...]))
+        let response = try await first.unary(
+            path: "/etcdserverpb.Auth/Authenticate", request: request.bytes, timeout: options.requestTimeout)
+        let token = try ProtoFields(response, message: "etcdserverpb.AuthenticateResponse").string(2)
+        return EtcdClient(connections: connections, timeout: options.requestTimeout, metadata: ["token": token])
     }
 
     func close() async {
@@ -55,7 +67,7 @@ final class EtcdClient: Sendable {
 
     func call(_ client: Int, _ path: String, _ request: [UInt8]) async throws -> [UInt8] {
         do {
-            return try await connection(for: client).unary(path: path, request: request, timeout: timeout)
+            return try await connection(for: client).unary(path: path, request: request, metadata: metadata, timeout: timeout)
         } catch {
             if error.code == GRPCStatus.Code.unimplemented.rawValue {
                 throw ServiceNotAvailable(path: path, message: error.message)

@@ -51,6 +51,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "TLS: its private key, PEM.")
     var key: String?
 
+    @Option(help: "name:password to log in with (etcd's auth); every request then carries the token.")
+    var user: String?
+
     mutating func validate() throws {
         guard conns >= 1 else { throw ValidationError("--conns must be at least 1") }
         guard clients >= 1 else { throw ValidationError("--clients must be at least 1") }
@@ -60,6 +63,7 @@ struct CommonOptions: ParsableArguments {
         guard keySpaceSize >= 1 else { throw ValidationError("--key-space-size must be at least 1") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         _ = try parsedEndpoints()
+        if let user, !user.contains(":") { throw ValidationError("--user takes name:password") }
     }
 
     func parsedEndpoints() throws -> [(host: String, port: Int)] {
