@@ -220,3 +220,63 @@ def test_datastore_tls_wrong_ca_names_the_failure(ssl_postgres, pki):
         assert "certificate verify failed" in srv.log_path.read_text(), srv.log_tail()
     finally:
         srv.stop()
+
+
+def test_client_certificate_common_name_is_the_auth_user(postgres_url, pki):
+    """With client certificates and auth on, a request without a token acts as the user named by
+    its certificate's common name (etcd's --client-cert-auth rule): the same etcdctl steps, with
+    certificates for CN=root, CN=alice and CN=client (no such user), on a TLS etcd 3.5.1 and a TLS
+    kine, outputs compared."""
+    d = pki["dir"]
+    certs = {"root": make_cert(d, pki["ca"], "root", "clientAuth"), "alice": make_cert(d, pki["ca"], "alice", "clientAuth")}
+    keyed = {**pki, **certs}
+    work = Path(tempfile.mkdtemp(prefix="kine-e2e-tls-cn-"))
+    servers = []
+    try:
+        cport, pport = harness.free_port(), harness.free_port()
+        etcd = harness._spawn(
+            [harness.etcd35(), "--name", "cn", "--data-dir", str(work / "etcd"),
+             "--listen-client-urls", f"https://127.0.0.1:{cport}", "--advertise-client-urls", f"https://127.0.0.1:{cport}",
+             "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+             "--initial-cluster", f"cn=http://127.0.0.1:{pport}", "--cert-file", str(pki["server"][1]),
+             "--key-file", str(pki["server"][0]), "--client-cert-auth", "--trusted-ca-file", str(pki["ca"][1])],
+            work / "etcd.log", dict(os.environ))
+        servers.append(etcd)
+        dbname = harness.unique_db_name("tlscn")
+        harness.drop_database(postgres_url, dbname)
+        kport = harness.free_port()
+        kine = harness._spawn(
+            [harness.kine_binary(), "--listen-address", f"127.0.0.1:{kport}", "--endpoint", harness.db_url(postgres_url, dbname),
+             "--server-cert-file", str(pki["server"][1]), "--server-key-file", str(pki["server"][0]),
+             "--trusted-ca-file", str(pki["ca"][1]), "--metrics-bind-address", "0"],
+            work / "kine.log", dict(os.environ))
+        servers.append(kine)
+        for port in (cport, kport):
+            deadline = time.monotonic() + 60
+            while etcdctl_tls(port, keyed, "endpoint", "status", cert="root").returncode != 0:
+                assert time.monotonic() < deadline, f"no TLS server on {port}"
+                time.sleep(0.3)
+        steps = [
+            ("root", ["user", "add", "root:root-pw"]), ("root", ["user", "grant-role", "root", "root"]),
+            ("root", ["user", "add", "alice:alice-pw"]), ("root", ["role", "add", "app"]),
+            ("root", ["role", "grant-permission", "app", "readwrite", "/cn/", "--prefix"]),
+            ("root", ["user", "grant-role", "alice", "app"]), ("root", ["auth", "enable"]),
+            ("alice", ["put", "/cn/a", "one"]), ("alice", ["get", "/cn/a", "--print-value-only"]),
+            ("alice", ["put", "/other", "x"]), ("alice", ["user", "list"]),
+            ("client", ["get", "/cn/a"]), ("root", ["user", "list"]), ("root", ["put", "/other", "y"]),
+            ("root", ["auth", "disable"]),
+        ]
+        outputs = {}
+        for name, port in (("etcd", cport), ("kine", kport)):
+            outputs[name] = []
+            for cert, args in steps:
+                r = etcdctl_tls(port, keyed, *args, cert=cert)
+                error = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+                outputs[name].append((cert, args, r.returncode, r.stdout.strip(), error))
+        assert outputs["kine"] == outputs["etcd"]
+        assert outputs["kine"][9][4] == ["Error: etcdserver: permission denied"], outputs["kine"][9]
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
