@@ -4,7 +4,7 @@
 set -euo pipefail
 usage() {
   cat <<'EOF'
-Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|auth|core|kubernetes]
+Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|auth|core|kubernetes|soak]
 
 Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
 
@@ -33,6 +33,10 @@ Options:
   --only kubernetes  ConfigMap create/update/get and LISTs through kube-apiserver v1.36.2 on kine,
                      etcd 3.5.1 and the HA pair (root for the pair; about 9 minutes; --quick:
                      1 round, small counts, about 1 minute)
+  --only soak        issue 23's soak, not a comparison: BENCH_SOAK_MINUTES (default 30) of Kubernetes-like
+                     churn through kube-apiserver v1.36.2 on one kine, then on the HA pair (root), each
+                     sampled every 10 s, then 3 minutes without churn (about 2 x (minutes + 3.3) minutes:
+                     67 by default; --quick: 2 minutes per phase, about 10 in all)
   -h, --help         this help
 
 --only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Lab/hanet.py (two network
@@ -53,9 +57,22 @@ ConfigMap create / update / get and LISTs of 500 and 5,000 with 1 and 32 clients
 $BENCH_WORK/results/kubernetes.json; rewrites only the Through Kubernetes part of the docs. Free ports
 only (BENCH_*_PORT are not used); everything it starts is removed at the end, pass or fail.
 
+--only soak (Benchmarks/Tools/soak_bench.py) runs two phases one after the other, each on fresh servers:
+one kine on a throw-away PostgreSQL with one kube-apiserver, then (root) the HA lab's sync pair with an
+apiserver per node (half the clients through each). The apiservers run with --event-ttl=1m (every Event
+is written with a lease, so leases expire all the time) and --etcd-compaction-interval=1m. 8 client
+threads send 60 writes/s in all: ConfigMap creates/deletes (50 live per client) and updates, Secret
+creates/deletes and updates, Event creates and patches. Every 10 s: kine's RSS (each process), the
+kine table's and the database's size (pg_total_relation_size, pg_database_size, WAL; per PostgreSQL),
+its rows (all, Events, deleted) and kine_leases, kine's /metrics (leases, read cache, watchers,
+compactions), p50/p99 of the churn requests of the window, CPU. After the churn, 180 s without it (the
+Events expire, compaction removes them). Results in $BENCH_WORK/results/soak.json, logs in
+$BENCH_WORK/results/soak-logs/, a summary table on stderr; rewrites only the Soak part of the docs
+(docs/benchmarks/soak-single.png, soak-pair.png). Not part of the test command.
+
 Environment:
   KINE_BIN          kine binary to test (default: `swift build -c release --product kine`, .build/release/kine;
-                    --only kubernetes builds only when that binary is missing or older than Sources/)
+                    --only kubernetes and soak build only when that binary is missing or older than Sources/)
   BENCH_BIN         kine-bench binary to use (default: build Benchmarks/ in release mode)
   BENCH_WORK        scratch directory (default /tmp/kine-bench); results in $BENCH_WORK/results/*.json
   BENCH_PG_PORT     PostgreSQL port (default 25432); BENCH_ETCD_PORT (22379), BENCH_KINE_PORT (23379);
@@ -74,6 +91,12 @@ Environment:
   BENCH_HA_FAILOVER_RUNS  --only ha: failovers per mode (--failover-runs, default 5)
   BENCH_HA_IDLE_SECONDS   --only ha: the idle phase's measuring window (--idle-seconds, default 60)
   BENCH_AUTH_ROUNDS --only auth: alternating off/on rounds (default 3)
+  BENCH_SOAK_MINUTES   --only soak: minutes of churn per phase (default 30; --quick: 2)
+  BENCH_SOAK_PHASES    --only soak: single, pair or single,pair (default; pair needs root)
+  BENCH_SOAK_RATE      --only soak: requests/s of all clients together (default 60)
+  BENCH_SOAK_CLIENTS   --only soak: client threads (default 8)
+  BENCH_SOAK_COOLDOWN  --only soak: seconds sampled without churn after it (default 180)
+  BENCH_SOAK_WARMUP    --only soak: seconds of churn left out of the trend (default a third, at most 300)
 
 Examples:
   scripts/bench.sh                                   # everything, rewrites docs/benchmarks.md
@@ -81,6 +104,8 @@ Examples:
   scripts/bench.sh --profile put-64                  # with a CPU profile of kine during put-64
   KINE_BIN=/tmp/kine-old BENCH_NO_DOCS=1 scripts/bench.sh --only core   # an older build, docs untouched
   sudo scripts/bench.sh --only ha                    # the two-node HA benchmark (root)
+  sudo KINE_BIN=.build/release/kine scripts/bench.sh --only soak                    # the 30-minute soak
+  sudo KINE_BIN=.build/release/kine BENCH_SOAK_MINUTES=2 BENCH_NO_DOCS=1 scripts/bench.sh --only soak  # smoke
   # one build's idle HA cost (/tmp/kb-idle/results/ha/idle.json), then its failover times only
   # (/tmp/kb-failover/results/ha/failover.*.json); each --only ha run empties its $BENCH_WORK/results
   sudo env KINE_BIN=/tmp/kine-before BENCH_WORK=/tmp/kb-idle BENCH_HA_PHASES=idle BENCH_HA_IDLE_SECONDS=120 \
@@ -108,8 +133,8 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || { echo "bench.sh: --only needs a value" >&2; usage >&2; exit 2; }
       ONLY="$2"; shift
       [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = auth ] || [ "$ONLY" = core ] ||
-        [ "$ONLY" = kubernetes ] ||
-        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'auth', 'core' or 'kubernetes'" >&2; usage >&2; exit 2; } ;;
+        [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ] ||
+        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'auth', 'core', 'kubernetes' or 'soak'" >&2; usage >&2; exit 2; } ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -154,9 +179,9 @@ ETCD="$ETCD_DIR/etcdbin/etcd"
 ETCDCTL="$ETCD_DIR/etcdbin/etcdctl"
 [ "$ONLY" = ha ] || python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
 
-# --only kubernetes: no kine-bench; kine is built only when .build/release/kine is missing or older than
-# the sources, and never while another `swift build` runs here (it waits for that one first).
-if [ "$ONLY" = kubernetes ] && [ -z "${KINE_BIN:-}" ]; then
+# --only kubernetes and soak: no kine-bench; kine is built only when .build/release/kine is missing or older
+# than the sources, and never while another `swift build` runs here (it waits for that one first).
+if { [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ]; } && [ -z "${KINE_BIN:-}" ]; then
   KINE_BIN="$ROOT/.build/release/kine"
   waited=0
   while pgrep -x swift-build >/dev/null 2>&1; do
@@ -184,7 +209,7 @@ ha_needs_bench() {
   done
   return 1
 }
-if [ "$ONLY" = kubernetes ]; then
+if [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ]; then
   BENCH="(not used)"
 elif [ "$ONLY" = ha ] && ! ha_needs_bench; then
   BENCH="(not used)"
@@ -237,6 +262,30 @@ if [ "$ONLY" = kubernetes ]; then
     KUBE_ARGS+=(--doc docs/benchmarks.md --plots docs/benchmarks)
   fi
   run_tool python3 Benchmarks/Tools/kube_bench.py "${KUBE_ARGS[@]}"
+  exit "$rc"
+fi
+
+# ---- soak (--only soak; issue 23) -------------------------------------------------------------------
+if [ "$ONLY" = soak ]; then
+  mkdir -p "$RESULTS"
+  SOAK_MINUTES="${BENCH_SOAK_MINUTES:-30}"
+  [ "$QUICK" = 1 ] && [ -z "${BENCH_SOAK_MINUTES:-}" ] && SOAK_MINUTES=2
+  SOAK_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --results "$RESULTS" --work "$WORK/soak"
+             --minutes "$SOAK_MINUTES")
+  [ -n "${BENCH_SOAK_PHASES:-}" ] && SOAK_ARGS+=(--phases "$BENCH_SOAK_PHASES")
+  [ -n "${BENCH_SOAK_RATE:-}" ] && SOAK_ARGS+=(--rate "$BENCH_SOAK_RATE")
+  [ -n "${BENCH_SOAK_CLIENTS:-}" ] && SOAK_ARGS+=(--clients "$BENCH_SOAK_CLIENTS")
+  [ -n "${BENCH_SOAK_COOLDOWN:-}" ] && SOAK_ARGS+=(--cooldown "$BENCH_SOAK_COOLDOWN")
+  [ -n "${BENCH_SOAK_WARMUP:-}" ] && SOAK_ARGS+=(--warmup "$BENCH_SOAK_WARMUP")
+  [ "$(id -u)" = 0 ] || { log "not root: the HA pair is left out"; SOAK_ARGS+=(--no-ha); }
+  if [ "${BENCH_NO_DOCS:-0}" = 1 ]; then
+    SOAK_ARGS+=(--doc "$WORK/benchmarks.md" --plots "$WORK/plots")
+  else
+    mkdir -p docs/benchmarks
+    SOAK_ARGS+=(--doc docs/benchmarks.md --plots docs/benchmarks)
+  fi
+  log "soak: $SOAK_MINUTES min of churn per phase (kine $(kine_version))"
+  run_tool python3 Benchmarks/Tools/soak_bench.py "${SOAK_ARGS[@]}"
   exit "$rc"
 fi
 
