@@ -78,6 +78,9 @@ class Client:
     metadata "token" (what etcd's clients send after Authenticate); `call(..., token=...)`
     overrides it for one call ("" sends none)."""
 
+    # A class default, so subclasses with their own __init__ (hacheck.FastClient) have it too.
+    token: str | None = None
+
     def __init__(self, endpoint: str, timeout: float = 10.0, token: str | None = None):
         rpc, rpc_grpc, _ = modules()
         self.pb = rpc
