@@ -55,11 +55,14 @@ struct WatchService: Sendable {
                     do throws(GRPCStatus) {
                         let request = try StatusMapping.decode(message, ProtoDecode.watchRequest)
                         let session = try sessions.session(for: stores)
-                        if case .create(let create) = request, let refusal = await Self.refusal(create, context, gate: gate, stores: stores)
-                        {
-                            session.refuse(create, reason: refusal)
-                        } else {
+                        guard case .create(let create) = request else {
                             await session.handle(request)
+                            continue
+                        }
+                        switch await Self.admit(create, context, gate: gate, stores: stores) {
+                        case .refused(let reason): session.refuse(create, reason: reason)
+                        case .admitted(let current?): await session.create(create, current: current)
+                        case .admitted(nil): await session.handle(request)
                         }
                     } catch {
                         sessions.fail(error)
@@ -81,21 +84,37 @@ struct WatchService: Sendable {
 }
 
 extension WatchService {
-    /// Why the caller may not watch what `create` asks for (etcd checks read permission on the
-    /// range when the watch is created, not afterwards), in etcd's words; nil when it may.
-    /// etcd checks a watch with range end "\0" (every key from `key` on) as if it were the key
-    /// alone; kine checks the whole range (docs/compatibility.md).
-    static func refusal(
-        _ create: WatchCreateRequest, _ context: GRPCCallContext, gate: AuthGate, stores: StoreHandle
-    ) async -> String? {
+    enum Admission {
+        case refused(reason: String)
+        /// With the revision the read barrier saw published (nil when it could not be read).
+        case admitted(current: Int64?)
+    }
+
+    /// Whether the caller may watch what `create` asks for: read permission on the range, checked
+    /// when the watch is created (etcd does not check it afterwards), against an auth state at
+    /// least as new as a read barrier started after the request, so a revoke acknowledged on any
+    /// node binds it. The barrier's revision is the create's "now". etcd checks a watch with range
+    /// end "\0" (every key from `key` on) as if it were the key alone; kine checks the whole
+    /// range (docs/compatibility.md).
+    static func admit(_ create: WatchCreateRequest, _ context: GRPCCallContext, gate: AuthGate, stores: StoreHandle) async -> Admission {
         let key = create.key.isEmpty ? [0] : create.key
+        var current: Int64?
         do throws(EtcdError) {
             let store = try stores.current()
-            try gate.check(context, [.read(key: key, rangeEnd: create.rangeEnd)], auth: store.auth)(try await store.auth.current())
-            return nil
+            let state: AuthState
+            do throws(EtcdError) {
+                let reading = try await store.watchHub.syncReading()
+                current = reading.revision
+                state = try await store.auth.state(atLeast: reading.authGeneration)
+            } catch {
+                // Without the database, the copy this process has is the best there is.
+                state = try await store.auth.current()
+            }
+            try gate.check(context, [.read(key: key, rangeEnd: create.rangeEnd)], auth: store.auth)(state)
+            return .admitted(current: current)
         } catch {
             // etcd turns any failure of the check (a bad token too) into "permission denied".
-            return "rpc error: code = PermissionDenied desc = \(EtcdError.permissionDenied.message)"
+            return .refused(reason: "rpc error: code = PermissionDenied desc = \(EtcdError.permissionDenied.message)")
         }
     }
 }

@@ -38,7 +38,7 @@ public final class AuthStore: Sendable {
     }
 
     /// A state at least as new as `generation` (what a read barrier saw).
-    func state(atLeast generation: UInt64) async throws(EtcdError) -> AuthState {
+    public func state(atLeast generation: UInt64) async throws(EtcdError) -> AuthState {
         noteGeneration(generation)
         return try await current()
     }

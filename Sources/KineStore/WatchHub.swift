@@ -126,13 +126,14 @@ public final class WatchHub: Sendable {
     }
 
     /// `sync()`, with the auth generation the barrier saw.
-    func syncReading() async throws(EtcdError) -> (revision: Int64, authGeneration: UInt64) {
+    public func syncReading() async throws(EtcdError) -> (revision: Int64, authGeneration: UInt64) {
         let reading: BarrierReading
         do {
             reading = try await barrier.submit(())
         } catch {
             throw StoreError.etcdError(for: error)
         }
+        noteCompacted(through: reading.compactRevision)
         let maxID = reading.newestID
         await Completion<Void>.wait { completion in
             let ready = state.withLock { state in
@@ -211,9 +212,16 @@ public final class WatchHub: Sendable {
     /// The highest compacted revision seen so far, without a query: a lower bound of the table's.
     var knownCompactedRevision: Int64 { state.withLock { $0.compactedRevision } }
 
-    /// Records a compaction (this process's, or one read from the table).
+    /// Records a compaction (this process's, or one read from the table), and lets the read
+    /// cache drop the tombstones it removed from the table: whoever compacted, so a process whose
+    /// client never wins the compaction race does not keep every deleted key.
     func noteCompacted(through revision: Int64) {
-        state.withLock { $0.compactedRevision = max($0.compactedRevision, revision) }
+        let advanced = state.withLock { state -> Bool in
+            guard revision > state.compactedRevision else { return false }
+            state.compactedRevision = revision
+            return true
+        }
+        if advanced { cache?.compacted(through: revision) }
     }
 
     // MARK: Tail

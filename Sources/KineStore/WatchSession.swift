@@ -78,7 +78,7 @@ public final class WatchSession: Sendable {
     /// Handles one request from the client. Returns once it is queued for the send loop.
     public func handle(_ request: WatchRequest) async {
         switch request {
-        case .create(let create): await createWatcher(create)
+        case .create(let create): await createWatcher(create, synced: nil)
         case .cancel(let id): cancel(id)
         case .progress:
             // try?: a progress request answers with the newest revision the hub has; a failed sync leaves it as it was.
@@ -101,15 +101,29 @@ public final class WatchSession: Sendable {
         }
     }
 
-    private func createWatcher(_ request: WatchCreateRequest) async {
+    /// Creates a watcher whose "now" is `current`, a revision the caller's read barrier (started
+    /// after the request arrived) saw published.
+    public func create(_ request: WatchCreateRequest, current: Int64) async {
+        await createWatcher(request, synced: current)
+    }
+
+    private func createWatcher(_ request: WatchCreateRequest, synced: Int64?) async {
         var key = request.key
         if key.isEmpty { key = [0] }  // etcd: "\0" is the smallest key
         let range = KeyRange(key: key, rangeEnd: request.rangeEnd)
         // "From now" must not replay writes committed before the create, so it waits for the hub
         // to catch up with the database (one query). With an explicit start revision the events are
         // fixed by that revision, and the header is only informative: no query.
-        // try?: without the database, the hub's newest revision is the best "now" there is (etcd's answer at that moment).
-        let current = request.startRevision == 0 ? ((try? await hub.sync()) ?? hub.revision) : hub.revision
+        // A caller that made the barrier itself passes what it saw (`synced`).
+        let current: Int64
+        if let synced {
+            current = synced
+        } else if request.startRevision == 0 {
+            // try?: without the database, the hub's newest revision is the best "now" there is (etcd's answer at that moment).
+            current = (try? await hub.sync()) ?? hub.revision
+        } else {
+            current = hub.revision
+        }
         func refuse(_ reason: String) {
             update {
                 $0.control.append(

@@ -105,8 +105,8 @@ final class FakeKineTable: SQLClient {
         case "header":
             return SQLResult(rows: [SQLRow(columns: [int(newest), int(state.compacted), int(newest)])])
         case "barrier":
-            // The newest id and the auth revision (no auth row: 1).
-            return SQLResult(rows: [SQLRow(columns: [int(newest), int(1)])])
+            // The newest id, the auth generation (no auth row: 0) and the compacted revision.
+            return SQLResult(rows: [SQLRow(columns: [int(newest), int(0), int(state.compacted)])])
         case "watch_tail":
             guard case .int64(let after) = parameters[0], case .int64(let limit) = parameters[1] else { return nil }
             return changes(state.rows.filter { $0.id > after }, limit: limit, all: state.rows)

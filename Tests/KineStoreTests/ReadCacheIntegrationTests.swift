@@ -145,6 +145,25 @@ struct ReadCacheIntegrationTests {
         }
     }
 
+    @Test("A compaction made by another process lets this process's cache drop its tombstones (learnt at the next read barrier)")
+    func tombstonesDroppedAfterAnotherProcessCompacts() async throws {
+        try await StoreTestDB.withDatabase { client in
+            try await StoreTestDB.withTwoProcesses(client) { reader, compacting in
+                try await Self.waitLoaded(reader)
+                for index in 0..<50 { _ = try await compacting.put(PutRequest(key: bytes("gone/\(index)"), value: bytes("v"))) }
+                let deleted = try await compacting.deleteRange(DeleteRangeRequest(key: bytes("gone/"), rangeEnd: bytes("gone0")))
+                #expect(deleted.deleted == 50)
+                _ = try await compacting.put(PutRequest(key: bytes("after"), value: bytes("v")))
+                _ = try await reader.range(RangeRequest(key: bytes("after")))
+                #expect((reader.readCacheFigures?.tombstones ?? 0) >= 50, "the reader saw the deletes")
+                _ = try await compacting.compact(CompactionRequest(revision: deleted.header.revision + 1))
+                // The reader never compacts itself; its next linearizable read learns the mark.
+                _ = try await reader.range(RangeRequest(key: bytes("after")))
+                #expect((reader.readCacheFigures?.tombstones ?? 99) < 50, "the reader still holds the compacted tombstones")
+            }
+        }
+    }
+
     @Test("Two processes writing the same keys in turn: each write builds on the other's (the Writer's cache guard)")
     func alternatingWriters() async throws {
         try await Self.withTwoLoadedProcesses { client, first, second in

@@ -26,14 +26,20 @@ extension StoreSQL {
             """, [.int64(Int64(bitPattern: generation)), .bytes(state)], name: "auth_save")
     }
 
-    /// The read barrier: the newest id and the auth generation, from one snapshot.
+    /// The read barrier: the newest id, the auth generation and the compacted revision, from one
+    /// snapshot.
     static let barrierQuery = SQLQuery.firstRow(
-        SQLStatement("SELECT \(newestID), \(authGeneration)", name: "barrier")
-    ) { row in BarrierReading(newestID: row?.int64(0) ?? 0, authGeneration: UInt64(bitPattern: row?.int64(1) ?? 0)) }
+        SQLStatement("SELECT \(newestID), \(authGeneration), \(compactRevision)", name: "barrier")
+    ) { row in
+        BarrierReading(
+            newestID: row?.int64(0) ?? 0, authGeneration: UInt64(bitPattern: row?.int64(1) ?? 0), compactRevision: row?.int64(2) ?? 0)
+    }
 }
 
 /// What the read barrier saw.
 struct BarrierReading: Sendable {
     var newestID: Int64
     var authGeneration: UInt64
+    /// Another process's compaction is learnt here (the mark is an UPDATE the tail does not see).
+    var compactRevision: Int64
 }
