@@ -110,7 +110,7 @@ extension WatchService {
                 // Without the database, the copy this process has is the best there is.
                 state = try await store.auth.current()
             }
-            try gate.check(context, [.read(key: key, rangeEnd: create.rangeEnd)], auth: store.auth)(state)
+            try gate.authorize(context, [.read(key: key, rangeEnd: create.rangeEnd)], in: state, auth: store.auth)
             return .admitted(current: current)
         } catch {
             // etcd turns any failure of the check (a bad token too) into "permission denied".
