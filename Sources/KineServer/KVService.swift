@@ -72,7 +72,7 @@ struct KVService: Sendable {
         let request = try StatusMapping.decode(bytes, ProtoDecode.compactionRequest)
         var response = try await StatusMapping.run { () async throws(EtcdError) in
             let store = try self.store
-            try gate.check(context, [], auth: store.auth)(try await store.auth.current())
+            try await gate.authorize(context, [], store: store)
             return try await store.compact(request)
         }
         identity.fill(&response.header)

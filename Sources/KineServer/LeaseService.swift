@@ -28,7 +28,7 @@ struct LeaseService: Sendable {
         let request = try StatusMapping.decode(bytes, ProtoDecode.leaseGrantRequest)
         var response = try await StatusMapping.run { () async throws(EtcdError) in
             let store = try self.store
-            try gate.check(context, [], auth: store.auth)(try await store.auth.current())
+            try await gate.authorize(context, [], store: store)
             return try await store.leaseGrant(request)
         }
         identity.fill(&response.header)

@@ -122,7 +122,7 @@ struct MaintenanceService: Sendable {
         try await StatusMapping.run { () async throws(EtcdError) in
             let store = try self.store
             do throws(EtcdError) {
-                try gate.check(context, requirements, auth: store.auth)(try await store.auth.current())
+                try await gate.authorize(context, requirements, store: store)
             } catch {
                 guard requirements.contains(.admin) else { throw error }
                 throw error.unconvertedAuthError

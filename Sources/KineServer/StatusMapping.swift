@@ -26,6 +26,17 @@ enum StatusMapping {
         }
     }
 
+    /// Decodes a sub-message inside a call that reports `EtcdError`s, with the status a client
+    /// would see for a malformed payload.
+    static func decodeField<T>(_ body: () throws(ProtoError) -> T) throws(EtcdError) -> T {
+        do {
+            return try body()
+        } catch {
+            let status = status(error)
+            throw EtcdError(GRPCStatusCode(rawValue: status.code) ?? .internal, status.message)
+        }
+    }
+
     /// Runs a Lock or Election call: every failure reaches the client as UNKNOWN with etcd's
     /// text, as from etcd's recipes (`EtcdError.asRecipeError`).
     static func runRecipe<T>(_ body: () async throws(EtcdError) -> T) async throws(GRPCStatus) -> T {

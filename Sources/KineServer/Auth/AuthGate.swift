@@ -36,6 +36,12 @@ struct AuthGate: Sendable {
         { state throws(EtcdError) in try self.authorize(context, requirements, in: state, auth: auth) }
     }
 
+    /// `check`, run at once against the store's current auth state (calls that reach no Writer:
+    /// their token, admin or lease checks).
+    func authorize(_ context: GRPCCallContext, _ requirements: [AuthRequirement], store: KineStore) async throws(EtcdError) {
+        try authorize(context, requirements, in: try await store.auth.current(), auth: store.auth)
+    }
+
     /// `check`, run at once against `state`.
     func authorize(_ context: GRPCCallContext, _ requirements: [AuthRequirement], in state: AuthState, auth: AuthStore) throws(EtcdError) {
         // Auth off and nothing to validate: the common case costs no lookups.

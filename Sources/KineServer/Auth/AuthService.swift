@@ -61,7 +61,7 @@ struct AuthService: Sendable {
     func userAdd(_ fields: ProtoFields, _ context: GRPCCallContext) async throws(EtcdError) -> ProtoFieldWriter {
         let name = fields.string(1)
         let noPassword =
-            try ElectionService.decode { () throws(ProtoError) in try fields.message(3, "authpb.UserAddOptions") }?.bool(1) ?? false
+            try StatusMapping.decodeField { () throws(ProtoError) in try fields.message(3, "authpb.UserAddOptions") }?.bool(1) ?? false
         let hash = noPassword ? [] : try await hashPassword(fields.string(2))
         return try await change(context) { state throws(EtcdError) in try state.addUser(name, passwordHash: hash, noPassword: noPassword) }
     }
@@ -100,7 +100,7 @@ struct AuthService: Sendable {
     func roleGrantPermission(_ fields: ProtoFields, _ context: GRPCCallContext) async throws(EtcdError) -> ProtoFieldWriter {
         let name = fields.string(1)
         var permission: AuthPermission?
-        if let perm = try ElectionService.decode({ () throws(ProtoError) in try fields.message(2, "authpb.Permission") }) {
+        if let perm = try StatusMapping.decodeField({ () throws(ProtoError) in try fields.message(2, "authpb.Permission") }) {
             guard let type = PermissionType(rawValue: Int32(truncatingIfNeeded: perm.int64(1))) else {
                 throw EtcdError(.internal, "grpc: error unmarshalling request: unknown permission type \(perm.int64(1))")
             }

@@ -102,7 +102,8 @@ struct ElectionService: Sendable {
     }
 
     func proclaim(_ fields: ProtoFields, _ recipes: KeyRecipes) async throws(EtcdError) -> ProtoFieldWriter {
-        guard let leaderFields = try Self.decode({ () throws(ProtoError) in try fields.message(1, "v3electionpb.LeaderKey") }) else {
+        guard let leaderFields = try StatusMapping.decodeField({ () throws(ProtoError) in try fields.message(1, "v3electionpb.LeaderKey") })
+        else {
             throw Self.missingLeaderKey
         }
         let leader = LeaderKey(leaderFields)
@@ -123,7 +124,8 @@ struct ElectionService: Sendable {
     }
 
     func resign(_ fields: ProtoFields, _ recipes: KeyRecipes) async throws(EtcdError) -> ProtoFieldWriter {
-        guard let leaderFields = try Self.decode({ () throws(ProtoError) in try fields.message(1, "v3electionpb.LeaderKey") }) else {
+        guard let leaderFields = try StatusMapping.decodeField({ () throws(ProtoError) in try fields.message(1, "v3electionpb.LeaderKey") })
+        else {
             throw Self.missingLeaderKey
         }
         let leader = LeaderKey(leaderFields)
@@ -189,14 +191,5 @@ struct ElectionService: Sendable {
         var writer = ProtoFieldWriter()
         writer.header(1, header)
         return writer
-    }
-
-    static func decode<T>(_ body: () throws(ProtoError) -> T) throws(EtcdError) -> T {
-        do {
-            return try body()
-        } catch {
-            let status = StatusMapping.status(error)
-            throw EtcdError(GRPCStatusCode(rawValue: status.code) ?? .internal, status.message)
-        }
     }
 }

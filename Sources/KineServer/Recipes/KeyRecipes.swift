@@ -20,7 +20,7 @@ struct KeyRecipes: Sendable {
     func sessionLease(_ lease: Int64) async throws(EtcdError) -> Int64 {
         guard lease == 0 else { return lease }
         let store = try self.store
-        try gate.check(context, [], auth: store.auth)(try await store.auth.current())
+        try await gate.authorize(context, [], store: store)
         return try await store.leaseGrant(LeaseGrantRequest(ttl: Self.sessionTTL)).id
     }
 
