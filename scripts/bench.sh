@@ -4,7 +4,7 @@
 set -euo pipefail
 usage() {
   cat <<'EOF'
-Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|auth|core|kubernetes|soak]
+Usage: scripts/bench.sh [--quick] [--profile NAME] [--only watch|ha|tls|auth|core|kubernetes|soak|latency]
 
 Side-by-side benchmark of kine and etcd 3.5 on this machine, in one go, with the same flags.
 
@@ -37,6 +37,11 @@ Options:
                      churn through kube-apiserver v1.36.2 on one kine, then on the HA pair (root), each
                      sampled every 10 s, then 3 minutes without churn (about 2 x (minutes + 3.3) minutes:
                      67 by default; --quick: 2 minutes per phase, about 10 in all)
+  --only latency     issue 23's latency comparison: put-1, cas-1, range-l-1 (p50), lease-keepalive-16
+                     (keep-alives/s), watch-local-16 (p99, p50) and watches created/s on etcd, kine and,
+                     with KINE_BASE_BIN, an older kine build, alternating in BENCH_LATENCY_ROUNDS rounds
+                     (default 5; about 5 minutes with a base; --quick: totals / 5, 2 rounds); prints a
+                     markdown table for docs/benchmarks.md (by hand)
   -h, --help         this help
 
 --only ha (Benchmarks/Tools/ha_bench.py) instead builds the HA lab of Lab/hanet.py (two network
@@ -97,6 +102,9 @@ Environment:
   BENCH_SOAK_CLIENTS   --only soak: client threads (default 8)
   BENCH_SOAK_COOLDOWN  --only soak: seconds sampled without churn after it (default 180)
   BENCH_SOAK_WARMUP    --only soak: seconds of churn left out of the trend (default a third, at most 300)
+  KINE_BASE_BIN        --only latency: a second (older) kine build, measured in the same run on its own database
+  BENCH_LATENCY_ROUNDS --only latency: rounds (default 5; --quick: 2)
+  BENCH_LATENCY_SCENARIOS  --only latency: a comma-separated subset, e.g. put-1,watch-local-16
 
 Examples:
   scripts/bench.sh                                   # everything, rewrites docs/benchmarks.md
@@ -106,6 +114,7 @@ Examples:
   sudo scripts/bench.sh --only ha                    # the two-node HA benchmark (root)
   sudo KINE_BIN=.build/release/kine scripts/bench.sh --only soak                    # the 30-minute soak
   sudo KINE_BIN=.build/release/kine BENCH_SOAK_MINUTES=2 BENCH_NO_DOCS=1 scripts/bench.sh --only soak  # smoke
+  KINE_BASE_BIN=/tmp/kine-before scripts/bench.sh --only latency   # this build vs an older one vs etcd
   # one build's idle HA cost (/tmp/kb-idle/results/ha/idle.json), then its failover times only
   # (/tmp/kb-failover/results/ha/failover.*.json); each --only ha run empties its $BENCH_WORK/results
   sudo env KINE_BIN=/tmp/kine-before BENCH_WORK=/tmp/kb-idle BENCH_HA_PHASES=idle BENCH_HA_IDLE_SECONDS=120 \
@@ -133,8 +142,8 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || { echo "bench.sh: --only needs a value" >&2; usage >&2; exit 2; }
       ONLY="$2"; shift
       [ "$ONLY" = watch ] || [ "$ONLY" = ha ] || [ "$ONLY" = tls ] || [ "$ONLY" = auth ] || [ "$ONLY" = core ] ||
-        [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ] ||
-        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'auth', 'core', 'kubernetes' or 'soak'" >&2; usage >&2; exit 2; } ;;
+        [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ] || [ "$ONLY" = latency ] ||
+        { echo "bench.sh: --only takes 'watch', 'ha', 'tls', 'auth', 'core', 'kubernetes', 'soak' or 'latency'" >&2; usage >&2; exit 2; } ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -179,9 +188,9 @@ ETCD="$ETCD_DIR/etcdbin/etcd"
 ETCDCTL="$ETCD_DIR/etcdbin/etcdctl"
 [ "$ONLY" = ha ] || python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib >&2 || log "matplotlib unavailable: no plots"
 
-# --only kubernetes and soak: no kine-bench; kine is built only when .build/release/kine is missing or older
+# --only kubernetes, soak (both without kine-bench) and latency: kine is built only when .build/release/kine is missing or older
 # than the sources, and never while another `swift build` runs here (it waits for that one first).
-if { [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ]; } && [ -z "${KINE_BIN:-}" ]; then
+if { [ "$ONLY" = kubernetes ] || [ "$ONLY" = soak ] || [ "$ONLY" = latency ]; } && [ -z "${KINE_BIN:-}" ]; then
   KINE_BIN="$ROOT/.build/release/kine"
   waited=0
   while pgrep -x swift-build >/dev/null 2>&1; do
@@ -245,6 +254,15 @@ if [ "$ONLY" = tls ]; then
   BENCH_WORK="$WORK" python3 Benchmarks/Tools/tls_bench.py --kine "$KINE_BIN" --bench "$BENCH" --work "$WORK"
   log "results in $WORK/results/tls/results.json (kine $(kine_version)); the table above goes into docs/benchmarks.md by hand"
   exit 0
+fi
+
+# ---- latency (--only latency; issue 23) --------------------------------------------------------------
+# The tool reads KINE_BASE_BIN, BENCH_LATENCY_ROUNDS and BENCH_LATENCY_SCENARIOS from the environment.
+if [ "$ONLY" = latency ]; then
+  LATENCY_ARGS=(--kine "$KINE_BIN" --kine-rev "$(kine_version)" --bench "$BENCH" --etcd "$ETCD" --out "$RESULTS/latency.json")
+  [ "$QUICK" = 1 ] && LATENCY_ARGS+=(--quick)
+  run_tool python3 Benchmarks/Tools/latency_bench.py "${LATENCY_ARGS[@]}"
+  exit "$rc"
 fi
 
 # ---- through Kubernetes (--only kubernetes) ---------------------------------------------------------
