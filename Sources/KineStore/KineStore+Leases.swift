@@ -19,6 +19,7 @@ extension KineStore {
             // etcd picks a random positive 63-bit id when none is given.
             let id = request.id != 0 ? request.id : Int64.random(in: 1...Int64.max)
             var pipeline = SQLPipeline()
+            let sentAt = ContinuousClock.now
             let granted = pipeline.add(StoreSQL.grantLease(id: id, ttl: ttl))
             // Read after the insert, so an alarm that kept the insert out is seen.
             let alarms = pipeline.add(StoreSQL.alarmState)
@@ -30,6 +31,7 @@ extension KineStore {
                 if results[alarms].noSpace { throw .noSpace }
             }
             if results[granted] {
+                keepAlives.granted(id, ttl: ttl, sentAt: sentAt)
                 statistics.count { $0.leasesGranted += 1 }
                 return LeaseGrantResponse(header: ResponseHeader(revision: results[header].currentRevision), id: id, ttl: ttl)
             }
@@ -47,37 +49,26 @@ extension KineStore {
         guard case .leaseRevoked(let response) = try await writer(.revokeLease(request.id), authGeneration: authGeneration) else {
             throw Self.mismatch
         }
+        keepAlives.forget([request.id])
         statistics.count { $0.leasesRevoked += 1 }
         return response
     }
 
-    /// Renews the lease to its full TTL; an unknown or expired lease answers TTL 0. Renewals
-    /// arriving together are made by one statement (`keepAlives`).
+    /// Renews the lease to its full TTL; an unknown or expired lease answers TTL 0. A lease
+    /// this process renewed or granted lately is renewed in memory and stored soon after
+    /// (`LeaseKeepAlives`).
     public func leaseKeepAlive(_ request: LeaseKeepAliveRequest) async throws(EtcdError) -> LeaseKeepAliveResponse {
         do {
-            return try await keepAlives.submit(request.id)
+            return try await keepAlives.renew(request.id)
         } catch {
             throw StoreError.etcdError(for: error)
         }
     }
 
-    /// One round of renewals. A renewal is not worth an fsync: it commits with
-    /// `synchronous_commit = off` (etcd keeps renewals in memory only). A crash can lose the
-    /// renewals of the final few hundred milliseconds; clients renew every TTL/3, so a live
-    /// client's lease survives that.
-    static func renew(_ ids: [Int64], client: any SQLClient) async throws(SQLError) -> [LeaseKeepAliveResponse] {
-        var pipeline = SQLPipeline(StoreSQL.beginRenewals)
-        let headerSlot = pipeline.add(StoreSQL.header)
-        let renewed = pipeline.add(StoreSQL.renewLeases(ids))
-        pipeline.add(StoreSQL.commitRenewals)
-        let results = try await client.run(pipeline)
-        let header = ResponseHeader(revision: results[headerSlot].currentRevision)
-        let ttls = results[renewed]
-        return ids.map { LeaseKeepAliveResponse(header: header, id: $0, ttl: ttls[$0] ?? 0) }
-    }
-
     /// Remaining whole seconds and the granted TTL; an unknown lease answers TTL -1.
     public func leaseTimeToLive(_ request: LeaseTimeToLiveRequest) async throws(EtcdError) -> LeaseTimeToLiveResponse {
+        // Renewals answered from memory first, so the time left is the one they promised.
+        await keepAlives.writeRenewals(all: true)
         var pipeline = SQLPipeline()
         let headerSlot = pipeline.add(StoreSQL.header)
         let remaining = pipeline.add(StoreSQL.leaseRemaining(request.id))
@@ -104,6 +95,7 @@ extension KineStore {
     public func expireLeases() async throws(EtcdError) -> [Int64] {
         guard try await runSQL(StoreSQL.anyLeaseDue) else { return [] }
         guard case .leasesExpired(let ids) = try await submit(.expireLeases) else { throw Self.mismatch }
+        keepAlives.forget(ids)
         statistics.count { $0.leasesExpired += ids.count }
         return ids
     }

@@ -58,8 +58,8 @@ public final class KineStore: Sendable {
     let sampledDatabaseSize = Mutex<Int64>(0)
     private let logger: Logger
     private let cache: KeyValueCache?
-    /// Lease renewals waiting together share one UPDATE (`leaseKeepAlive`).
-    let keepAlives: Coalescer<Int64, LeaseKeepAliveResponse>
+    /// Lease renewals, answered from memory when that is safe (`leaseKeepAlive`).
+    let keepAlives: LeaseKeepAlives
 
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
@@ -98,13 +98,7 @@ public final class KineStore: Sendable {
             hub.publishLocal(rows)
         }
         compactor = Compactor(client: client, batchSize: configuration.compactBatchSize, logger: logger)
-        let statistics = configuration.statistics
-        keepAlives = Coalescer { (ids: [Int64]) async throws(SQLError) -> [LeaseKeepAliveResponse] in
-            let responses = try await Self.renew(ids, client: client)
-            let renewed = responses.count { $0.ttl > 0 }
-            statistics.count { $0.leasesRenewed += renewed }
-            return responses
-        }
+        keepAlives = LeaseKeepAlives(client: client, statistics: configuration.statistics, logger: logger) { hub.revision }
     }
 
     /// Runs the Writer and the WatchHub until `stop()`. `notifications` are the payloads of

@@ -33,6 +33,22 @@ extension StoreSQL {
         }
     }
 
+    /// Sets each lease's deadline to the database's now + the given time left, never earlier than
+    /// it already is (another process may have renewed it since); answers the TTL of each lease
+    /// still live. Renewals answered from memory are stored this way (`LeaseKeepAlives`).
+    static func storeLeaseDeadlines(_ writes: [(id: Int64, remaining: Duration)]) -> SQLQuery<[Int64: Int64]> {
+        SQLQuery(
+            SQLStatement(
+                """
+                UPDATE kine_leases AS l SET expires_at = GREATEST(l.expires_at, now() + make_interval(secs => w.us::float8 / 1000000)) \
+                FROM unnest($1::int8[], $2::int8[]) AS w(id, us) WHERE l.id = w.id AND l.expires_at > now() RETURNING l.id, l.ttl
+                """,
+                [.int64Array(writes.map(\.id)), .int64Array(writes.map { $0.remaining.wholeMicroseconds })], name: "lease_store_deadlines")
+        ) { result in
+            Dictionary(result.rows.map { ($0.int64(0), $0.int64(1)) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
     /// The lease's granted TTL and whole seconds left; nil for an unknown lease.
     static func leaseRemaining(_ id: Int64) -> SQLQuery<LeaseRemaining?> {
         .firstRow(
