@@ -167,6 +167,10 @@ public final class PostgresClient: SQLClient, Sendable {
         listener.subscribe(channel: channel, whenActive: nil)
     }
 
+    /// The backend pid of the listening session while it listens to every subscribed channel
+    /// (nil while it connects): a process tells its own listener from other processes' by it.
+    public var listenerBackendPID: Int32? { listener.listeningBackendPID }
+
     /// Like `notifications(channel:)`, but returns once the LISTEN is active on the server.
     public func listen(channel: String) async throws(SQLError) -> AsyncStream<String> {
         try await listener.subscribeWhenActive(channel: channel)

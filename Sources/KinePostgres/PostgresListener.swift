@@ -29,6 +29,8 @@ final class PostgresListener: Sendable {
         var subscribers: [String: [UInt64: Subscriber]] = [:]
         /// Subscriptions waiting for their channel's LISTEN to be active.
         var waiters: [String: [Completion<Result<Void, SQLError>>]] = [:]
+        /// The listening session's backend pid while every subscribed channel is listened to.
+        var listeningPID: Int32?
     }
 
     private let state: Mutex<State>
@@ -59,6 +61,10 @@ final class PostgresListener: Sendable {
             #endif
         }
     }
+
+    /// The backend pid of the session that listens, while it listens to every subscribed
+    /// channel; nil while it is (re)connecting.
+    var listeningBackendPID: Int32? { state.withLock { $0.listeningPID } }
 
     private func wake() {
         var byte: UInt8 = 1
@@ -162,6 +168,7 @@ final class PostgresListener: Sendable {
                 current.close()
                 connection = nil
             }
+            if connection == nil { state.withLock { $0.listeningPID = nil } }
             if connection == nil {
                 listening = []
                 switch PGConnection.open(configuration, generation: generation, pipelined: false, logger: logger) {
@@ -207,6 +214,7 @@ final class PostgresListener: Sendable {
                 continue
             }
             let active = state.withLock { state -> [Completion<Result<Void, SQLError>>] in
+                state.listeningPID = listening == wanted && !listening.isEmpty ? current.backendPID : nil
                 var ready: [Completion<Result<Void, SQLError>>] = []
                 for channel in listening {
                     if let waiters = state.waiters.removeValue(forKey: channel) { ready += waiters }
@@ -222,6 +230,7 @@ final class PostgresListener: Sendable {
                 deliver(current.takeNotifications())
                 current.close()
                 connection = nil
+                state.withLock { $0.listeningPID = nil }
                 continue
             }
             deliver(current.takeNotifications())

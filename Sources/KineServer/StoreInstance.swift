@@ -17,7 +17,7 @@ final class StoreInstance: Sendable {
         self.store = store
         self.database = database
         let notifications = client.notifications(channel: "kine")
-        runner = Task { await store.run(notifications: notifications) }
+        runner = Task { await store.run(notifications: notifications) { client.listenerBackendPID } }
     }
 
     /// Connects to `endpoint` (waiting up to `connectTimeout` for it to answer), prepares the

@@ -58,6 +58,8 @@ public final class KineStore: Sendable {
     let sampledDatabaseSize = Mutex<Int64>(0)
     private let logger: Logger
     private let cache: KeyValueCache?
+    /// Whether commits must NOTIFY: only while other kine processes listen (`CommitNotices`).
+    let notices: CommitNoticeBoard
     /// Lease renewals, answered from memory when that is safe (`leaseKeepAlive`).
     let keepAlives: LeaseKeepAlives
 
@@ -88,12 +90,14 @@ public final class KineStore: Sendable {
         let auth = AuthStore(client: client)
         self.auth = auth
         cache = configuration.readCache ? KeyValueCache() : nil
-        let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache, statistics: configuration.statistics)
+        let notices = CommitNoticeBoard()
+        self.notices = notices
+        let hub = WatchHub(client: client, sql: sql, logger: logger, cache: cache, statistics: configuration.statistics, notices: notices)
         watchHub = hub
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
             idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit,
-            onAuthGeneration: { auth.noteGeneration($0) }
+            onAuthGeneration: { auth.noteGeneration($0) }, notices: notices
         ) { rows in
             hub.publishLocal(rows)
         }
@@ -103,13 +107,47 @@ public final class KineStore: Sendable {
 
     /// Runs the Writer and the WatchHub until `stop()`. `notifications` are the payloads of
     /// `NOTIFY kine` (other processes' commits), if the database client can listen.
-    public func run(notifications: AsyncStream<String>? = nil) async {
+    /// `listenerBackendPID` is the backend pid of the session `notifications` come from, while
+    /// it listens (nil while it connects, or without notifications): with it, a process alone on
+    /// its database leaves NOTIFY out of its commits (`CommitNotices`).
+    public func run(notifications: AsyncStream<String>? = nil, listenerBackendPID: @escaping @Sendable () -> Int32? = { nil }) async {
         async let writing: Void = writer.run()
-        async let watching: Void = watchHub.run(notifications: notifications)
+        async let watching: Void = watchHub.run(notifications: notifications, ownListener: listenerBackendPID)
         async let expiring: Void = expireLeasesPeriodically()
         async let sampling: Void = sampleForQuota()
         async let renewing: Void = keepAlives.run()
-        _ = await (writing, watching, expiring, sampling, renewing)
+        async let looking: Void = lookForListeners(listenerBackendPID, enabled: notifications != nil)
+        _ = await (writing, watching, expiring, sampling, renewing, looking)
+    }
+
+    /// How often the store counts the other processes listening on its database.
+    static let listenerLookInterval = Duration.seconds(2)
+
+    /// Says hello once this process's listener is active (again after it reconnects), then
+    /// counts the other listeners every `listenerLookInterval` (`CommitNotices`).
+    private func lookForListeners(_ listenerBackendPID: @Sendable () -> Int32?, enabled: Bool) async {
+        guard enabled else { return }
+        var greeted: Int32?
+        while !writer.isStopped && !Task.isCancelled {
+            if let pid = listenerBackendPID() {
+                do {
+                    if greeted != pid {
+                        _ = try await client.run(SQLPipeline([StoreSQL.hello(from: pid)]))
+                        greeted = pid
+                    }
+                    let checkpoint = notices.checkpoint
+                    let others = try await client.run(StoreSQL.otherListeners(than: pid))
+                    notices.observed(othersListening: others > 0, since: checkpoint)
+                } catch {
+                    notices.unknown()
+                }
+            } else {
+                notices.unknown()
+                greeted = nil
+            }
+            // try?: cancellation ends the loop; the loop checks it.
+            try? await Task.sleep(for: greeted == nil ? .milliseconds(100) : Self.listenerLookInterval)
+        }
     }
 
     private func sampleForQuota() async {

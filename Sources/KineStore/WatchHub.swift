@@ -23,7 +23,7 @@ public final class WatchHub: Sendable {
         var pokeWaiter: Completion<Void>?
         /// `sync` callers, each parked until the published position reaches its id.
         var syncWaiters: [(id: Int64, completion: Completion<Void>)] = []
-        var subscribers: [UInt64: @Sendable () -> Void] = [:]
+        var subscribers: [UInt64: @Sendable (Publication) -> Void] = [:]
         var nextSubscriber: UInt64 = 0
         /// The highest compacted revision this process has seen (its own compactions and every
         /// read of the compact mark): events sent after it lose a `prev_kv` etcd no longer has.
@@ -43,11 +43,14 @@ public final class WatchHub: Sendable {
     private let barrier: Coalescer<Void, BarrierReading>
     /// Where the sessions following this hub count streams, watchers and events.
     let statistics: StoreStatistics
+    /// Told of every notification this process did not cause (`CommitNotices`).
+    let notices: CommitNoticeBoard
 
     init(
         client: any SQLClient, sql: StoreSQL, logger: Logger, cache: KeyValueCache? = nil, statistics: StoreStatistics = StoreStatistics(),
-        ringCapacity: Int = 8192, pollInterval: Duration = .seconds(1)
+        ringCapacity: Int = 8192, pollInterval: Duration = .seconds(1), notices: CommitNoticeBoard = CommitNoticeBoard()
     ) {
+        self.notices = notices
         self.client = client
         self.statistics = statistics
         self.sql = sql
@@ -65,7 +68,9 @@ public final class WatchHub: Sendable {
     public var revision: Int64 { state.withLock { $0.revision } }
 
     /// Follows the table until `stop()`.
-    func run(notifications: AsyncStream<String>?) async {
+    /// `ownListener` is the backend pid of this process's listening session (its hello is not
+    /// news).
+    func run(notifications: AsyncStream<String>?, ownListener: @escaping @Sendable () -> Int32? = { nil }) async {
         await withTaskGroup(of: Void.self) { group in
             if let notifications {
                 group.addTask { [self] in
@@ -73,6 +78,8 @@ public final class WatchHub: Sendable {
                         // The payload is the committed revision: this process's own commits are
                         // published before their NOTIFY arrives, and need no read of the table.
                         if let committed = Int64(payload), committed <= revision { continue }
+                        // A revision this process has not published, or another process's hello.
+                        if payload != CommitNotices.hello(from: ownListener()) { notices.heard() }
                         poke()
                     }
                 }
@@ -147,8 +154,16 @@ public final class WatchHub: Sendable {
         return (revision, reading.authGeneration)
     }
 
+    /// What one publication added: the revisions after `previousRevision` up to `revision`, with
+    /// the events of those that have any (`groups`, in revision order).
+    public struct Publication: Sendable {
+        public var previousRevision: Int64
+        public var revision: Int64
+        public var groups: [RevisionEvents]
+    }
+
     /// `wake` is called (from any thread, must not block) whenever a revision is published.
-    public func subscribe(_ wake: @escaping @Sendable () -> Void) -> UInt64 {
+    public func subscribe(_ wake: @escaping @Sendable (Publication) -> Void) -> UInt64 {
         state.withLock { state in
             state.nextSubscriber += 1
             state.subscribers[state.nextSubscriber] = wake
@@ -346,22 +361,27 @@ public final class WatchHub: Sendable {
     /// Publishes whole revisions that follow the published position; revisions already
     /// published (by the other path) are skipped.
     private func publish(_ groups: [RevisionEvents]) {
-        let (wakes, ready) = state.withLock { state in
-            if state.stopped { return ([@Sendable () -> Void](), [Completion<Void>]()) }
+        let (wakes, ready, publication) = state.withLock { state in
+            var publication = Publication(previousRevision: state.revision, revision: state.revision, groups: [])
+            if state.stopped { return ([@Sendable (Publication) -> Void](), [Completion<Void>](), publication) }
             // Under the hub's lock, so the cache sees revisions in the order they are published.
             cache?.apply(groups)
             for group in groups where group.lastID > state.lastID {
-                if !group.events.isEmpty { state.ring.append(group) }
+                if !group.events.isEmpty {
+                    state.ring.append(group)
+                    publication.groups.append(group)
+                }
                 state.lastID = group.lastID
                 state.revision = max(state.revision, group.revision)
             }
+            publication.revision = state.revision
             let lastID = state.lastID
             let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.completion)
             state.syncWaiters.removeAll { $0.id <= lastID }
-            return (Array(state.subscribers.values), ready)
+            return (Array(state.subscribers.values), ready, publication)
         }
         for waiter in ready { waiter.complete() }
-        for wake in wakes { wake() }
+        for wake in wakes { wake(publication) }
     }
 }
 

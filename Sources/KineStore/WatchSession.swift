@@ -251,6 +251,51 @@ public final class WatchSession: Sendable {
         waiter?.complete()
     }
 
+    /// The hub published revisions. Most publications concern none of a session's watchers (every
+    /// put of the process reaches every stream): when none of them can match, the watchers move
+    /// past the revisions here, on the publishing thread, and the send loop stays parked.
+    private func published(_ publication: WatchHub.Publication, by publisher: WatchHub) {
+        let waiter = state.withLock { state -> Completion<Void>? in
+            if Self.passWithoutEvents(&state, publication, by: publisher) { return nil }
+            state.dirty = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.complete()
+    }
+
+    /// Most watcher-event pairs checked on the publishing thread (the Writer's, for this
+    /// process's commits); a larger publication wakes the send loop.
+    static let passCheckLimit = 256
+
+    /// Moves every synced watcher past `publication` when no event in it is in a watcher's range
+    /// and nothing else waits for the send loop; false (change nothing) otherwise. Does what a
+    /// send loop round would do for such a publication (`deliverRound` step 1).
+    private static func passWithoutEvents(_ state: inout State, _ publication: WatchHub.Publication, by publisher: WatchHub) -> Bool {
+        guard !state.dirty, !state.closed, !state.closeWhenFlushed, state.control.isEmpty, state.pendingIDs.isEmpty,
+            !state.progressRequested, !state.progressTick, state.continuity == nil, state.hub === publisher,
+            state.deliveredThrough == publication.previousRevision, let last = publication.groups.last,
+            last.revision == publication.revision
+        else { return false }
+        let eventCount = publication.groups.reduce(0) { $0 + $1.events.count }
+        guard eventCount * max(state.watchers.count, 1) <= passCheckLimit else { return false }
+        let previous = publication.previousRevision
+        for watcher in state.watchers.values {
+            // A watcher behind the session catches up in a round.
+            guard watcher.nextRevision > previous else { return false }
+            for group in publication.groups where watcher.nextRevision <= group.revision {
+                if group.events.contains(where: { watcher.range.contains($0.kv.key) }) { return false }
+            }
+        }
+        for id in state.watchers.keys {
+            if let next = state.watchers[id]?.nextRevision, next <= last.revision {
+                state.watchers[id]?.nextRevision = last.revision + 1
+            }
+        }
+        state.deliveredThrough = publication.revision
+        return true
+    }
+
     /// Brings the process-wide watchers gauge in line with this session's watchers; called, under
     /// the lock, wherever they change.
     private func countWatchers(_ state: inout State) {
@@ -265,7 +310,7 @@ public final class WatchSession: Sendable {
     /// Sends responses until `close()` or a send fails (the stream is gone).
     public func run() async throws {
         var followed = hub
-        var token = followed.subscribe { [weak self] in self?.update { _ in } }
+        var token = followed.subscribe { [weak self, followed] in self?.published($0, by: followed) }
         statistics.count { $0.watchStreams += 1 }
         defer {
             followed.unsubscribe(token)
@@ -285,7 +330,7 @@ public final class WatchSession: Sendable {
                 // The watchers went on in a new epoch: wake on the new hub's revisions.
                 followed.unsubscribe(token)
                 followed = current
-                token = followed.subscribe { [weak self] in self?.update { _ in } }
+                token = followed.subscribe { [weak self, followed] in self?.published($0, by: followed) }
             }
             try await deliverRound(hub: current)
             if state.withLock({ $0.closeWhenFlushed && $0.control.isEmpty }) { return }
@@ -357,21 +402,24 @@ public final class WatchSession: Sendable {
         }
 
         // 4. Progress.
-        let (requested, tick, watchers) = state.withLock { state in
+        // Only a progress tick needs the watchers themselves: copying every watcher on every
+        // round made creating many watches on one stream quadratic.
+        let (requested, tick, anyWatcher, allSynced, ticked) = state.withLock { state in
             defer {
                 state.progressTick = false
             }
-            return (state.progressRequested, state.progressTick, Array(state.watchers.values))
+            let allSynced = state.watchers.values.allSatisfy { $0.nextRevision > target }
+            let ticked = state.progressTick ? state.watchers.values.filter(\.progressNotify) : []
+            return (state.progressRequested, state.progressTick, !state.watchers.isEmpty, allSynced, ticked)
         }
-        let allSynced = watchers.allSatisfy { $0.nextRevision > target }
         if requested && allSynced {
             state.withLock { $0.progressRequested = false }
-            if !watchers.isEmpty {
+            if anyWatcher {
                 try await send(WatchResponse(header: ResponseHeader(revision: target), watchID: -1))
             }
         }
         if tick {
-            for watcher in watchers.sorted(by: { $0.id < $1.id }) where watcher.progressNotify {
+            for watcher in ticked.sorted(by: { $0.id < $1.id }) {
                 if watcher.nextRevision > target && !watcher.sentSinceProgress {
                     try await send(WatchResponse(header: ResponseHeader(revision: target), watchID: watcher.id))
                 }

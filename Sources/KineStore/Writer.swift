@@ -48,6 +48,8 @@ final class Writer: Sendable {
     private let onCommit: @Sendable ([PendingRow]) -> Void
     /// Hears the auth generation a batch found in the table (the auth cache reloads when it is newer).
     private let onAuthGeneration: @Sendable (UInt64) -> Void
+    /// Whether commits must NOTIFY other kine processes (`CommitNotices`).
+    private let notices: CommitNoticeBoard
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
     private let cache: KeyValueCache?
 
@@ -63,8 +65,9 @@ final class Writer: Sendable {
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
         idleInTransactionTimeout: Duration = .seconds(2),
         onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onAuthGeneration: @escaping @Sendable (UInt64) -> Void = { _ in },
-        onCommit: @escaping @Sendable ([PendingRow]) -> Void
+        notices: CommitNoticeBoard = CommitNoticeBoard(), onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
+        self.notices = notices
         self.onAuthGeneration = onAuthGeneration
         self.idleInTransactionTimeout = idleInTransactionTimeout
         self.onGroupCommit = onGroupCommit
@@ -195,9 +198,8 @@ final class Writer: Sendable {
         do {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
-                statements += [
-                    StoreSQL.insert(rows), StoreSQL.setSequence(space.nextRowID - 1), StoreSQL.notify(space.currentRevision),
-                ]
+                statements += [StoreSQL.insert(rows), StoreSQL.setSequence(space.nextRowID - 1)]
+                if notices.othersListen { statements.append(StoreSQL.notify(space.currentRevision)) }
             }
             if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
             _ = try await session.pipeline(statements + [StoreSQL.commit])
@@ -236,8 +238,8 @@ final class Writer: Sendable {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
                 let wrote = pipeline.add(
                     StoreSQL.guardedInsert(
-                        rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1, revision: space.currentRevision,
-                        authGeneration: expectedAuth))
+                        rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1,
+                        notify: notices.othersListen ? space.currentRevision : nil, authGeneration: expectedAuth))
                 pipeline.add(StoreSQL.commit)
                 current = try await session.run(pipeline)[wrote]
             }

@@ -72,7 +72,7 @@ struct KeyRecipes: Sendable {
     func waitUntil(_ done: () async throws(EtcdError) -> Bool) async throws(EtcdError) {
         let (wakes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let hub = try store.watchHub
-        let token = hub.subscribe { continuation.yield() }
+        let token = hub.subscribe { _ in continuation.yield() }
         defer {
             hub.unsubscribe(token)
             continuation.finish()

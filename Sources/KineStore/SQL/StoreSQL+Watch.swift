@@ -31,4 +31,21 @@ extension StoreSQL {
     private static func changePage(_ statement: SQLStatement) -> SQLQuery<ChangePage> {
         SQLQuery(statement) { ChangePage(groups: ChangeEvents.group($0.rows), rowCount: $0.rows.count) }
     }
+
+    /// A process that starts listening says so (`CommitNotices`).
+    static func hello(from listener: Int32) -> SQLStatement {
+        SQLStatement("SELECT pg_notify('kine', $1)", [.text(CommitNotices.hello(from: listener))], name: "watch_hello")
+    }
+
+    /// Sessions on this database, other than `listener`, that listen on `kine`, or whose activity
+    /// this role may not see (they count, to be safe); 1 when activities are not tracked.
+    static func otherListeners(than listener: Int32) -> SQLQuery<Int64> {
+        .scalar(
+            SQLStatement(
+                """
+                SELECT CASE WHEN current_setting('track_activities')::bool THEN count(*) ELSE 1 END FROM pg_stat_activity \
+                WHERE datname = current_database() AND pid <> $1::int8 AND backend_type = 'client backend' \
+                AND (query = 'LISTEN "kine"' OR query = '<insufficient privilege>')
+                """, [.int64(Int64(listener))], name: "watch_listeners"))
+    }
 }

@@ -49,19 +49,19 @@ extension StoreSQL {
     }
 
     /// `insertRows` guarded by "the newest id is `expectedNewestID` and no alarm is active", with the sequence moved to
-    /// `sequence` and `NOTIFY kine` with `revision`, all or nothing; answers whether it wrote. In
+    /// `sequence` and, unless `notify` is nil, `NOTIFY kine` with that revision, all or nothing; answers whether it wrote. In
     /// a transaction after the lock: `g` reads the table as the lock left it, so a true guard
     /// means no row came after the state the rows were computed from.
     static func guardedInsert(
-        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, revision: Int64, authGeneration: UInt64?
+        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, notify revision: Int64?, authGeneration: UInt64?
     ) -> SQLQuery<Bool> {
         let authGuard = authGeneration == nil ? "" : " AND \(Self.authGeneration) = $15::int8"
         let sql = """
             WITH g AS (SELECT \(newestID) = $12::int8 AND \(noAlarms)\(authGuard) AS ok), \
             ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
-            SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok THEN pg_notify('kine', $14::text) END FROM g
+            SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok AND $14::text IS NOT NULL THEN pg_notify('kine', $14::text) END FROM g
             """
-        var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), .text(String(revision))]
+        var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), revision.map { .text(String($0)) } ?? .null]
         if let authGeneration { parameters.append(.int64(Int64(bitPattern: authGeneration))) }
         let name = authGeneration == nil ? "w_guarded_insert" : "w_guarded_insert_auth"
         return .firstRow(SQLStatement(sql, parameters, name: name)) { $0?.bool(0) ?? false }

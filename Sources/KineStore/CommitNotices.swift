@@ -1,0 +1,63 @@
+import Synchronization
+
+/// Whether this process's commits must `NOTIFY kine`. The notification exists for other kine
+/// processes on the same database (their watch hubs read the table when it arrives); this
+/// process publishes its own commits to its watchers directly. A commit that notifies costs a
+/// listening backend and the listener threads a wake-up each, on the put's critical path on a
+/// small machine, so a process alone on its database leaves it out.
+///
+/// "Alone" is learned, never assumed:
+/// - it starts as "others listen";
+/// - every few seconds a look at `pg_stat_activity` counts the sessions on this database that
+///   listen on `kine`, other than this process's listener (`observed`);
+/// - a process that starts listening says `hello` on the channel, and any notification this
+///   process did not cause (a hello, or a revision it has not published) means someone else is
+///   there (`heard`), at once;
+/// - a look that started before such a notification arrived is discarded, so a newcomer that the
+///   look missed cannot be overruled by it.
+/// A newcomer may miss the notifications of commits made between its LISTEN and the moment its
+/// hello arrives here; its watch hub reads the table again shortly after it greets.
+struct CommitNotices: Sendable, Equatable {
+    /// What a process says on the channel once it listens; `listener` is its listening
+    /// session's backend pid, so that it can tell its own hello from others'.
+    static func hello(from listener: Int32?) -> String { "hello \(listener ?? 0)" }
+
+    private(set) var othersListen = true
+    /// Counts notifications that showed someone else (`heard`).
+    private(set) var heardCount: UInt64 = 0
+
+    /// A notification this process did not cause.
+    mutating func heard() {
+        othersListen = true
+        heardCount &+= 1
+    }
+
+    /// Taken before a look at the listeners starts.
+    var checkpoint: UInt64 { heardCount }
+
+    /// The outcome of a look at the listeners that started at `checkpoint`; a notification heard
+    /// since then wins.
+    mutating func observed(othersListening: Bool, since checkpoint: UInt64) {
+        guard checkpoint == heardCount else { return }
+        othersListen = othersListening
+    }
+
+    /// This process cannot tell (its own listener is down): notify.
+    mutating func unknown() {
+        othersListen = true
+    }
+}
+
+/// `CommitNotices` shared by the Writer (asks), the watch hub (hears) and the store's look at
+/// the listeners (observes).
+final class CommitNoticeBoard: Sendable {
+    private let state = Mutex(CommitNotices())
+
+    var othersListen: Bool { state.withLock { $0.othersListen } }
+    var checkpoint: UInt64 { state.withLock { $0.checkpoint } }
+    func heard() { state.withLock { $0.heard() } }
+    func observed(othersListening: Bool, since checkpoint: UInt64) {
+        state.withLock { $0.observed(othersListening: othersListening, since: checkpoint) }
+    }
+    func unknown() { state.withLock { $0.unknown() } }
+}
