@@ -93,7 +93,8 @@ extension WatchService {
     /// Whether the caller may watch what `create` asks for: read permission on the range, checked
     /// when the watch is created (etcd does not check it afterwards), against an auth state at
     /// least as new as a read barrier started after the request, so a revoke acknowledged on any
-    /// node binds it. The barrier's revision is the create's "now". etcd checks a watch with range
+    /// node binds it. The barrier's revision is the create's "now". A process alone on its
+    /// database needs no barrier (`KineStore.localNow`). etcd checks a watch with range
     /// end "\0" (every key from `key` on) as if it were the key alone; kine checks the whole
     /// range (docs/compatibility.md).
     static func admit(_ create: WatchCreateRequest, _ context: GRPCCallContext, gate: AuthGate, stores: StoreHandle) async -> Admission {
@@ -101,6 +102,12 @@ extension WatchService {
         var current: Int64?
         do throws(EtcdError) {
             let store = try stores.current()
+            if let now = try await store.localNow() {
+                // Alone on the database: this process's auth copy is current too.
+                try gate.authorize(
+                    context, [.read(key: key, rangeEnd: create.rangeEnd)], in: try await store.auth.current(), auth: store.auth)
+                return .admitted(current: now)
+            }
             let state: AuthState
             do throws(EtcdError) {
                 let reading = try await store.watchHub.syncReading()

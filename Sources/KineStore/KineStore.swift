@@ -120,6 +120,15 @@ public final class KineStore: Sendable {
         _ = await (writing, watching, expiring, sampling, renewing, looking)
     }
 
+    /// "Now" for a watch created from now, without a read barrier, when this process is alone on
+    /// its database (`CommitNotices`): every write acknowledged so far is then this process's own,
+    /// so the revision published through its Writer's last commit covers them. Nil while another
+    /// kine process listens: the caller makes a read barrier.
+    public func localNow() async throws(EtcdError) -> Int64? {
+        guard !notices.othersListen else { return nil }
+        return try await watchHub.published(throughID: writer.lastCommittedID)
+    }
+
     /// How often the store counts the other processes listening on its database.
     static let listenerLookInterval = Duration.seconds(2)
 

@@ -141,17 +141,22 @@ public final class WatchHub: Sendable {
             throw StoreError.etcdError(for: error)
         }
         noteCompacted(through: reading.compactRevision)
-        let maxID = reading.newestID
+        return (try await published(throughID: reading.newestID), reading.authGeneration)
+    }
+
+    /// Waits until every row up to `id` is published and returns the revision published then;
+    /// no query of its own (for an id known to be committed).
+    func published(throughID id: Int64) async throws(EtcdError) -> Int64 {
         await Completion<Void>.wait { completion in
             let ready = state.withLock { state in
-                if state.stopped || state.lastID >= maxID { return true }
-                state.syncWaiters.append((maxID, completion))
+                if state.stopped || state.lastID >= id { return true }
+                state.syncWaiters.append((id, completion))
                 return false
             }
             if ready { completion.complete() } else { poke() }
         }
         if isStopped { throw .serverStopped }
-        return (revision, reading.authGeneration)
+        return revision
     }
 
     /// What one publication added: the revisions after `previousRevision` up to `revision`, with

@@ -79,6 +79,9 @@ final class Writer: Sendable {
         self.onCommit = onCommit
     }
 
+    /// The newest row id this Writer committed (its acknowledged writes are at or below it).
+    var lastCommittedID: Int64 { state.withLock { $0.lastCommittedID } }
+
     func submit(_ request: WriteRequest, authGeneration: UInt64? = nil) async throws(EtcdError) -> WriteResponse {
         let result = await Completion<Result<WriteResponse, EtcdError>>.wait { completion in
             let (waiter, stopped): (Completion<Void>?, Bool) = state.withLock { state in
