@@ -145,11 +145,12 @@ public final class WatchHub: Sendable {
     }
 
     /// Waits until every row up to `id` is published and returns the revision published then;
-    /// no query of its own (for an id known to be committed).
+    /// no query of its own (for an id known to be committed). Never before the hub has read its
+    /// starting point: until then its revision is not the table's.
     func published(throughID id: Int64) async throws(EtcdError) -> Int64 {
         await Completion<Void>.wait { completion in
             let ready = state.withLock { state in
-                if state.stopped || state.lastID >= id { return true }
+                if state.stopped || (state.started && state.lastID >= id) { return true }
                 state.syncWaiters.append((id, completion))
                 return false
             }

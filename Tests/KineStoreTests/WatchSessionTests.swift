@@ -108,6 +108,37 @@ struct WatchSessionTests {
         }
     }
 
+    @Test("Revisions none of a stream's watchers match pass it by; the next matching one arrives once, with its revision")
+    func unmatchedRevisionsPass() async throws {
+        let table = FakeKineTable()
+        try await withSession(table) { hub, session, recorder in
+            try await eventually("hub started") { hub.statistics.counters.watchStreams == 1 }
+            await session.handle(create("m", end: "n", id: 1))
+            await session.handle(create("p", end: "q", id: 2))
+            try await eventually("created") { recorder.responses.filter(\.created).count == 2 }
+            var last: Int64 = 0
+            for index in 0..<50 {
+                last = table.put("x\(index)", "v")
+                if index % 10 == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            try await eventually("hub caught up") { hub.revision == last }
+            let matching = table.put("m1", "v")
+            try await eventually("event for watcher 1") { !recorder.events(of: 1).isEmpty }
+            // A watcher from an older revision still catches up with everything in its range.
+            table.put("p1", "v")
+            await session.handle(create("x", end: "y", start: 1, id: 3))
+            try await eventually("catch-up of watcher 3") { keys(recorder.events(of: 3)).count == 50 }
+            await session.handle(.progress)
+            try await eventually("progress") { recorder.responses.contains { $0.watchID == -1 && $0.events.isEmpty && !$0.created } }
+            #expect(recorder.events(of: 1).map(\.header.revision) == [matching])
+            #expect(keys(recorder.events(of: 1)) == ["m1"])
+            #expect(keys(recorder.events(of: 2)) == ["p1"])
+            #expect(keys(recorder.events(of: 3)) == (0..<50).map { "x\($0)" })
+            let progress = recorder.responses.last { $0.watchID == -1 && $0.events.isEmpty && !$0.created }
+            #expect(progress?.header.revision == hub.revision)
+        }
+    }
+
     @Test("A client that stops reading falls out of the ring and still gets every revision once, in order")
     func slowConsumer() async throws {
         let table = FakeKineTable()

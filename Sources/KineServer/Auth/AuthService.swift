@@ -214,11 +214,7 @@ struct AuthService: Sendable {
     }
 
     private func header(_ store: KineStore) -> ProtoFieldWriter {
-        var header = ResponseHeader(revision: store.watchHub.revision)
-        identity.fill(&header)
-        var writer = ProtoFieldWriter()
-        writer.header(1, header)
-        return writer
+        identity.responseStartingWith(ResponseHeader(revision: store.watchHub.revision))
     }
 
     private func hashPassword(_ password: String) async throws(EtcdError) -> Bytes {

@@ -181,10 +181,13 @@ enum HASQL {
     /// Subscribes the tables the publisher's publication gained since the subscription was made.
     static func refreshSubscription(_ name: String) -> String { "ALTER SUBSCRIPTION \(name) REFRESH PUBLICATION WITH (copy_data = true)" }
 
+    /// `binary = true`: rows travel in PostgreSQL's binary form. A kine row's value is bytea,
+    /// which the text form sends as hex (twice its size) that both sides encode and decode; both
+    /// nodes have the same column types, which binary transfer needs.
     static func createSubscription(_ name: String, connection: String, slot: String) -> String {
         """
         CREATE SUBSCRIPTION \(name) CONNECTION \(literal(connection)) PUBLICATION \(publicationName) \
-        WITH (copy_data = true, slot_name = \(literal(slot)), synchronous_commit = 'local', disable_on_error = true)
+        WITH (copy_data = true, slot_name = \(literal(slot)), synchronous_commit = 'local', disable_on_error = true, binary = true)
         """
     }
 

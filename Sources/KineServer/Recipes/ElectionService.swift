@@ -186,10 +186,6 @@ struct ElectionService: Sendable {
     }
 
     private func header(_ header: ResponseHeader) -> ProtoFieldWriter {
-        var header = header
-        identity.fill(&header)
-        var writer = ProtoFieldWriter()
-        writer.header(1, header)
-        return writer
+        identity.responseStartingWith(header)
     }
 }

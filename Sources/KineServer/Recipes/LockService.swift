@@ -30,7 +30,7 @@ struct LockService: Sendable {
                 return try await StatusMapping.runRecipe { () async throws(EtcdError) in
                     let recipes = KeyRecipes(stores: stores, gate: gate, context: context)
                     var response = ProtoFieldWriter()
-                    response.header(1, filled(try await recipes.delete(fields.bytes(1)).header))
+                    response.header(1, identity.filled(try await recipes.delete(fields.bytes(1)).header))
                     return response.bytes
                 }
             },
@@ -74,17 +74,11 @@ struct LockService: Sendable {
             header = mine.header
         }
         var response = ProtoFieldWriter()
-        response.header(1, filled(header))
+        response.header(1, identity.filled(header))
         response.bytes(2, key)
         return response.bytes
     }
 
     /// etcd's `concurrency.ErrSessionExpired`, which reaches clients as UNKNOWN.
     static let sessionExpired = EtcdError(.unknown, "mutex: session is expired")
-
-    private func filled(_ header: ResponseHeader) -> ResponseHeader {
-        var header = header
-        identity.fill(&header)
-        return header
-    }
 }
