@@ -36,6 +36,7 @@ everything started here is stopped, and the database dropped, when the module en
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -153,6 +154,18 @@ class KeepAlives:
         self.cl.close()
 
 
+@contextlib.contextmanager
+def clients(a, b):
+    """A KV/lease client on A and on B and a keep-alive stream on A, closed afterwards, pass or fail."""
+    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
+    try:
+        yield ca, cb, ka
+    finally:
+        ka.close()
+        ca.close()
+        cb.close()
+
+
 def stored_deadline(url: str, lid: int):
     """The lease's deadline in `kine_leases` as an interval (lo, hi) of monotonic time (the
     statement ran somewhere inside psql's round trip), or None when there is no row."""
@@ -182,8 +195,7 @@ def sigterm(srv) -> int:
 
 def test_renewals_through_a_are_stored(db):
     url, a, b = db
-    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
-    try:
+    with clients(a, b) as (ca, cb, ka):
         ttl = 10
         lid = ca.grant(ttl)
         t_grant = time.monotonic()
@@ -215,16 +227,11 @@ def test_renewals_through_a_are_stored(db):
             f"(at most {MAX_LAG + WRITE_PERIOD} s allowed)")
         assert deadline[0] <= last + ttl + SLACK, f"stored deadline beyond the promise by {deadline[0] - last - ttl:.3f} s"
         assert_alive(a, b)
-    finally:
-        ka.close()
-        ca.close()
-        cb.close()
 
 
 def test_stopped_client_gets_its_whole_ttl_and_not_more(db):
     url, a, b = db
-    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
-    try:
+    with clients(a, b) as (ca, cb, ka):
         ttl = 4
         lid = ca.grant(ttl)
         key = f"/e2e-leasemem/{RUN}/stopped".encode()
@@ -267,17 +274,12 @@ def test_stopped_client_gets_its_whole_ttl_and_not_more(db):
         assert deadline[0] <= last + ttl + SLACK, (
             f"stored deadline {deadline[0] - last - ttl:.3f} s beyond the last renewal's promise")
         assert_alive(a, b)
-    finally:
-        ka.close()
-        ca.close()
-        cb.close()
 
 
 def test_sigkill_right_after_renewals_loses_at_most_the_lag(db, server_factory):
     url, _, b = db
     a = server_factory.kine("kine-a-kill", url)
-    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
-    try:
+    with clients(a, b) as (ca, cb, ka):
         ttl = 10
         lid = ca.grant(ttl)
         key = f"/e2e-leasemem/{RUN}/killed".encode()
@@ -319,10 +321,6 @@ def test_sigkill_right_after_renewals_loses_at_most_the_lag(db, server_factory):
             f"B did not expire the dead process's lease within 2 s of its stored deadline (s after it, TTL, key): {rel}")
         log(f"test 3: gone through B {gone[0] - deadline[0]:.2f} s after the stored deadline")
         assert_alive(b)
-    finally:
-        ka.close()
-        ca.close()
-        cb.close()
 
 
 def test_revoke_through_b_while_a_keeps_alive(db):
@@ -395,8 +393,7 @@ def test_time_to_live_through_a_after_renewals_through_a(db, ref):
     finally:
         ke.close()
         ce.close()
-    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
-    try:
+    with clients(a, b) as (ca, cb, ka):
         # Continuous renewals, then TimeToLive through A.
         lid = ca.grant(ttl)
         ka.renew_for(lid, 2.0, expect=ttl)
@@ -433,17 +430,12 @@ def test_time_to_live_through_a_after_renewals_through_a(db, ref):
         r, t = cb.ttl(lid)
         assert r.TTL >= math.floor(ttl - (t - last) - SLACK), f"TimeToLive through B {t - last:.2f} s later: {r.TTL}"
         assert_alive(a, b)
-    finally:
-        ka.close()
-        ca.close()
-        cb.close()
 
 
 def test_clean_stop_writes_pending_renewals(db, server_factory):
     url, _, b = db
     a = server_factory.kine("kine-a-term", url)
-    ca, cb, ka = Conn(a), Conn(b), KeepAlives(a)
-    try:
+    with clients(a, b) as (ca, cb, ka):
         ttl = 10
         lid = ca.grant(ttl)
         key = f"/e2e-leasemem/{RUN}/stopped-cleanly".encode()
@@ -473,7 +465,3 @@ def test_clean_stop_writes_pending_renewals(db, server_factory):
             "was not written")
         assert deadline[0] <= last + ttl + SLACK
         assert_alive(b)
-    finally:
-        ka.close()
-        ca.close()
-        cb.close()
