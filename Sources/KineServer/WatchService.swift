@@ -102,20 +102,20 @@ extension WatchService {
         var current: Int64?
         do throws(EtcdError) {
             let store = try stores.current()
+            let state: AuthState
             if let now = try await store.localNow() {
                 // Alone on the database: this process's auth copy is current too.
-                try gate.authorize(
-                    context, [.read(key: key, rangeEnd: create.rangeEnd)], in: try await store.auth.current(), auth: store.auth)
-                return .admitted(current: now)
-            }
-            let state: AuthState
-            do throws(EtcdError) {
-                let reading = try await store.watchHub.syncReading()
-                current = reading.revision
-                state = try await store.auth.state(atLeast: reading.authGeneration)
-            } catch {
-                // Without the database, the copy this process has is the best there is.
+                current = now
                 state = try await store.auth.current()
+            } else {
+                do throws(EtcdError) {
+                    let reading = try await store.watchHub.syncReading()
+                    current = reading.revision
+                    state = try await store.auth.state(atLeast: reading.authGeneration)
+                } catch {
+                    // Without the database, the copy this process has is the best there is.
+                    state = try await store.auth.current()
+                }
             }
             try gate.authorize(context, [.read(key: key, rangeEnd: create.rangeEnd)], in: state, auth: store.auth)
             return .admitted(current: current)
