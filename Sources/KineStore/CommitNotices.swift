@@ -52,10 +52,20 @@ struct CommitNotices: Sendable, Equatable {
 /// the listeners (observes).
 final class CommitNoticeBoard: Sendable {
     private let state = Mutex(CommitNotices())
+    /// Called after every `heard()` (the Writer then lets the sole-writer lock go, `SoleWriter`).
+    /// (In a struct: a bare function type in a `Mutex` is re-wrapped in a thunk on every access.)
+    private struct Action: Sendable {
+        var run: @Sendable () -> Void
+    }
+    private let onHeard = Mutex(Action {})
 
     var othersListen: Bool { state.withLock { $0.othersListen } }
     var checkpoint: UInt64 { state.withLock { $0.checkpoint } }
-    func heard() { state.withLock { $0.heard() } }
+    func heard() {
+        state.withLock { $0.heard() }
+        onHeard.withLock { $0 }.run()
+    }
+    func whenHeard(_ action: @escaping @Sendable () -> Void) { onHeard.withLock { $0.run = action } }
     func observed(othersListening: Bool, since checkpoint: UInt64) {
         state.withLock { $0.observed(othersListening: othersListening, since: checkpoint) }
     }

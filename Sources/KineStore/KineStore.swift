@@ -62,6 +62,8 @@ public final class KineStore: Sendable {
     let notices: CommitNoticeBoard
     /// Lease renewals, answered from memory when that is safe (`leaseKeepAlive`).
     let keepAlives: LeaseKeepAlives
+    /// Whether linearizable reads may skip the read barrier (`SoleWriter`).
+    let soleWriter = SoleWriterBoard()
 
     /// Prepares the schema (creating or adopting the kine table) and returns a store whose
     /// Writer starts with `run()`.
@@ -97,7 +99,7 @@ public final class KineStore: Sendable {
         writer = Writer(
             client: client, sql: sql, logger: logger, maxBatch: configuration.maxWriteBatch, cache: cache,
             idleInTransactionTimeout: configuration.writerIdleInTransactionTimeout, onGroupCommit: configuration.onGroupCommit,
-            onAuthGeneration: { auth.noteGeneration($0) }, notices: notices
+            onAuthGeneration: { auth.noteGeneration($0) }, notices: notices, soleWriter: soleWriter
         ) { rows in
             hub.publishLocal(rows)
         }
@@ -111,22 +113,38 @@ public final class KineStore: Sendable {
     /// it listens (nil while it connects, or without notifications): with it, a process alone on
     /// its database leaves NOTIFY out of its commits (`CommitNotices`).
     public func run(notifications: AsyncStream<String>? = nil, listenerBackendPID: @escaping @Sendable () -> Int32? = { nil }) async {
+        if notifications != nil { soleWriter.setListener(listenerBackendPID) }
+        let writer = self.writer
+        notices.whenHeard { writer.poke() }
         async let writing: Void = writer.run()
         async let watching: Void = watchHub.run(notifications: notifications, ownListener: listenerBackendPID)
         async let expiring: Void = expireLeasesPeriodically()
         async let sampling: Void = sampleForQuota()
         async let renewing: Void = keepAlives.run()
         async let looking: Void = lookForListeners(listenerBackendPID, enabled: notifications != nil)
-        _ = await (writing, watching, expiring, sampling, renewing, looking)
+        async let tending: Void = tendSoleWriter()
+        _ = await (writing, watching, expiring, sampling, renewing, looking, tending)
     }
 
-    /// "Now" for a watch created from now, without a read barrier, when this process is alone on
-    /// its database (`CommitNotices`): every write acknowledged so far is then this process's own,
-    /// so the revision published through its Writer's last commit covers them. Nil while another
-    /// kine process listens: the caller makes a read barrier.
+    /// "Now" for a linearizable read or a watch created from now, without a read barrier, while
+    /// this process holds the sole-writer lock (`SoleWriter`): no other process can commit, so
+    /// every write acknowledged so far is at or below the newest id when the lock was taken or
+    /// this process's own last commit. Nil otherwise: the caller makes a read barrier.
     public func localNow() async throws(EtcdError) -> Int64? {
-        guard !notices.othersListen else { return nil }
-        return try await watchHub.published(throughID: writer.lastCommittedID)
+        guard let through = soleWriter.memoryReadsThrough(othersListen: notices.othersListen) else { return nil }
+        return try await watchHub.published(throughID: max(through, writer.lastCommittedID))
+    }
+
+    /// How often the store looks whether the Writer should take, confirm or release the
+    /// sole-writer lock (it is also woken at once when a notification shows another process).
+    static let soleWriterLookInterval = Duration.milliseconds(250)
+
+    private func tendSoleWriter() async {
+        while !writer.isStopped && !Task.isCancelled {
+            if soleWriter.step(othersListen: notices.othersListen, cacheLoaded: cache?.isLoaded ?? false) != .none { writer.poke() }
+            // try?: cancellation ends the loop; the loop checks it.
+            try? await Task.sleep(for: Self.soleWriterLookInterval)
+        }
     }
 
     /// How often the store counts the other processes listening on its database.
@@ -207,8 +225,13 @@ public final class KineStore: Sendable {
         if let cache, cache.isLoaded {
             // Linearizable: first see every write acknowledged before this request (etcd's ReadIndex).
             if !request.serializable {
-                let reading = try await watchHub.syncReading()
-                if let authorize { try authorize(try await auth.state(atLeast: reading.authGeneration)) }
+                if try await localNow() != nil {
+                    // Alone on the database: this process's auth copy is current too.
+                    if let authorize { try authorize(try await auth.current()) }
+                } else {
+                    let reading = try await watchHub.syncReading()
+                    if let authorize { try authorize(try await auth.state(atLeast: reading.authGeneration)) }
+                }
             } else if let authorize {
                 try authorize(try await auth.current())
             }
@@ -280,9 +303,19 @@ public final class KineStore: Sendable {
         try await checkQuota(cost: Self.quotaCost(request))
         if let cache, cache.isLoaded, KeyValueCache.isReadOnly(request) {
             // Reads only: answered from memory after the read barrier, as a linearizable Range.
-            let reading = try await watchHub.syncReading()
+            let authGeneration: UInt64?
+            if try await localNow() != nil {
+                authGeneration = nil
+            } else {
+                authGeneration = try await watchHub.syncReading().authGeneration
+            }
             if let authorize {
-                let state = try await auth.state(atLeast: reading.authGeneration)
+                let state: AuthState
+                if let authGeneration {
+                    state = try await auth.state(atLeast: authGeneration)
+                } else {
+                    state = try await auth.current()
+                }
                 try authorize(state)
                 if let response = cache.readOnlyTxn(request) { return response }
                 // Not servable from memory: the Writer runs it, checked against the same state.

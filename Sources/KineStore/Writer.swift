@@ -37,6 +37,8 @@ final class Writer: Sendable {
         var stopped = false
         /// The id of the last row this Writer committed: the cache is only worth trying once it has it.
         var lastCommittedID: Int64 = 0
+        /// Set by `poke()`: the batch loop wakes without work to tend the sole-writer lock.
+        var poked = false
     }
 
     private let client: any SQLClient
@@ -52,6 +54,8 @@ final class Writer: Sendable {
     private let notices: CommitNoticeBoard
     /// When set, batches are evaluated against it and written in one round trip (`processFromCache`).
     private let cache: KeyValueCache?
+    /// The sole-writer lock this Writer takes, confirms and releases between batches (`SoleWriter`).
+    private let soleWriter: SoleWriterBoard
 
     /// Metrics of each group commit (requests, time), when kine's metrics are on.
     private let onGroupCommit: (@Sendable (Int, Duration) -> Void)?
@@ -65,9 +69,11 @@ final class Writer: Sendable {
         client: any SQLClient, sql: StoreSQL, logger: Logger, maxBatch: Int = 1000, cache: KeyValueCache? = nil,
         idleInTransactionTimeout: Duration = .seconds(2),
         onGroupCommit: (@Sendable (Int, Duration) -> Void)? = nil, onAuthGeneration: @escaping @Sendable (UInt64) -> Void = { _ in },
-        notices: CommitNoticeBoard = CommitNoticeBoard(), onCommit: @escaping @Sendable ([PendingRow]) -> Void
+        notices: CommitNoticeBoard = CommitNoticeBoard(), soleWriter: SoleWriterBoard = SoleWriterBoard(),
+        onCommit: @escaping @Sendable ([PendingRow]) -> Void
     ) {
         self.notices = notices
+        self.soleWriter = soleWriter
         self.onAuthGeneration = onAuthGeneration
         self.idleInTransactionTimeout = idleInTransactionTimeout
         self.onGroupCommit = onGroupCommit
@@ -96,6 +102,16 @@ final class Writer: Sendable {
         return try result.get()
     }
 
+    /// Wakes the batch loop to tend the sole-writer lock (`SoleWriter.step`) even without work.
+    func poke() {
+        let waiter = state.withLock { state in
+            state.poked = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.complete()
+    }
+
     /// Processes batches until `stop()`; reconnects with backoff when the session breaks.
     func run() async {
         var backoff: Duration = .milliseconds(50)
@@ -103,22 +119,29 @@ final class Writer: Sendable {
             do {
                 try await client.withSession { session in
                     backoff = .milliseconds(50)
-                    _ = try await session.pipeline([StoreSQL.idleInTransactionTimeout(self.idleInTransactionTimeout)])
+                    // A new session holds no lock.
+                    self.soleWriter.update { $0.released() }
+                    _ = try await session.pipeline([
+                        StoreSQL.idleInTransactionTimeout(self.idleInTransactionTimeout), StoreSQL.noIdleSessionTimeout,
+                    ])
                     // On the session's connection thread: no hop between the Writer and PostgreSQL.
                     try await withTaskExecutorPreference(session.preferredExecutor) {
                         while let batch = await self.nextBatch() {
+                            try await self.tendSoleWriter(session: session)
+                            if batch.isEmpty { continue }
                             if let observe = self.onGroupCommit {
                                 let start = ContinuousClock.now
-                                try await self.process(batch, session: session)
+                                try await self.processAdmitted(batch, session: session)
                                 observe(batch.count, .now - start)
                             } else {
-                                try await self.process(batch, session: session)
+                                try await self.processAdmitted(batch, session: session)
                             }
                         }
                     }
                 }
                 return
             } catch {
+                soleWriter.update { $0.released() }
                 logger.warning("writer session failed, reconnecting", metadata: ["error": "\(error)"])
                 // try?: cancellation means the Writer is stopping; the loop checks it.
                 try? await Task.sleep(for: backoff)
@@ -143,12 +166,19 @@ final class Writer: Sendable {
 
     var isStopped: Bool { state.withLock { $0.stopped } }
 
-    /// Waits for work; nil once stopped.
+    /// Waits for work; nil once stopped, empty when poked without work.
     private func nextBatch() async -> [Pending]? {
         while true {
-            let batch: [Pending]? = state.withLock { state in
-                if state.stopped { return [] }
-                guard !state.queue.isEmpty else { return nil }
+            let batch: [Pending]?? = state.withLock { state in
+                if state.stopped { return .some(nil) }
+                guard !state.queue.isEmpty else {
+                    if state.poked {
+                        state.poked = false
+                        return .some([])
+                    }
+                    return nil
+                }
+                state.poked = false
                 // A bulk delete runs alone; a batch stops before one.
                 var count = min(state.queue.count, maxBatch)
                 if state.queue[0].request.isBulkDelete {
@@ -159,10 +189,10 @@ final class Writer: Sendable {
                 defer { state.queue.removeFirst(count) }
                 return Array(state.queue.prefix(count))
             }
-            if let batch { return batch.isEmpty ? nil : batch }
+            if let batch { return batch }
             await Completion<Void>.wait { completion in
                 let resumeNow = state.withLock { state in
-                    if state.stopped || !state.queue.isEmpty { return true }
+                    if state.stopped || !state.queue.isEmpty || state.poked { return true }
                     state.waiter = completion
                     return false
                 }
@@ -171,17 +201,73 @@ final class Writer: Sendable {
         }
     }
 
-    /// One group commit. Throws only when the session is broken (after failing the batch).
-    private func process(_ batch: [Pending], session: any SQLSession) async throws(SQLError) {
-        if batch.count == 1, case .deleteRange(let delete) = batch[0].request, batch[0].request.isBulkDelete {
-            try await bulkDelete(delete, batch[0], session: session)
+    /// One group commit, retried while the sole-writer lock refuses it (`RefusedWrites`: say
+    /// hello, wait, and in the end end the holder's session). Throws only when the session is
+    /// broken (after failing the batch).
+    private func processAdmitted(_ batch: [Pending], session: any SQLSession) async throws(SQLError) {
+        var refusals = RefusedWrites()
+        while try await !process(batch, session: session) {
+            switch refusals.refused(now: .now) {
+            case .greet(let delay):
+                _ = try await session.pipeline([StoreSQL.hello(from: 0)])
+                // try?: cancellation means the Writer is stopping; checked below.
+                try? await Task.sleep(for: delay)
+            case .endHolder:
+                let ended = try await session.run(StoreSQL.endSoleWriterHolder)
+                logger.warning(
+                    "ended the session of another kine process that held the sole-writer lock and did not let go",
+                    metadata: ["kine.writer.endedSessions": "\(ended)"])
+            }
+            if isStopped || Task.isCancelled {
+                for item in batch { item.completion.complete(.failure(.serverStopped)) }
+                return
+            }
+        }
+    }
+
+    /// Between batches: takes, confirms or releases the sole-writer lock (`SoleWriter.step`).
+    private func tendSoleWriter(session: any SQLSession) async throws(SQLError) {
+        let sent = ContinuousClock.now
+        switch soleWriter.step(othersListen: notices.othersListen, cacheLoaded: cache?.isLoaded ?? false) {
+        case .none:
             return
+        case .acquire(let listener):
+            soleWriter.update { $0.attempted(at: sent) }
+            var pipeline = SQLPipeline()
+            let took = pipeline.add(StoreSQL.trySoleWriter)
+            let newest = pipeline.add(StoreSQL.newestIDNow)
+            let results = try await session.run(pipeline)
+            guard results[took] else { return }
+            soleWriter.update { $0.acquired(listener: listener, throughID: results[newest], sentAt: sent) }
+            logger.debug("alone on the database: linearizable reads from memory", metadata: ["kine.store.newestID": "\(results[newest])"])
+        case .release:
+            // Readers stop first; the lock goes after.
+            soleWriter.update { $0.released() }
+            _ = try await session.pipeline([StoreSQL.releaseSoleWriter])
+            logger.debug("another kine process is on the database: linearizable reads make a read barrier")
+        case .confirm:
+            _ = try await session.pipeline([StoreSQL.confirmSoleWriter])
+            soleWriter.update { $0.confirmed(sentAt: sent) }
+        }
+    }
+
+    /// One group commit: true when done (committed or failed), false when the sole-writer lock
+    /// refused it (nothing written). Throws only when the session is broken (after failing the batch).
+    private func process(_ batch: [Pending], session: any SQLSession) async throws(SQLError) -> Bool {
+        if batch.count == 1, case .deleteRange(let delete) = batch[0].request, batch[0].request.isBulkDelete {
+            return try await bulkDelete(delete, batch[0], session: session)
         }
         let plan = PrefetchPlan(batch.map(\.request))
-        if let cache, plan.servableFromCache, try await processFromCache(batch, plan: plan, cache: cache, session: session) {
-            return
+        if let cache, plan.servableFromCache {
+            switch try await processFromCache(batch, plan: plan, cache: cache, session: session) {
+            case .done: return true
+            case .refused: return false
+            case .stale: break
+            }
         }
+        let sent = ContinuousClock.now
         var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+        let admitted = pipeline.add(StoreSQL.admitWrite)
         let header = pipeline.add(StoreSQL.header)
         let alarms = pipeline.add(StoreSQL.alarmState)
         let auth = pipeline.add(StoreSQL.authGenerationQuery)
@@ -191,7 +277,11 @@ final class Writer: Sendable {
             loaded = try await session.run(pipeline)
         } catch {
             try await abort(batch, error: error, session: session)
-            return
+            return true
+        }
+        guard loaded[admitted] else {
+            _ = try await session.pipeline([StoreSQL.rollback])
+            return false
         }
 
         var (space, expired) = plan.keySpace(header: loaded[header], results: loaded, slots: slots)
@@ -208,51 +298,67 @@ final class Writer: Sendable {
             _ = try await session.pipeline(statements + [StoreSQL.commit])
         } catch {
             try await abort(batch, error: error, session: session)
-            return
+            return true
         }
+        soleWriter.update { $0.confirmed(sentAt: sent) }
         finish(batch, outcomes: outcomes, rows: rows, lastID: space.nextRowID - 1)
+        return true
+    }
+
+    /// How a batch tried on the read cache ended.
+    private enum CacheOutcome {
+        /// Committed (or failed and answered).
+        case done
+        /// Another process wrote meanwhile: nothing changed; take the two-round-trip path.
+        case stale
+        /// The sole-writer lock refused the transaction: nothing changed; retry.
+        case refused
     }
 
     /// The one-round-trip path: evaluates the batch against the read cache, then sends the lock,
     /// the rows and the commit together, the insert guarded by "the newest id is still the one the
     /// cache is at" (the guard runs under the lock, so no other writer can slip in after it). A
-    /// batch that writes nothing only checks the guard, so its reads are current. Returns false,
+    /// batch that writes nothing only checks the guard, so its reads are current. Answers `.stale`,
     /// having changed nothing, when the guard fails (another process wrote meanwhile): the caller
     /// then takes the two-round-trip path.
     private func processFromCache(
         _ batch: [Pending], plan: PrefetchPlan, cache: KeyValueCache, session: any SQLSession
-    ) async throws(SQLError) -> Bool {
+    ) async throws(SQLError) -> CacheOutcome {
         let lastCommitted = state.withLock { $0.lastCommittedID }
         // Every checked request must have used the same auth generation, which the guard compares.
         let authGenerations = Set(batch.compactMap(\.authGeneration))
-        guard authGenerations.count <= 1 else { return false }
+        guard authGenerations.count <= 1 else { return .stale }
         let expectedAuth = authGenerations.first
-        guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return false }
+        guard let snapshot = cache.snapshot(keys: plan.keys, ranges: plan.ranges), snapshot.lastID >= lastCommitted else { return .stale }
         // No txn in the batch reads history, so the compacted revision is never consulted.
         var space = KeySpace(currentRevision: snapshot.revision, compactRevision: 0, nextRowID: snapshot.lastID + 1)
         space.states = snapshot.states
         let (outcomes, rows) = evaluate(batch, space: &space, expired: [], alarms: AlarmState(), authGeneration: nil)
         let current: Bool
+        let sent = ContinuousClock.now
         do {
             if rows.isEmpty {
                 // Requests that wrote nothing were still refused had an alarm been active.
                 current = try await session.run(StoreSQL.newestIDWithoutAlarms(authGeneration: expectedAuth)) == snapshot.lastID
             } else {
                 var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
-                let wrote = pipeline.add(
+                let insert = pipeline.add(
                     StoreSQL.guardedInsert(
                         rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1,
                         notify: notices.othersListen ? space.currentRevision : nil, authGeneration: expectedAuth))
                 pipeline.add(StoreSQL.commit)
-                current = try await session.run(pipeline)[wrote]
+                let outcome = try await session.run(pipeline)[insert]
+                if !outcome.admitted { return .refused }
+                current = outcome.wrote
             }
         } catch {
             try await abort(batch, error: error, session: session)
-            return true
+            return .done
         }
-        guard current else { return false }
+        soleWriter.update { $0.confirmed(sentAt: sent) }
+        guard current else { return .stale }
         finish(batch, outcomes: outcomes, rows: rows, lastID: rows.isEmpty ? lastCommitted : space.nextRowID - 1)
-        return true
+        return .done
     }
 
     /// Executes the batch's requests in order on `space` (each sees the ones before it).
@@ -310,25 +416,30 @@ final class Writer: Sendable {
     /// key deleted and its value, and the events are published from it (no read of the
     /// tombstones and their previous rows back from the table, which for a large prefix cost
     /// more than a gigabyte of memory); otherwise the WatchHub reads them from the table.
-    private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) {
+    private func bulkDelete(_ request: DeleteRangeRequest, _ item: Pending, session: any SQLSession) async throws(SQLError) -> Bool {
         let range = KeyRange(key: request.key, rangeEnd: request.rangeEnd)
         do {
             var locked = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+            let admitted = locked.add(StoreSQL.admitWrite)
             let headerSlot = locked.add(StoreSQL.header)
             let alarmSlot = locked.add(StoreSQL.alarmState)
             let authSlot = locked.add(StoreSQL.authGenerationQuery)
             let lockedResults = try await session.run(locked)
+            guard lockedResults[admitted] else {
+                _ = try await session.pipeline([StoreSQL.rollback])
+                return false
+            }
             let authGeneration = UInt64(bitPattern: lockedResults[authSlot])
             onAuthGeneration(authGeneration)
             if let checked = item.authGeneration, checked != authGeneration {
                 _ = try await session.pipeline([StoreSQL.rollback])
                 item.completion.complete(.failure(.authOldRevision))
-                return
+                return true
             }
             if let refusal = lockedResults[alarmSlot].refusal(of: item.request) {
                 _ = try await session.pipeline([StoreSQL.rollback])
                 item.completion.complete(.failure(refusal))
-                return
+                return true
             }
             let header = lockedResults[headerSlot]
             let (current, maxID) = (header.currentRevision, header.newestID)
@@ -360,6 +471,7 @@ final class Writer: Sendable {
         } catch {
             try await abort([item], error: error, session: session)
         }
+        return true
     }
 
     /// The rows `StoreSQL.bulkDelete` inserted for `victims` (ids in stored-name order), as the

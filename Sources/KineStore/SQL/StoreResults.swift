@@ -20,6 +20,13 @@ struct StoreHeader: Sendable, Equatable {
     }
 }
 
+/// What `StoreSQL.guardedInsert` did: wrote its rows, or not, and whether the sole-writer lock
+/// admitted the transaction (not admitted: another process holds it, and nothing was written).
+struct GuardedInsertOutcome: Sendable, Equatable {
+    var wrote: Bool
+    var admitted: Bool
+}
+
 /// The header of a read pinned at a revision (`StoreSQL.headerCTE`): the id bound is the last
 /// row id the read may see.
 struct ReadHeader: Sendable, Equatable {

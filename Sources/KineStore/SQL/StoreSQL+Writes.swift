@@ -15,6 +15,11 @@ extension StoreSQL {
         SQLStatement("SET idle_in_transaction_session_timeout = \(max(1, timeout.wholeMilliseconds))", name: nil)
     }
 
+    /// For this session: never ended for idling (PostgreSQL 14's `idle_session_timeout`, if a
+    /// database sets it), since it may hold the sole-writer lock between batches (`SoleWriter`).
+    static let noIdleSessionTimeout = SQLStatement(
+        "SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 140000", name: nil)
+
     /// Latest row (tombstones included) of each named key: one backward probe of
     /// `kine_name_id_index` per name, however many versions a key has.
     func latestOfNames(_ names: [Bytes]) -> SQLQuery<[StoredRow]> {
@@ -48,23 +53,29 @@ extension StoreSQL {
         SQLStatement(insertRows, insertParameters(rows), name: "w_insert")
     }
 
-    /// `insertRows` guarded by "the newest id is `expectedNewestID` and no alarm is active", with the sequence moved to
+    /// `insertRows` guarded by "the newest id is `expectedNewestID` and no alarm is active" (and
+    /// the transaction admitted by the sole-writer lock), with the sequence moved to
     /// `sequence` and, unless `notify` is nil, `NOTIFY kine` with that revision, all or nothing; answers whether it wrote. In
     /// a transaction after the lock: `g` reads the table as the lock left it, so a true guard
     /// means no row came after the state the rows were computed from.
     static func guardedInsert(
         _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, notify revision: Int64?, authGeneration: UInt64?
-    ) -> SQLQuery<Bool> {
+    ) -> SQLQuery<GuardedInsertOutcome> {
         let authGuard = authGeneration == nil ? "" : " AND \(Self.authGeneration) = $15::int8"
+        // `a` calls a volatile function, so PostgreSQL evaluates it once, before the guard reads it.
         let sql = """
-            WITH g AS (SELECT \(newestID) = $12::int8 AND \(noAlarms)\(authGuard) AS ok), \
+            WITH a AS (SELECT \(sharedSoleWriterCall) AS admitted), \
+            g AS (SELECT (SELECT admitted FROM a) AND \(newestID) = $12::int8 AND \(noAlarms)\(authGuard) AS ok), \
             ins AS (\(insertRows) WHERE (SELECT ok FROM g)) \
-            SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok AND $14::text IS NOT NULL THEN pg_notify('kine', $14::text) END FROM g
+            SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok AND $14::text IS NOT NULL THEN pg_notify('kine', $14::text) END, \
+            (SELECT admitted FROM a) FROM g
             """
         var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), revision.map { .text(String($0)) } ?? .null]
         if let authGeneration { parameters.append(.int64(Int64(bitPattern: authGeneration))) }
         let name = authGeneration == nil ? "w_guarded_insert" : "w_guarded_insert_auth"
-        return .firstRow(SQLStatement(sql, parameters, name: name)) { $0?.bool(0) ?? false }
+        return .firstRow(SQLStatement(sql, parameters, name: name)) {
+            GuardedInsertOutcome(wrote: $0?.bool(0) ?? false, admitted: $0?.bool(3) ?? false)
+        }
     }
 
     /// `$1…$11` of `insertRows`.
