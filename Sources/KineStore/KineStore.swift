@@ -114,15 +114,17 @@ public final class KineStore: Sendable {
     /// its database leaves NOTIFY out of its commits (`CommitNotices`).
     public func run(notifications: AsyncStream<String>? = nil, listenerBackendPID: @escaping @Sendable () -> Int32? = { nil }) async {
         if notifications != nil { soleWriter.setListener(listenerBackendPID) }
-        let writer = self.writer
-        notices.whenHeard { writer.poke() }
+        let (writer, soleWriter) = (self.writer, self.soleWriter)
+        // Only a holder has to act on another process's notification (release before its next
+        // batch); anyone else would wake its Writer for nothing on every foreign commit.
+        notices.whenHeard { if soleWriter.isHeld { writer.poke() } }
         async let writing: Void = writer.run()
         async let watching: Void = watchHub.run(notifications: notifications, ownListener: listenerBackendPID)
         async let expiring: Void = expireLeasesPeriodically()
         async let sampling: Void = sampleForQuota()
         async let renewing: Void = keepAlives.run()
         async let looking: Void = lookForListeners(listenerBackendPID, enabled: notifications != nil)
-        async let tending: Void = tendSoleWriter()
+        async let tending: Void = pokeWriterForSoleWriter()
         _ = await (writing, watching, expiring, sampling, renewing, looking, tending)
     }
 
@@ -139,7 +141,7 @@ public final class KineStore: Sendable {
     /// sole-writer lock (it is also woken at once when a notification shows another process).
     static let soleWriterLookInterval = Duration.milliseconds(250)
 
-    private func tendSoleWriter() async {
+    private func pokeWriterForSoleWriter() async {
         while !writer.isStopped && !Task.isCancelled {
             if soleWriter.step(othersListen: notices.othersListen, cacheLoaded: cache?.isLoaded ?? false) != .none { writer.poke() }
             // try?: cancellation ends the loop; the loop checks it.
@@ -225,13 +227,8 @@ public final class KineStore: Sendable {
         if let cache, cache.isLoaded {
             // Linearizable: first see every write acknowledged before this request (etcd's ReadIndex).
             if !request.serializable {
-                if try await localNow() != nil {
-                    // Alone on the database: this process's auth copy is current too.
-                    if let authorize { try authorize(try await auth.current()) }
-                } else {
-                    let reading = try await watchHub.syncReading()
-                    if let authorize { try authorize(try await auth.state(atLeast: reading.authGeneration)) }
-                }
+                let authGeneration = try await linearizableAuthGeneration()
+                if let authorize { try authorize(try await authState(atLeast: authGeneration)) }
             } else if let authorize {
                 try authorize(try await auth.current())
             }
@@ -240,6 +237,20 @@ public final class KineStore: Sendable {
             try authorize(try await authStateForRead(linearizable: !request.serializable))
         }
         return try await reader.range(request)
+    }
+
+    /// Makes a linearizable read current: no query while this process holds the sole-writer lock
+    /// (`localNow`; its auth copy is then current too, nil), else the read barrier, whose auth
+    /// generation the read's permission check must reach.
+    private func linearizableAuthGeneration() async throws(EtcdError) -> UInt64? {
+        if try await localNow() != nil { return nil }
+        return try await watchHub.syncReading().authGeneration
+    }
+
+    /// The auth state at `generation` or newer; this process's copy when nil.
+    private func authState(atLeast generation: UInt64?) async throws(EtcdError) -> AuthState {
+        guard let generation else { return try await auth.current() }
+        return try await auth.state(atLeast: generation)
     }
 
     /// A permission check: throws etcd's refusal for the state given.
@@ -303,19 +314,9 @@ public final class KineStore: Sendable {
         try await checkQuota(cost: Self.quotaCost(request))
         if let cache, cache.isLoaded, KeyValueCache.isReadOnly(request) {
             // Reads only: answered from memory after the read barrier, as a linearizable Range.
-            let authGeneration: UInt64?
-            if try await localNow() != nil {
-                authGeneration = nil
-            } else {
-                authGeneration = try await watchHub.syncReading().authGeneration
-            }
+            let authGeneration = try await linearizableAuthGeneration()
             if let authorize {
-                let state: AuthState
-                if let authGeneration {
-                    state = try await auth.state(atLeast: authGeneration)
-                } else {
-                    state = try await auth.current()
-                }
+                let state = try await authState(atLeast: authGeneration)
                 try authorize(state)
                 if let response = cache.readOnlyTxn(request) { return response }
                 // Not servable from memory: the Writer runs it, checked against the same state.
