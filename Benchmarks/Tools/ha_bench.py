@@ -446,7 +446,10 @@ class Bench:
         result: dict = {"run": run, "killed": leader, "survivor": follower}
         try:
             if not (self.wait_ready(fw, 20) and self.wait_ready(lw, 20)):
-                raise RuntimeError(f"failover writers did not start; see {wdir}")
+                # The work directory is removed at the end of the run: quote the writers' logs.
+                tails = {o.with_suffix(".log").name: o.with_suffix(".log").read_text(errors="replace")[-600:]
+                         for o in (fw_out, lw_out) if o.with_suffix(".log").exists()}
+                raise RuntimeError(f"failover writers did not start: {tails}")
             time.sleep(2.0)  # steady load through both nodes
             lnode = lab.node(leader)
             pm = lab.postgres_pid(leader)
@@ -701,16 +704,9 @@ class Bench:
     # ------------------------------------------------------------------ all
 
     def gen_stubs(self) -> None:
-        from grpc_tools import protoc  # type: ignore
-        import grpc_tools
         import etcdgrpc
-        from harness import PROTOS
         self.stubs.mkdir(parents=True, exist_ok=True)
-        well_known = Path(grpc_tools.__file__).parent / "_proto"
-        rc = protoc.main(["protoc", f"-I{PROTOS}", f"-I{well_known}", f"--python_out={self.stubs}",
-                          f"--grpc_python_out={self.stubs}"] + [str(PROTOS / p) for p in etcdgrpc.PROTO_FILES])
-        if rc != 0:
-            raise RuntimeError("grpc_tools.protoc failed")
+        etcdgrpc.generate(self.stubs)
 
     def machine(self, t_start: float, load_start: str) -> None:
         def sh(c):

