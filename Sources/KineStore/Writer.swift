@@ -341,12 +341,14 @@ final class Writer: Sendable {
                 // Requests that wrote nothing were still refused had an alarm been active.
                 current = try await session.run(StoreSQL.newestIDWithoutAlarms(authGeneration: expectedAuth)) == snapshot.lastID
             } else {
-                var pipeline = SQLPipeline([StoreSQL.begin, StoreSQL.lock])
+                // No BEGIN or COMMIT: the statements of one pipeline run as one implicit
+                // transaction that commits at its sync point (or rolls back on an error). Each
+                // statement still reads with its own snapshot, so the guard reads after the lock.
+                var pipeline = SQLPipeline([StoreSQL.lock])
                 let insert = pipeline.add(
                     StoreSQL.guardedInsert(
                         rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1,
                         notify: notices.othersListen ? space.currentRevision : nil, authGeneration: expectedAuth))
-                pipeline.add(StoreSQL.commit)
                 let outcome = try await session.run(pipeline)[insert]
                 if !outcome.admitted { return .refused }
                 current = outcome.wrote
