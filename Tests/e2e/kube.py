@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import harness  # terminate_group
 import kubebin
 
 DEFAULT_TIMEOUT = 30.0
@@ -321,14 +322,7 @@ def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
 
 def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
     if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
+        harness.terminate_group(proc, grace)
     # Whatever is left in the group (also after the leader exited), then the leader.
     try:
         os.killpg(proc.pid, signal.SIGKILL)

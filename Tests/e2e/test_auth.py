@@ -22,7 +22,6 @@ KINE_E2E_DUMP=1 (with -s) prints the reference's normalised record of each gRPC 
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import json
 import os
 import re
@@ -32,6 +31,7 @@ import grpc
 import pytest
 
 import harness
+from cases import run_differential
 from etcdgrpc import Client, Stream, to_dict
 from normalize import assert_same, normalize, normalize_leases, normalize_text, pretty
 
@@ -342,28 +342,7 @@ def normalized(c: ACtx):
 def run_script(pair, aclients, fn, name: str):
     """fn(ctx) on both servers at once; the normalised records compared."""
     ctxs = [ACtx(s, cl, name) for s, cl in zip(pair, aclients)]
-
-    def go(c):
-        try:
-            fn(c)
-        except Exception as e:
-            if c is ctxs[0]:
-                raise
-            # The target answered something the script cannot go on from: the diff shows where.
-            c.records.append({"op": "the script stopped", "error": f"{type(e).__name__}: {e}"})
-        finally:
-            c.finish()
-    with concurrent.futures.ThreadPoolExecutor(2) as ex:
-        for f in [ex.submit(go, c) for c in ctxs]:
-            f.result()
-    a, b = ctxs
-    ref, tgt = pair
-    if os.environ.get("KINE_E2E_DUMP") == "1":
-        print(f"--- {name}\n{pretty(normalized(a))}")
-    assert not a.shortfalls, f"harness: the reference did not deliver what the script expects: {a.shortfalls}"
-    assert a.records, "script recorded nothing"
-    assert_same(normalized(a), normalized(b), name, f"{ref.name} ({ref.kind})", f"{tgt.name} ({tgt.kind})")
-    return ctxs
+    return run_differential(pair, ctxs, fn, name, normalized, "script recorded nothing")
 
 
 # ---------------------------------------------------------------------------------------------

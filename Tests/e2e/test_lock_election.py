@@ -16,7 +16,6 @@ KINE_E2E_DUMP=1 (with -s) prints the reference's normalised record of each case.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import http.client
 import json
 import os
@@ -32,7 +31,7 @@ import grpc
 import pytest
 
 import harness
-from cases import Cases
+from cases import Cases, run_differential
 from etcdgrpc import Client, Stream, to_dict
 from normalize import assert_same, normalize, normalize_leases, pretty, rel
 
@@ -214,28 +213,7 @@ def normalized(c: ECtx):
 
 def run_pair(servers, clients, fn, name: str):
     ctxs = [ECtx(cl, name, s) for cl, s in zip(clients, servers)]
-
-    def go(c):
-        try:
-            fn(c)
-        except Exception as e:
-            if c is ctxs[0]:
-                raise
-            # The target answered something the script cannot go on from: the diff shows where.
-            c.records.append({"op": "the script stopped", "error": f"{type(e).__name__}: {e}"})
-        finally:
-            c.finish()
-    with concurrent.futures.ThreadPoolExecutor(2) as ex:
-        for f in [ex.submit(go, c) for c in ctxs]:
-            f.result()
-    ref, tgt = servers
-    a, b = ctxs
-    if os.environ.get("KINE_E2E_DUMP") == "1":
-        print(f"--- {name}\n{pretty(normalized(a))}")
-    assert not a.shortfalls, f"harness: the reference did not deliver what the script expects: {a.shortfalls}"
-    assert a.records, "case recorded nothing"
-    assert_same(normalized(a), normalized(b), name, f"{ref.name} ({ref.kind})", f"{tgt.name} ({tgt.kind})")
-    return ctxs
+    return run_differential(servers, ctxs, fn, name, normalized, "case recorded nothing")
 
 
 @pytest.mark.parametrize("fn", CASES)

@@ -368,19 +368,7 @@ tags:
         """SIGTERM to Patroni's process group (Patroni then stops PostgreSQL itself), SIGKILL
         after 30 s; a postmaster left behind (it runs in a session of its own) is killed by its
         pid file. Safe to call twice."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
+        harness.stop_process_group(self.proc, timeout=30)
         pid = self._postmaster_pid()
         if pid is not None:
             for sig, wait in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
