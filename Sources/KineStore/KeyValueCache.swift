@@ -101,6 +101,19 @@ final class KeyValueCache: Sendable {
         }
     }
 
+    /// The live values of `keys` (a key absent from the answer is not live), if the cache is at
+    /// row `position`; nil when it is somewhere else or not loaded.
+    func live(_ keys: some Sequence<Bytes>, at position: Int64) -> [Bytes: KeyValue]? {
+        state.withLock { state in
+            guard state.lastID == position else { return nil }
+            var found: [Bytes: KeyValue] = [:]
+            for key in keys {
+                if let entry = state.live[key] { found[key] = entry.kv }
+            }
+            return found
+        }
+    }
+
     /// Compaction through `revision` deleted the tombstones at or below it, except the table's
     /// newest row, which always stays: drop the same ones here.
     func compacted(through revision: Int64) {

@@ -75,11 +75,15 @@ public final class WatchHub: Sendable {
             if let notifications {
                 group.addTask { [self] in
                     for await payload in notifications {
-                        // The payload is the committed revision: this process's own commits are
-                        // published before their NOTIFY arrives, and need no read of the table.
-                        if let committed = Int64(payload), committed <= revision { continue }
+                        // This process's own commits are published before their NOTIFY arrives,
+                        // and need no read of the table.
+                        let notice = CommitNoticePayload(parsing: payload)
+                        if let notice, notice.revision <= revision { continue }
                         // A revision this process has not published, or another process's hello.
                         if payload != CommitNotices.hello(from: ownListener()) { notices.heard() }
+                        // The commit's events when they came along and follow what is published;
+                        // otherwise the tail reads the table.
+                        if let rows = notice?.rows, publishNotified(rows) { continue }
                         poke()
                     }
                 }
@@ -303,6 +307,7 @@ public final class WatchHub: Sendable {
                             continue
                         }
                     }
+                    statistics.count { $0.revisionsFromTable += groups.count }
                     publish(groups)
                 }
             } catch {
@@ -364,30 +369,70 @@ public final class WatchHub: Sendable {
         if follows { publish(groups) } else { poke() }
     }
 
+    /// Publishes another process's commit from the rows its NOTIFY carried
+    /// (`CommitNoticePayload`), when they directly follow what is published and the read cache
+    /// is at the same position to give each event its previous value (the table's `prev_revision`
+    /// row is the key's latest row, which the cache holds). Returns false when it could not: the
+    /// tail then reads the table.
+    private func publishNotified(_ rows: [CommitNoticePayload.Row]) -> Bool {
+        guard let cache, let first = rows.first else { return false }
+        let outcome: Outcome? = state.withLock { state in
+            guard state.started, !state.stopped, state.lastID == first.id - 1,
+                var latest = cache.live(Set(rows.map(\.kv.key)), at: state.lastID)
+            else { return nil }
+            var groups: [RevisionEvents] = []
+            for row in rows {
+                let event = Event(type: row.type, kv: row.kv, prevKV: latest[row.kv.key])
+                latest[row.kv.key] = row.type == .put ? row.kv : nil
+                if groups.last?.revision != row.kv.modRevision {
+                    groups.append(RevisionEvents(revision: row.kv.modRevision, events: [], lastID: row.id, rowIDs: []))
+                }
+                groups[groups.count - 1].append(event, rowID: row.id)
+            }
+            statistics.count { $0.revisionsFromNotices += groups.count }
+            return publish(groups, state: &state)
+        }
+        guard let outcome else { return false }
+        outcome.deliver()
+        return true
+    }
+
     /// Publishes whole revisions that follow the published position; revisions already
     /// published (by the other path) are skipped.
     private func publish(_ groups: [RevisionEvents]) {
-        let (wakes, ready, publication) = state.withLock { state in
-            var publication = Publication(previousRevision: state.revision, revision: state.revision, groups: [])
-            if state.stopped { return ([@Sendable (Publication) -> Void](), [Completion<Void>](), publication) }
-            // Under the hub's lock, so the cache sees revisions in the order they are published.
-            cache?.apply(groups)
-            for group in groups where group.lastID > state.lastID {
-                if !group.events.isEmpty {
-                    state.ring.append(group)
-                    publication.groups.append(group)
-                }
-                state.lastID = group.lastID
-                state.revision = max(state.revision, group.revision)
-            }
-            publication.revision = state.revision
-            let lastID = state.lastID
-            let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.completion)
-            state.syncWaiters.removeAll { $0.id <= lastID }
-            return (Array(state.subscribers.values), ready, publication)
+        state.withLock { publish(groups, state: &$0) }.deliver()
+    }
+
+    /// What a publication wakes, once the hub's lock is let go.
+    private struct Outcome {
+        var wakes: [@Sendable (Publication) -> Void]
+        var ready: [Completion<Void>]
+        var publication: Publication
+
+        func deliver() {
+            for waiter in ready { waiter.complete() }
+            for wake in wakes { wake(publication) }
         }
-        for waiter in ready { waiter.complete() }
-        for wake in wakes { wake(publication) }
+    }
+
+    private func publish(_ groups: [RevisionEvents], state: inout State) -> Outcome {
+        var publication = Publication(previousRevision: state.revision, revision: state.revision, groups: [])
+        if state.stopped { return Outcome(wakes: [], ready: [], publication: publication) }
+        // Under the hub's lock, so the cache sees revisions in the order they are published.
+        cache?.apply(groups)
+        for group in groups where group.lastID > state.lastID {
+            if !group.events.isEmpty {
+                state.ring.append(group)
+                publication.groups.append(group)
+            }
+            state.lastID = group.lastID
+            state.revision = max(state.revision, group.revision)
+        }
+        publication.revision = state.revision
+        let lastID = state.lastID
+        let ready = state.syncWaiters.filter { $0.id <= lastID }.map(\.completion)
+        state.syncWaiters.removeAll { $0.id <= lastID }
+        return Outcome(wakes: Array(state.subscribers.values), ready: ready, publication: publication)
     }
 }
 

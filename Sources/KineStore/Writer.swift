@@ -292,7 +292,9 @@ final class Writer: Sendable {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
                 statements += [StoreSQL.insert(rows), StoreSQL.setSequence(space.nextRowID - 1)]
-                if notices.othersListen { statements.append(StoreSQL.notify(space.currentRevision)) }
+                if notices.othersListen {
+                    statements.append(StoreSQL.notify(CommitNoticePayload.text(revision: space.currentRevision, rows: rows)))
+                }
             }
             if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
             _ = try await session.pipeline(statements + [StoreSQL.commit])
@@ -348,7 +350,8 @@ final class Writer: Sendable {
                 let insert = pipeline.add(
                     StoreSQL.guardedInsert(
                         rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1,
-                        notify: notices.othersListen ? space.currentRevision : nil, authGeneration: expectedAuth))
+                        notify: notices.othersListen ? CommitNoticePayload.text(revision: space.currentRevision, rows: rows) : nil,
+                        authGeneration: expectedAuth))
                 let outcome = try await session.run(pipeline)[insert]
                 if !outcome.admitted { return .refused }
                 current = outcome.wrote
@@ -452,7 +455,7 @@ final class Writer: Sendable {
                 var pipeline = SQLPipeline()
                 let tombstones = pipeline.add(sql.bulkDelete(nameRange, maxID: maxID, revision: current + 1))
                 pipeline.add(StoreSQL.sequenceToNewestID)
-                pipeline.add(StoreSQL.notify(current + 1))
+                pipeline.add(StoreSQL.notify(String(current + 1)))
                 deleted = try await session.run(pipeline)[tombstones]
             }
             _ = try await session.pipeline([StoreSQL.commit])

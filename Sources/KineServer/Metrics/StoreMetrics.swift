@@ -33,6 +33,13 @@ enum StoreMetrics {
                 ("{source=\"database\"}", "\(c.catchUpsFromDatabase)"),
             ])
         text.family(
+            "kine_watch_hub_revisions_total", .counter,
+            "Revisions of other kine processes published to this process's watchers and read cache, by where their events came from.",
+            [
+                ("{source=\"notification\"}", "\(c.revisionsFromNotices)"),
+                ("{source=\"table\"}", "\(c.revisionsFromTable)"),
+            ])
+        text.family(
             "kine_watch_compacted_cancels_total", .counter, "Watchers cancelled because their start revision was compacted away.",
             c.compactedCancels)
         text.family("etcd_debugging_lease_granted_total", .counter, "The total number of granted leases.", c.leasesGranted)

@@ -55,11 +55,11 @@ extension StoreSQL {
 
     /// `insertRows` guarded by "the newest id is `expectedNewestID` and no alarm is active" (and
     /// the transaction admitted by the sole-writer lock), with the sequence moved to
-    /// `sequence` and, unless `notify` is nil, `NOTIFY kine` with that revision, all or nothing; answers whether it wrote. In
+    /// `sequence` and, unless `notify` is nil, `NOTIFY kine` with that payload, all or nothing; answers whether it wrote. In
     /// a transaction after the lock: `g` reads the table as the lock left it, so a true guard
     /// means no row came after the state the rows were computed from.
     static func guardedInsert(
-        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, notify revision: Int64?, authGeneration: UInt64?
+        _ rows: [PendingRow], expectedNewestID: Int64, sequence: Int64, notify payload: String?, authGeneration: UInt64?
     ) -> SQLQuery<GuardedInsertOutcome> {
         let authGuard = authGeneration == nil ? "" : " AND \(Self.authGeneration) = $15::int8"
         // `a` calls a volatile function, so PostgreSQL evaluates it once, before the guard reads it.
@@ -70,7 +70,7 @@ extension StoreSQL {
             SELECT g.ok, CASE WHEN g.ok THEN setval('kine_id_seq', $13::int8) END, CASE WHEN g.ok AND $14::text IS NOT NULL THEN pg_notify('kine', $14::text) END, \
             (SELECT admitted FROM a) FROM g
             """
-        var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), revision.map { .text(String($0)) } ?? .null]
+        var parameters = insertParameters(rows) + [.int64(expectedNewestID), .int64(sequence), payload.map { .text($0) } ?? .null]
         if let authGeneration { parameters.append(.int64(Int64(bitPattern: authGeneration))) }
         let name = authGeneration == nil ? "w_guarded_insert" : "w_guarded_insert_auth"
         return .firstRow(SQLStatement(sql, parameters, name: name)) {
@@ -135,7 +135,8 @@ extension StoreSQL {
     static let sequenceToNewestID = SQLStatement(
         "SELECT setval('kine_id_seq', GREATEST((SELECT MAX(id) FROM kine), 1))", name: "w_setval_max")
 
-    static func notify(_ revision: Int64) -> SQLStatement {
-        SQLStatement("SELECT pg_notify('kine', $1)", [.text(String(revision))], name: "w_notify")
+    /// `NOTIFY kine` with a `CommitNoticePayload`.
+    static func notify(_ payload: String) -> SQLStatement {
+        SQLStatement("SELECT pg_notify('kine', $1)", [.text(payload)], name: "w_notify")
     }
 }
