@@ -25,6 +25,24 @@ struct CommitNotices: Sendable, Equatable {
     private(set) var othersListen = true
     /// Counts notifications that showed someone else (`heard`).
     private(set) var heardCount: UInt64 = 0
+    /// Whether PostgreSQL's notification queue is filling up (`queueUsage`): a listening session
+    /// stopped reading (a frozen kine process keeps its session), and the queue keeps every
+    /// notification that session has not read. Commits then say only their revision, so the
+    /// queue fills hundreds of times slower before it refuses every NOTIFY, and with it every
+    /// commit that notifies.
+    private(set) var queueCrowded = false
+
+    /// The share of the queue in use above which commits leave their events out: 1 % of
+    /// PostgreSQL's 8 GB, about 80 MB.
+    static let crowdedQueueUsage = 0.01
+
+    /// The queue's usage as a look found it (`pg_notification_queue_usage()`, 0…1); returns
+    /// whether that changed `queueCrowded`.
+    mutating func queueUsage(_ usage: Double) -> Bool {
+        let crowded = usage >= Self.crowdedQueueUsage
+        defer { queueCrowded = crowded }
+        return crowded != queueCrowded
+    }
 
     /// A notification this process did not cause.
     mutating func heard() {
@@ -60,6 +78,15 @@ final class CommitNoticeBoard: Sendable {
     private let onHeard = Mutex(Action {})
 
     var othersListen: Bool { state.withLock { $0.othersListen } }
+    /// What a commit's NOTIFY says (`CommitNoticePayload`): its events too unless the queue is
+    /// crowded; nil when nobody else listens.
+    func payload(revision: Int64, rows: [PendingRow]) -> String? {
+        let (others, crowded) = state.withLock { ($0.othersListen, $0.queueCrowded) }
+        guard others else { return nil }
+        return CommitNoticePayload.text(revision: revision, rows: crowded ? [] : rows)
+    }
+    /// See `CommitNotices.queueUsage`.
+    func queueUsage(_ usage: Double) -> Bool { state.withLock { $0.queueUsage(usage) } }
     var checkpoint: UInt64 { state.withLock { $0.checkpoint } }
     func heard() {
         state.withLock { $0.heard() }

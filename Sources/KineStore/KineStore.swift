@@ -165,8 +165,19 @@ public final class KineStore: Sendable {
                         greeted = pid
                     }
                     let checkpoint = notices.checkpoint
-                    let others = try await client.run(StoreSQL.otherListeners(than: pid))
-                    notices.observed(othersListening: others > 0, since: checkpoint)
+                    let look = try await client.run(StoreSQL.otherListeners(than: pid))
+                    notices.observed(othersListening: look.others > 0, since: checkpoint)
+                    if notices.queueUsage(look.queueUsage) {
+                        if look.queueUsage >= CommitNotices.crowdedQueueUsage {
+                            logger.warning(
+                                "PostgreSQL's notification queue is filling up: a session listening on kine is not reading (a frozen kine process?); commits announce their revision only",
+                                metadata: ["kine.store.notifyQueueUsage": "\(look.queueUsage)"])
+                        } else {
+                            logger.info(
+                                "PostgreSQL's notification queue has room again; commits announce their events",
+                                metadata: ["kine.store.notifyQueueUsage": "\(look.queueUsage)"])
+                        }
+                    }
                 } catch {
                     notices.unknown()
                 }

@@ -292,8 +292,8 @@ final class Writer: Sendable {
             var statements: [SQLStatement] = []
             if !rows.isEmpty {
                 statements += [StoreSQL.insert(rows), StoreSQL.setSequence(space.nextRowID - 1)]
-                if notices.othersListen {
-                    statements.append(StoreSQL.notify(CommitNoticePayload.text(revision: space.currentRevision, rows: rows)))
+                if let payload = notices.payload(revision: space.currentRevision, rows: rows) {
+                    statements.append(StoreSQL.notify(payload))
                 }
             }
             if !space.revokedLeases.isEmpty { statements.append(StoreSQL.deleteLeases(space.revokedLeases)) }
@@ -350,7 +350,7 @@ final class Writer: Sendable {
                 let insert = pipeline.add(
                     StoreSQL.guardedInsert(
                         rows, expectedNewestID: snapshot.lastID, sequence: space.nextRowID - 1,
-                        notify: notices.othersListen ? CommitNoticePayload.text(revision: space.currentRevision, rows: rows) : nil,
+                        notify: notices.payload(revision: space.currentRevision, rows: rows),
                         authGeneration: expectedAuth))
                 let outcome = try await session.run(pipeline)[insert]
                 if !outcome.admitted { return .refused }

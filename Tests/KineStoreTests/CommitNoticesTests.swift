@@ -1,3 +1,4 @@
+import KineCore
 import Testing
 
 @testable import KineStore
@@ -12,6 +13,31 @@ struct CommitNoticesTests {
         #expect(!notices.othersListen)
         notices.observed(othersListening: true, since: notices.checkpoint)
         #expect(notices.othersListen)
+    }
+
+    @Test("A crowded notification queue turns the events in the payload off, and room turns them on again")
+    func crowdedQueue() {
+        var notices = CommitNotices()
+        #expect(!notices.queueCrowded)
+        var changed = notices.queueUsage(0.002)
+        #expect(!changed && !notices.queueCrowded)
+        changed = notices.queueUsage(CommitNotices.crowdedQueueUsage)
+        #expect(changed && notices.queueCrowded)
+        changed = notices.queueUsage(0.5)
+        #expect(!changed && notices.queueCrowded)
+        changed = notices.queueUsage(0)
+        #expect(changed && !notices.queueCrowded)
+        let board = CommitNoticeBoard()
+        var row = PendingRow(
+            name: Array("/k".utf8), created: true, deleted: false, createRevision: 7, prevRevision: 0, value: [1], version: 1,
+            event: Event(type: .put, kv: KeyValue(key: Array("/k".utf8), createRevision: 7, modRevision: 7, version: 1, value: [1])))
+        row.id = 7
+        row.revision = 7
+        #expect(board.payload(revision: 7, rows: [row]).map { $0.hasPrefix("7 ") } == true)
+        _ = board.queueUsage(0.02)
+        #expect(board.payload(revision: 7, rows: [row]) == "7")
+        board.observed(othersListening: false, since: board.checkpoint)
+        #expect(board.payload(revision: 7, rows: [row]) == nil)
     }
 
     @Test("A notification heard while a look is on the way wins over the look")

@@ -38,14 +38,17 @@ extension StoreSQL {
     }
 
     /// Sessions on this database, other than `listener`, that listen on `kine`, or whose activity
-    /// this role may not see (they count, to be safe); 1 when activities are not tracked.
-    static func otherListeners(than listener: Int32) -> SQLQuery<Int64> {
-        .scalar(
+    /// this role may not see (they count, to be safe); 1 when activities are not tracked. And the
+    /// share of the notification queue in use (`CommitNotices.queueUsage`).
+    static func otherListeners(than listener: Int32) -> SQLQuery<(others: Int64, queueUsage: Double)> {
+        .firstRow(
             SQLStatement(
                 """
-                SELECT CASE WHEN current_setting('track_activities')::bool THEN count(*) ELSE 1 END FROM pg_stat_activity \
+                SELECT CASE WHEN current_setting('track_activities')::bool THEN count(*) ELSE 1 END, \
+                (pg_notification_queue_usage() * 1000000)::int8 FROM pg_stat_activity \
                 WHERE datname = current_database() AND pid <> $1::int8 AND backend_type = 'client backend' \
                 AND (query = 'LISTEN "kine"' OR query = '<insufficient privilege>')
-                """, [.int64(Int64(listener))], name: "watch_listeners"))
+                """, [.int64(Int64(listener))], name: "watch_listeners")
+        ) { row in (others: row?.int64(0) ?? 1, queueUsage: Double(row?.int64(1) ?? 0) / 1_000_000) }
     }
 }
