@@ -34,11 +34,8 @@ enum ChangeEvents {
         var groups: [RevisionEvents] = []
         for row in rows {
             guard let stored = StoredRow(row) else { continue }
-            let event = event(stored, previous: StoredRow(row, offset: StoreSQL.rowColumnCount))
-            if groups.last?.revision != stored.modRevision {
-                groups.append(RevisionEvents(revision: stored.modRevision, events: [], lastID: stored.id, rowIDs: []))
-            }
-            groups[groups.count - 1].append(event, rowID: stored.id)
+            groups.append(
+                event(stored, previous: StoredRow(row, offset: StoreSQL.rowColumnCount)), rowID: stored.id, revision: stored.modRevision)
         }
         return groups
     }
@@ -52,5 +49,14 @@ enum ChangeEvents {
             return Event(type: .delete, kv: KeyValue(key: key, modRevision: row.modRevision), prevKV: prevKV)
         }
         return Event(type: .put, kv: row.keyValue, prevKV: prevKV)
+    }
+}
+
+extension [RevisionEvents] {
+    /// Appends one row's event (or a row that is no event) to its revision's group, starting a
+    /// group when the revision changes; rows come in id order.
+    mutating func append(_ event: Event?, rowID: Int64, revision: Int64) {
+        if last?.revision != revision { append(RevisionEvents(revision: revision, events: [], lastID: rowID, rowIDs: [])) }
+        self[count - 1].append(event, rowID: rowID)
     }
 }

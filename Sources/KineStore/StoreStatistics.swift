@@ -28,8 +28,9 @@ public struct StoreCounters: Sendable, Equatable {
     /// Catch-up rounds of watchers behind the newest revision, by where their events came from.
     public var catchUpsFromMemory = 0
     public var catchUpsFromDatabase = 0
-    /// Revisions of other kine processes this process's watch hub published, by where it got
-    /// their events: the NOTIFY that announced them (`CommitNoticePayload`) or a read of the table.
+    /// Revisions the watch hub published that its own Writer did not hand it (other processes'
+    /// commits, this process's bulk deletes), by where it got their events: the NOTIFY that
+    /// announced them (`CommitNoticePayload`) or a read of the table.
     public var revisionsFromNotices = 0
     public var revisionsFromTable = 0
     /// Watchers cancelled because their start revision was compacted away.

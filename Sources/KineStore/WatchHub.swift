@@ -359,12 +359,7 @@ public final class WatchHub: Sendable {
         // Rows the Writer did not see (a bulk delete made by PostgreSQL): read them from the table.
         guard let first = rows.first else { return poke() }
         var groups: [RevisionEvents] = []
-        for row in rows {
-            if groups.last?.revision != row.revision {
-                groups.append(RevisionEvents(revision: row.revision, events: [], lastID: row.id, rowIDs: []))
-            }
-            groups[groups.count - 1].append(row.event, rowID: row.id)
-        }
+        for row in rows { groups.append(row.event, rowID: row.id, revision: row.revision) }
         let follows = state.withLock { $0.started && $0.lastID == first.id - 1 }
         if follows { publish(groups) } else { poke() }
     }
@@ -384,10 +379,7 @@ public final class WatchHub: Sendable {
             for row in rows {
                 let event = Event(type: row.type, kv: row.kv, prevKV: latest[row.kv.key])
                 latest[row.kv.key] = row.type == .put ? row.kv : nil
-                if groups.last?.revision != row.kv.modRevision {
-                    groups.append(RevisionEvents(revision: row.kv.modRevision, events: [], lastID: row.id, rowIDs: []))
-                }
-                groups[groups.count - 1].append(event, rowID: row.id)
+                groups.append(event, rowID: row.id, revision: row.kv.modRevision)
             }
             statistics.count { $0.revisionsFromNotices += groups.count }
             return publish(groups, state: &state)

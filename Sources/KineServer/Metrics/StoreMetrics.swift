@@ -34,7 +34,7 @@ enum StoreMetrics {
             ])
         text.family(
             "kine_watch_hub_revisions_total", .counter,
-            "Revisions of other kine processes published to this process's watchers and read cache, by where their events came from.",
+            "Revisions published to this process's watchers and read cache that its own Writer did not hand over (other processes' commits), by where their events came from.",
             [
                 ("{source=\"notification\"}", "\(c.revisionsFromNotices)"),
                 ("{source=\"table\"}", "\(c.revisionsFromTable)"),
